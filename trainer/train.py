@@ -1,0 +1,287 @@
+"""One training run, top to bottom: data, probe set, model, hook, the loop, the EVAL passes.
+
+Importing this module imports MXNet: the CLI sets the thread count and MKLDNN switch first.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon
+
+from trainer import TrainerError, __version__, data
+from trainer.config import TrainerConfig
+from trainer.hook import create_hook
+from trainer.model import ConvolutionalAutoencoder, parameter_count
+
+log = logging.getLogger("trainer")
+
+RUN_FILE = "latentlapse-run.json"
+# What smdebug (and we) write into a tensor store; --overwrite deletes these and nothing else.
+RUN_ENTRIES = ("index", "events", "collections", "training_job_end.ts", "framework", RUN_FILE)
+# The probe set is the same images in every run of a dataset, whatever --seed is, so runs compare.
+PROBE_SEED = 20200601
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---------------------------------------------------------------------------------------------
+# The tensor store
+
+
+def prepare_store(out: str, overwrite: bool) -> None:
+    """Refuse a store that already holds a run (unless ``overwrite``); make sure it can be written."""
+    if out.startswith("s3://"):
+        from trainer import s3
+
+        s3.preflight(out)
+        if s3.prefix_holds_run(out):
+            if not overwrite:
+                raise TrainerError(f"{out} already holds a run: choose a new prefix, "
+                                   "or pass --overwrite to replace it")
+            s3.delete_run(out)
+        return
+    folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise TrainerError(f"--out {out} is a file: choose a folder")
+    if folder.is_dir():
+        entries = sorted(p.name for p in folder.iterdir())
+        run_entries = [e for e in entries if e in RUN_ENTRIES]
+        others = [e for e in entries if e not in RUN_ENTRIES]
+        if run_entries and not overwrite:
+            raise TrainerError(f"{out} already holds a run: choose a new folder, "
+                               "or pass --overwrite to replace it")
+        if others:
+            raise TrainerError(f"{out} holds files that are not a tensor store ({', '.join(others[:3])}): "
+                               "choose an empty or new folder")
+        for name in run_entries:
+            path = folder / name
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-")
+        probe.close()
+    except OSError as exc:
+        raise TrainerError(f"cannot write to {out} ({exc.strerror}): choose a folder you can write") from None
+
+
+def write_run_file(out: str, info: dict) -> None:
+    """Write the run metadata beside the tensors, atomically (readers poll it)."""
+    if out.startswith("s3://"):
+        from trainer import s3
+
+        s3.write_json(out.rstrip("/") + "/" + RUN_FILE, info)
+        return
+    target = Path(out) / RUN_FILE
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{RUN_FILE}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(info, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, target)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+def choose_probe_set(labels: np.ndarray, size: int, n_classes: int) -> np.ndarray:
+    """Indices of ``size // n_classes`` test images per class, ordered by class, the same every time."""
+    per_class = size // n_classes
+    rng = np.random.RandomState(PROBE_SEED)
+    picked = []
+    for c in range(n_classes):
+        members = np.flatnonzero(labels == c)
+        picked.append(np.sort(rng.choice(members, per_class, replace=False)))
+    return np.concatenate(picked)
+
+
+def check_probe_size(size: int, dataset: data.Dataset) -> None:
+    n_classes = len(dataset.class_names)
+    smallest = int(np.bincount(dataset.test_labels, minlength=n_classes).min())
+    if size % n_classes:
+        raise TrainerError(f"--probe-size {size} is not a multiple of the {n_classes} classes: "
+                           f"use e.g. {max(n_classes, size - size % n_classes)}")
+    if size > smallest * n_classes:
+        raise TrainerError(f"--probe-size {size} is larger than the test set allows with equal classes "
+                           f"(at most {smallest * n_classes}): choose a smaller probe set")
+
+
+def to_batch(images: np.ndarray) -> mx.nd.NDArray:
+    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) in [0, 1]."""
+    return mx.nd.array(images[:, None, :, :].astype(np.float32) / 255.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+
+
+def run(config: TrainerConfig) -> dict:
+    """Train, saving tensors through the hook; return the final run metadata."""
+    dataset = data.load(config.dataset, data_dir=config.data_dir, cache_dir=config.cache_dir,
+                        mirrors=[config.mirror] if config.mirror else None)
+    check_probe_size(config.probe_size, dataset)
+    n_train = len(dataset.train_labels)
+    batches_per_epoch = n_train // config.batch_size
+    if batches_per_epoch == 0:
+        raise TrainerError(f"--batch-size {config.batch_size} is larger than the {n_train} training images")
+    steps = config.steps if config.steps is not None else max(1, int(round(config.epochs * batches_per_epoch)))
+    eval_steps = sorted({0, steps, *range(config.eval_every, steps, config.eval_every)})
+
+    prepare_store(config.out, config.overwrite)
+
+    mx.random.seed(config.seed)
+    rng = np.random.RandomState(config.seed)
+    probe_index = choose_probe_set(dataset.test_labels, config.probe_size, len(dataset.class_names))
+    probe_x = to_batch(dataset.test_images[probe_index])
+    probe_y = mx.nd.array(dataset.test_labels[probe_index].astype(np.float32))
+
+    net = ConvolutionalAutoencoder()
+    net.initialize(mx.init.Xavier())
+    net.hybridize_leaves()
+    loss_fn = gluon.loss.L2Loss()
+    optimizer = gluon.Trainer(net.collect_params(), "adam", {"learning_rate": config.lr})
+
+    hook = create_hook(config.out, config.save_interval)
+    hook.register_block(net)
+    hook.register_block(loss_fn)
+    from smdebug.mxnet import modes
+
+    info = {
+        "format": 1,
+        "dataset": dataset.name,
+        "class_names": list(dataset.class_names),
+        "probe_size": config.probe_size,
+        "probe_indices_sha": _digest(probe_index),
+        "parameters": None,  # known once the first forward call has shaped the layers
+        "config": {k: v for k, v in config.as_dict().items() if k != "progress"},
+        "steps": steps,
+        "eval_steps": eval_steps,
+        "expected_frames": len(eval_steps),
+        "versions": {"python": platform.python_version(), "mxnet": mx.__version__,
+                     "smdebug": _version("smdebug"), "latentlapse": __version__},
+        "data_source": dataset.source,
+        "started": _now(),
+        "progress": {"step": 0, "images_per_second": None, "updated": _now()},
+        "finished": None,
+    }
+
+    def evaluate(step: int) -> float:
+        hook.set_mode(modes.EVAL)
+        recon = net(probe_x, probe_y)  # ONE forward call: one EVAL step holds the whole probe set
+        loss = float(loss_fn(recon, probe_x).mean().asscalar())
+        hook.set_mode(modes.TRAIN)
+        return loss
+
+    progress = Progress(steps, config.batch_size, enabled=config.progress)
+    order = rng.permutation(n_train)
+    position = 0
+    eval_loss = evaluate(0)
+    if info["parameters"] is None:
+        info["parameters"] = parameter_count(net)
+    write_run_file(config.out, info)
+    progress.eval(0, eval_loss)
+    for step in range(1, steps + 1):
+        if position + config.batch_size > n_train:
+            order, position = rng.permutation(n_train), 0
+        index = np.sort(order[position:position + config.batch_size])
+        position += config.batch_size
+        x = to_batch(dataset.train_images[index])
+        y = mx.nd.array(dataset.train_labels[index].astype(np.float32))
+        with autograd.record():
+            loss = loss_fn(net(x, y), x)
+        loss.backward()
+        optimizer.step(config.batch_size)
+        train_loss = float(loss.mean().asscalar())
+        if not np.isfinite(train_loss):
+            log.warning("train loss is %s at step %d", train_loss, step)
+        progress.train(step, train_loss)
+        if step in eval_steps:
+            eval_loss = evaluate(step)
+            progress.eval(step, eval_loss)
+            info["progress"] = {"step": step, "images_per_second": progress.images_per_second(),
+                                "eval_loss": eval_loss, "updated": _now()}
+            write_run_file(config.out, info)
+    # close() writes the last step and the end marker; without it readers wait forever (S3 above all).
+    hook.close()
+    info["finished"] = _now()
+    write_run_file(config.out, info)
+    progress.done()
+    save_model(net)
+    return info
+
+
+def save_model(net) -> None:
+    """Inside SageMaker, keep the final parameters where the job collects its model."""
+    model_dir = os.environ.get("SM_MODEL_DIR")
+    if model_dir:
+        Path(model_dir).mkdir(parents=True, exist_ok=True)
+        net.save_parameters(str(Path(model_dir) / "autoencoder.params"))
+
+
+def _digest(array: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(array, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+class Progress:
+    """A one-line progress report: step, loss, images/s (a bar on a terminal, a line per EVAL otherwise)."""
+
+    def __init__(self, steps: int, batch_size: int, enabled: bool = True, stream=sys.stderr):
+        self.steps, self.batch_size, self.enabled, self.stream = steps, batch_size, enabled, stream
+        self.tty = enabled and stream.isatty()
+        self.start = time.perf_counter()
+        self.done_steps = 0
+        self.loss = float("nan")
+        self.eval_loss = float("nan")
+
+    def images_per_second(self) -> float | None:
+        elapsed = time.perf_counter() - self.start
+        return round(self.done_steps * self.batch_size / elapsed, 1) if self.done_steps else None
+
+    def _line(self, step: int) -> str:
+        width = 24
+        filled = int(width * step / self.steps)
+        rate = self.images_per_second()
+        return (f"[{'#' * filled}{'.' * (width - filled)}] step {step}/{self.steps} "
+                f"loss {self.loss:.4f} eval {self.eval_loss:.4f} "
+                f"{rate if rate is not None else '-'} img/s")
+
+    def train(self, step: int, loss: float) -> None:
+        self.done_steps, self.loss = step, loss
+        if self.tty and (step % 5 == 0 or step == self.steps):
+            self.stream.write("\r" + self._line(step))
+            self.stream.flush()
+
+    def eval(self, step: int, loss: float) -> None:
+        self.eval_loss = loss
+        if self.enabled and not self.tty:
+            self.stream.write(self._line(step) + "\n")
+            self.stream.flush()
+
+    def done(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
