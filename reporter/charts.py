@@ -113,7 +113,7 @@ def nice_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
         return [lo]
     raw = span / target
     mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw * 0.75)
     first = math.ceil(lo / step - 1e-9) * step
     count = int(math.floor((hi - first) / step + 1e-9)) + 1
     return [round(first + i * step, 12) for i in range(count)]
