@@ -378,7 +378,7 @@ class GifWriter:
         try:
             parsed = _parse(self.path.read_bytes())
             meta = json.loads(parsed["comments"][0]) if parsed["comments"] else {}
-        except (ValueError, IndexError, UnicodeDecodeError):
+        except (OSError, ValueError, IndexError, KeyError, UnicodeDecodeError):
             raise ReporterError(refuse) from None
         if meta.get("writer") != WRITER_ID or meta.get("format") != 1:
             raise ReporterError(refuse)

@@ -81,7 +81,10 @@ def test_points_land_where_their_coordinates_say(probe):
     limits = (-1.0, 1.0, -1.0, 1.0)
     left = draw(probe, emb, limits=limits)
     right = draw(probe, -emb, limits=limits)
-    x_of = lambda img, k: np.nonzero(pixels_of(img[:, 330:650], CLASS_COLOURS[k]))[1].mean()
+
+    def x_of(img, k):  # mean column of class k's colour inside the scatter
+        return np.nonzero(pixels_of(img[:, 330:650], CLASS_COLOURS[k]))[1].mean()
+
     assert x_of(left, 0) < x_of(left, 1)
     assert x_of(right, 0) > x_of(right, 1)
     # Fixed limits: a point moved out of view disappears instead of the view following it.
