@@ -5,7 +5,7 @@ bottleneck grows frame by frame (2 ... 20 components), so reconstructions, losse
 are real numbers from real pictures: early frames even have genuinely dead bottleneck units
 (components not used yet). The 2-D map of each frame is a Fisher discriminant projection of
 its latents, Procrustes-aligned to the previous frame. Frames are drawn by reporter.render and
-the GIF written by reporter.gif when that module exists (PIL otherwise).
+the GIF written by reporter.gif, as the reporter does.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from reporter import render, rules
+from reporter.gif import GifWriter
 from reporter.site import RECONSTRUCTION_PNG, save_reconstruction_grid, write_site
 
 LATENT = "convolutionalautoencoder0_hybridsequential0_dense0_output_0"
@@ -38,12 +39,29 @@ def mnist_rows(which: str, n: int) -> tuple[np.ndarray, np.ndarray]:
     return rows[:, 1:].reshape(-1, 28, 28) / 255.0, rows[:, 0].astype(np.int64)
 
 
-def _knn_accuracy(X, labels, k=10):
-    from sklearn.neighbors import NearestNeighbors
+def _neighbour_order(X):
+    """For each point, the other points from nearest to farthest (numpy: sklearn's import is slow)."""
+    sq = (X**2).sum(axis=1)
+    d = sq[:, None] + sq[None, :] - 2.0 * X @ X.T
+    np.fill_diagonal(d, np.inf)
+    return np.argsort(d, axis=1, kind="stable")[:, :-1]
 
-    idx = NearestNeighbors(n_neighbors=k).fit(X).kneighbors(return_distance=False)
-    votes = np.array([np.bincount(labels[row], minlength=10).argmax() for row in idx])
+
+def _knn_accuracy(X, labels, k=10):
+    near = _neighbour_order(X)[:, :k]
+    votes = np.array([np.bincount(labels[row], minlength=10).argmax() for row in near])
     return float(np.mean(votes == labels))
+
+
+def _trustworthiness(X, Y, k=10):
+    """Venna and Kaski's trustworthiness: penalise 2-D neighbours that are far in the latent space."""
+    n = len(X)
+    order_x = _neighbour_order(X)
+    rank = np.zeros((n, n), dtype=np.int64)
+    rank[np.arange(n)[:, None], order_x] = np.arange(1, n)
+    near_y = _neighbour_order(Y)[:, :k]
+    penalty = np.clip(rank[np.arange(n)[:, None], near_y] - k, 0, None).sum()
+    return float(1.0 - 2.0 / (n * k * (2 * n - 3 * k - 1)) * penalty)
 
 
 def _discriminant_2d(Z, labels):
@@ -66,25 +84,6 @@ def _procrustes(Y, ref):
     yc, rc = Y - Y.mean(axis=0), ref - ref.mean(axis=0)
     u, _, vt = np.linalg.svd(yc.T @ rc)
     return yc @ (u @ vt) + ref.mean(axis=0)
-
-
-def _write_gif(path: Path, pictures: list[np.ndarray]) -> None:
-    try:
-        from reporter.gif import GifWriter  # the real one, once it exists
-    except ImportError:
-        GifWriter = None
-    if GifWriter is not None:
-        writer = GifWriter(path)
-        for p in pictures:
-            writer.append(p)
-        close = getattr(writer, "close", None)
-        if close:
-            close()
-        return
-    from PIL import Image
-
-    images = [Image.fromarray(p).convert("P", palette=Image.ADAPTIVE, colors=64) for p in pictures]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=400, loop=0)
 
 
 def build_output(
@@ -114,7 +113,8 @@ def build_output(
     widths = np.unique(np.round(np.geomspace(2, BOTTLENECK, n_frames)).astype(int))
     widths = np.resize(widths, n_frames) if len(widths) < n_frames else widths
 
-    frames, pictures, previous, latents = [], [], None, None
+    gif = GifWriter(out / "latentlapse.gif", expected_frames=n_frames)
+    frames, previous, latents = [], None, None
     for i, width in enumerate(widths):
         V = components[:width]
         latents = np.zeros((len(X), BOTTLENECK))
@@ -143,7 +143,7 @@ def build_output(
             nonfinite=not finite.all(),
         )
         render.save_png(out / f"frames/frame-{i:04d}.png", rgb)
-        pictures.append(rgb)
+        gif.append(rgb)
         with open(out / f"frames/frame-{i:04d}.csv", "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["x", "y", "label"])
@@ -156,14 +156,13 @@ def build_output(
                 "train_loss": None, "train_losses": train_losses,
                 "knn_latent": _knn_accuracy(latents[finite], labels[finite]),
                 "knn_2d": _knn_accuracy(emb[finite], labels[finite]),
-                "trustworthiness": _trust(latents[finite], emb[finite]),
+                "trustworthiness": _trustworthiness(latents[finite], emb[finite]),
                 "nonfinite": not finite.all(), "embed_seconds": 0.01,
                 "dead_units": rules.dead_units(latents),
                 "png": f"frames/frame-{i:04d}.png", "csv": f"frames/frame-{i:04d}.csv",
                 "npz": f"frames/frame-{i:04d}.npz",
             }
         )
-    _write_gif(out / "latentlapse.gif", pictures)
     save_reconstruction_grid(
         out / RECONSTRUCTION_PNG, probe, recon.reshape(-1, 28, 28), labels, CLASS_NAMES,
         colours=render.CLASS_COLOURS,
@@ -177,8 +176,8 @@ def build_output(
     state = {
         "format": 1, "tensors": str(out.parent / "tensors"), "status": status,
         "status_since": when % 5, "updated": when % 5, "frames": frames,
-        "gif": {"path": "latentlapse.gif", "frames": n_frames,
-                "bytes": (out / "latentlapse.gif").stat().st_size, "scale": 1.0, "note": None},
+        "gif": {"path": "latentlapse.gif", "frames": gif.frames, "bytes": gif.bytes,
+                "scale": gif.scale, "note": gif.note},
         "alerts": rules.evaluate(frames, latents_last=latents, window=3),
         "tensors_inventory": inventory,
     }
@@ -195,12 +194,6 @@ def build_output(
         "finished": when % 5 if status == "finished" else None,
     }
     return state, run
-
-
-def _trust(X, Y):
-    from sklearn.manifold import trustworthiness
-
-    return float(trustworthiness(X, Y, n_neighbors=10))
 
 
 def make_site(out_dir, **kwargs) -> Path:
