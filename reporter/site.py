@@ -17,13 +17,13 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from reporter import ReporterError, __version__, atomic, rules
-from reporter.redact import HIDDEN, redact, redact_text
 from reporter.charts import line_chart, x_domain
+from reporter.reconstruction import save_reconstruction_grid, to_rgb255
+from reporter.redact import HIDDEN, redact, redact_text
 
 __all__ = [
     "write_site",
@@ -117,77 +117,6 @@ def write_site(out_dir, state: dict, run: dict | None, *, now: datetime | None =
     return out / "index.html"
 
 
-def save_reconstruction_grid(path, inputs, recons, labels, class_names, *, colours=None, scale=3) -> list[int]:
-    """Save one probe image per class, input above its reconstruction, as a PNG (atomically).
-
-    Parameters
-    ----------
-    path : path
-        Where to write; the site shows ``out_dir / RECONSTRUCTION_PNG``.
-    inputs, recons : arrays of shape (N, 1, H, W) or (N, H, W)
-        Probe images and the autoencoder's outputs at one step, same scale. Values in [0, 1]
-        (or [0, 255]) are drawn as they are; other ranges are mapped from the inputs' min..max.
-    labels : array of shape (N,)
-        Class index of each probe image.
-    class_names : sequence of str
-        Name of each class, in class-index order.
-    colours : sequence, optional
-        One colour per class (hex string or RGB), drawn as a stripe over its column.
-    scale : int
-        Pixel magnification (nearest neighbour, so pixels stay crisp).
-
-    Returns
-    -------
-    list of int
-        The probe index shown for each class (the first image of that class).
-    """
-    from PIL import Image, ImageColor, ImageDraw, ImageFont
-
-    x, r = _as_images(inputs, "inputs"), _as_images(recons, "reconstructions")
-    y = np.asarray(labels).astype(np.int64).ravel()
-    if x.shape != r.shape or len(y) != len(x):
-        raise ReporterError(
-            f"reconstruction grid: inputs {x.shape}, reconstructions {r.shape} and {len(y)} labels "
-            "do not match: check --inputs-regex/--recon-regex/--labels-regex"
-        )
-    picks = [int(np.flatnonzero(y == c)[0]) for c in range(len(class_names)) if (y == c).any()]
-    if not picks:
-        raise ReporterError("reconstruction grid: no probe image has a label in 0..len(class_names)-1")
-    lo, hi = (0.0, 255.0) if x.max() > 1.5 else (0.0, 1.0)
-    if x.min() < -0.01:  # normalised inputs: show them on their own range
-        lo, hi = float(x.min()), float(x.max())
-
-    def to_pixels(img):
-        grey = np.clip((img - lo) / ((hi - lo) or 1.0), 0.0, 1.0)
-        return Image.fromarray((grey * 255).round().astype(np.uint8), "L").resize(
-            (img.shape[1] * scale, img.shape[0] * scale), Image.NEAREST
-        )
-
-    cell_w, cell_h = x.shape[2] * scale, x.shape[1] * scale
-    gap, text_h, stripe = 6, 16, 4
-    width = len(picks) * (cell_w + gap) + gap
-    height = text_h + stripe + 2 * cell_h + 3 * gap
-    canvas = Image.new("RGB", (width, height), (244, 244, 244))
-    draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default(size=12)
-    for col, idx in enumerate(picks):
-        left, c = gap + col * (cell_w + gap), int(y[idx])
-        name = str(class_names[c])
-        tw = draw.textlength(name, font=font)
-        draw.text((left + (cell_w - tw) / 2, 2), name, fill=(30, 30, 30), font=font)
-        if colours is not None:
-            colour = colours[c]
-            rgb = ImageColor.getrgb(colour) if isinstance(colour, str) else _rgb(colour)
-            draw.rectangle([left, text_h, left + cell_w - 1, text_h + stripe - 1], fill=rgb)
-        top = text_h + stripe + gap
-        canvas.paste(to_pixels(x[idx]), (left, top))
-        canvas.paste(to_pixels(r[idx]), (left, top + cell_h + gap))
-    buf = io.BytesIO()
-    canvas.save(buf, format="PNG", optimize=True)
-    atomic.write_bytes(path, buf.getvalue())
-    return picks
-
-
 # -- the page's context ----------------------------------------------------------------------
 
 
@@ -219,10 +148,7 @@ def _context(out: Path, state: dict, run: dict, frames: list, now: datetime, ver
         "table": _table_rows(frames, steps),
         "reconstruction": _recon_view(out, recon_step, class_names, dataset),
         "palette": _palette(class_names, state),
-        "alerts": [
-            {**a, "title": a.get("title") or rules.RULE_TITLES.get(a.get("rule"), a.get("rule"))}
-            for a in alerts
-        ],
+        "alerts": [_alert_view(a) for a in alerts if isinstance(a, dict)],
         "inventory": [_inventory_row(t) for t in state.get("tensors_inventory") or []],
         "downloads": _downloads(out, state, run),
         "config": _config_rows(run.get("config")),
@@ -367,15 +293,25 @@ def _recon_view(out, step, class_names, dataset):
 
 def _palette(class_names, state):
     colours = state.get("class_colours")
-    if colours is None:
-        try:  # render.py owns the frames' palette; the site's legend must match it
-            from reporter.render import CLASS_COLOURS as colours
-        except ImportError:
-            colours = None
+    if colours is None:  # render.py owns the frames' palette; the site's legend must match it
+        from reporter.render import CLASS_COLOURS as colours
     if not colours or not class_names:
         return []
-    hexes = [c if isinstance(c, str) else "#%02x%02x%02x" % _rgb(c) for c in colours]
+    hexes = [c if isinstance(c, str) else "#%02x%02x%02x" % to_rgb255(c) for c in colours]
     return [{"name": n, "colour": hexes[i % len(hexes)]} for i, n in enumerate(class_names)]
+
+
+def _alert_view(a):
+    step = a.get("step")
+    last = a.get("last_step")
+    rule = str(a.get("rule", "alert"))
+    return {
+        "title": str(a.get("title") or rules.RULE_TITLES.get(rule, rule)),
+        "step": f"{int(step):,}" if isinstance(step, (int, float)) else "unknown",
+        "until": f"{int(last):,}" if isinstance(last, (int, float)) and last != step else None,
+        "active": bool(a.get("active", True)),
+        "message": str(a.get("message", "")),
+    }
 
 
 def _inventory_row(t):
@@ -459,22 +395,6 @@ def _script_json(obj) -> Markup:
     # Inline JSON must not close its <script>: escape <, > and & as JSON unicode escapes.
     text = json.dumps(obj, allow_nan=False, separators=(",", ":"))
     return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
-
-
-def _as_images(a, what):
-    a = np.asarray(a, dtype=np.float64)
-    if a.ndim == 4 and a.shape[1] == 1:
-        a = a[:, 0]
-    if a.ndim != 3:
-        raise ReporterError(f"reconstruction grid: {what} must be (N, 1, H, W) or (N, H, W), got {a.shape}")
-    return a
-
-
-def _rgb(colour):
-    vals = [float(v) for v in list(colour)[:3]]
-    if max(vals) <= 1.0:
-        vals = [v * 255 for v in vals]
-    return tuple(int(round(v)) for v in vals)
 
 
 def _if_exists(out, rel):

@@ -179,10 +179,12 @@ def test_live_page_reloads_itself_and_keeps_the_frame(browser, site, tmp_path):
     try:
         page = v.open("#frame=3")
         assert page.get_attribute("#frame-img", "src") == "frames/frame-0002.png"
+        page.click("#numbers summary")  # an open table stays open across the reload
         page.evaluate("window.__beforeReload = true")
         page.wait_for_function("() => window.__beforeReload === undefined", timeout=12000)  # a new document
         assert page.get_attribute("#frame-img", "src") == "frames/frame-0002.png"
         assert page.evaluate("location.hash") == "#frame=3"
+        assert page.eval_on_selector("#numbers", "d => d.open") is True
         assert v.errors == []
     finally:
         v.close()

@@ -14,7 +14,7 @@ from PIL import Image
 from reporter import ReporterError
 from reporter.charts import line_chart, log_ticks, nice_ticks
 from reporter.redact import HIDDEN, redact, redact_text
-from reporter.site import RECONSTRUCTION_PNG, save_reconstruction_grid, template_dir, write_site
+from reporter.site import save_reconstruction_grid, template_dir, write_site
 from site_fixture import CLASS_NAMES, build_output, mnist_rows
 
 EVIL = "<script>alert(1)</script>"

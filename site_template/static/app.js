@@ -120,14 +120,36 @@
     });
   }
   var reloadTimer = null;
+  function readerIsBusy() {
+    // Don't pull the page away while someone selects or copies a snippet.
+    var active = document.activeElement;
+    var selection = window.getSelection ? String(window.getSelection()) : "";
+    return selection.length > 0 || (active && active.tagName === "TEXTAREA");
+  }
   function scheduleReload() {
     if (!data.live || reloadTimer !== null) return;
     reloadTimer = window.setTimeout(function () {
       reloadTimer = null;
-      if (!box || box.checked) window.location.reload();
+      if (box && !box.checked) return;
+      if (readerIsBusy()) { scheduleReload(); return; }
+      window.location.reload();
     }, (data.refresh || 5) * 1000);
   }
   if (data.live && (!box || box.checked)) scheduleReload();
+
+  // Open <details> stay open across reloads.
+  var OPEN = "latentlapse-open-details";
+  var details = document.querySelectorAll("details[id]");
+  var opened = [];
+  try { opened = JSON.parse((store && store.getItem(OPEN)) || "[]"); } catch (e) { opened = []; }
+  for (var d = 0; d < details.length; d++) {
+    if (opened.indexOf(details[d].id) >= 0) details[d].open = true;
+    details[d].addEventListener("toggle", function () {
+      var ids = [];
+      for (var j = 0; j < details.length; j++) { if (details[j].open) ids.push(details[j].id); }
+      if (store) store.setItem(OPEN, JSON.stringify(ids));
+    });
+  }
 
   // ---- copy buttons for the embed snippets
   var copyButtons = document.querySelectorAll("button.copy");
