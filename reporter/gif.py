@@ -190,6 +190,7 @@ class GifWriter:
         Size the GIF should stay under (default 5 MiB).
     expected_frames : int, optional
         How many frames the run will have; lets the first frame choose a scale that fits.
+        Kept in the GIF, so a writer resumed without it plans with the same number.
     min_scale : float
         Never shrink frames below this fraction of their drawn size.
 
@@ -358,7 +359,8 @@ class GifWriter:
     def _prefix(self) -> bytes:
         w, h = self.size or (0, 0)
         meta = json.dumps({"writer": WRITER_ID, "format": 1, "source": self.source_size,
-                           "scale": self.scale, "note": self.note},
+                           "scale": self.scale, "note": self.note,
+                           "expected_frames": self.expected_frames},
                           sort_keys=True, separators=(",", ":")).encode()
         return (b"GIF89a" + struct.pack("<HHBBB", w, h, 0xF7, 0, 0) + self._palette_bytes
                 + b"\x21\xff\x0bNETSCAPE2.0\x03\x01" + struct.pack("<H", self.loop) + b"\x00"
@@ -393,6 +395,8 @@ class GifWriter:
         self.size = parsed["size"]
         self.scale = float(meta["scale"])
         self.note = meta.get("note")
+        if self.expected_frames is None:  # a restarted reporter may not know it any more
+            self.expected_frames = meta.get("expected_frames")
         self.bytes = os.path.getsize(self.path)
         if not math.isclose(self._scaled_size(self.scale)[0], self.size[0], abs_tol=1):
             raise ReporterError(f"{self.path} is damaged: delete it to start the GIF again")

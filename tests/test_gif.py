@@ -186,7 +186,27 @@ def test_a_run_longer_than_announced_reencodes_all_frames_smaller_once(tmp_path,
     assert "re-encoded at frame" in writer.note and writer.scale < 1.0
     stack = iio.imread(path, index=None)
     assert stack.shape[:3] == (N_FRAMES, writer.size[1], writer.size[0])
-    assert GifWriter(path, budget_bytes=budget).note == writer.note  # the note survives a restart
+    resumed = GifWriter(path, budget_bytes=budget)
+    assert resumed.note == writer.note and resumed.expected_frames == 5  # both survive a restart
+
+
+def test_a_restart_that_forgot_the_expected_frame_count_still_ends_with_the_same_bytes(tmp_path, frames):
+    # A first frame with every point in one spot compresses far better than the rest, so the
+    # GIF outgrows the scale chosen on it and is re-encoded at frame 4, planning for 12 frames.
+    collapsed = draw_frame(np.zeros((300, 2)), np.repeat(np.arange(10), 30), [str(d) for d in range(10)],
+                           np.zeros((300, 28, 28)), np.zeros((300, 28, 28)), step=0, global_step=0,
+                           eval_loss=0.1)
+    run = [collapsed, *frames[:7]]
+    kw = dict(budget_bytes=160_000)
+    whole = tmp_path / "whole.gif"
+    assert "re-encoded at frame 4" in write(whole, run, expected_frames=12, **kw).note
+    path = tmp_path / "latentlapse.gif"
+    write(path, run[:2], expected_frames=12, **kw)
+    write(path, run[2:], **kw)  # the restarted reporter did not pass expected_frames
+    assert path.read_bytes() == whole.read_bytes()
+    unknown = tmp_path / "unknown.gif"
+    write(unknown, run, **kw)  # planning for 2 x 4 frames instead picks another scale
+    assert unknown.read_bytes() != whole.read_bytes()
 
 
 def test_a_run_of_unknown_length_stays_in_budget_with_few_reencodes(tmp_path, frames):
