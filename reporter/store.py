@@ -1,0 +1,269 @@
+"""Reading a smdebug tensor store while the trainer is still writing it.
+
+Everything smdebug raises while a run is being written (a step not yet complete, a tensor not yet
+flushed, collection files not there yet) is waited out with a bound, never turned into a crash
+and never into a silently skipped step.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from reporter import ReporterError
+
+log = logging.getLogger("reporter.store")
+
+RUN_FILE = "latentlapse-run.json"
+END_MARKER = "training_job_end.ts"
+
+# Defaults match the trainer; anchored on the block path because ".*dense0_output_0" also
+# matches the decoder's first Dense layer.
+DEFAULT_NAMES = {
+    "latent": r"^.*hybridsequential0_dense0_output_0$",
+    "labels": r"^convolutionalautoencoder\d+_input_1$",
+    "inputs": r"^convolutionalautoencoder\d+_input_0$",
+    "recon": r"^l2loss\d+_input_0$",
+    "loss": r"^l2loss\d+_output_0$",
+}
+REQUIRED = ("latent", "labels", "inputs", "recon")
+
+
+@dataclass
+class ProbeStep:
+    """What one EVAL step holds for the probe set (one frame)."""
+
+    step: int                       # EVAL-mode step
+    global_step: int
+    latents: np.ndarray             # (N, D)
+    labels: np.ndarray              # (N,) int
+    inputs: np.ndarray              # (N, 1, H, W) or (N, H, W)
+    reconstructions: np.ndarray
+    losses: np.ndarray | None       # (N,) per-sample, if a loss tensor was found
+    train_losses: list = field(default_factory=list)  # [(global_step, mean loss)] since the last frame
+
+
+class StepUnreadable(Exception):
+    """A complete step whose tensors could not be read after every retry (corrupted or truncated)."""
+
+
+def is_s3(path: str) -> bool:
+    return str(path).startswith("s3://")
+
+
+def _smdebug_quiet() -> None:
+    os.environ.setdefault("SMDEBUG_LOG_LEVEL", "warning")
+    logging.getLogger("smdebug").setLevel(logging.WARNING)
+
+
+class TensorStore:
+    """A smdebug trial that may still be growing, read with bounded retries.
+
+    Parameters
+    ----------
+    path : str
+        The trainer's ``--out``: a folder or ``s3://bucket/prefix``.
+    names : dict
+        Regexes for ``latent``, ``labels``, ``inputs``, ``recon`` and ``loss`` (see DEFAULT_NAMES).
+    retries : int
+        How many times a read of a listed step is tried before the step counts as unreadable.
+    retry_delay : float
+        Seconds between those tries.
+    """
+
+    def __init__(self, path: str, names: dict | None = None, retries: int = 5, retry_delay: float = 1.0):
+        self.path = str(path).rstrip("/") if is_s3(path) else str(path)
+        self.patterns = {**DEFAULT_NAMES, **(names or {})}
+        self.retries = retries
+        self.retry_delay = retry_delay
+        self.trial = None
+        self.names: dict[str, str | None] = {}
+
+    # -- opening -------------------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        """Whether the trainer has written its collections yet (smdebug blocks without them)."""
+        if is_s3(self.path):
+            from reporter import s3
+
+            return s3.has_collections(self.path)
+        return bool(glob.glob(os.path.join(self.path, "collections", "*", "*.json")))
+
+    def open(self, timeout: float, poll: float = 1.0, on_wait=None) -> None:
+        """Wait up to ``timeout`` seconds for a trial at the path, then open it."""
+        _smdebug_quiet()
+        if is_s3(self.path):
+            from reporter import s3
+
+            s3.preflight(self.path)
+            s3.patch_smdebug_s3()
+        elif not os.path.isdir(self.path) and timeout <= 0:
+            raise ReporterError(f"{self.path} does not exist: pass the trainer's --out folder to --tensors")
+        deadline = time.monotonic() + timeout
+        waited = False
+        while not self.exists():
+            if time.monotonic() >= deadline:
+                raise ReporterError(
+                    f"no smdebug trial at {self.path}" + (f" after waiting {timeout:.0f} s" if timeout else "")
+                    + ": pass the trainer's --out to --tensors (and start the trainer)")
+            if not waited and on_wait is not None:
+                on_wait()
+            waited = True
+            time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+        from smdebug.trials import create_trial
+
+        self.trial = create_trial(self.path)
+
+    def resolve_names(self) -> dict[str, str | None]:
+        """Match each regex to exactly one tensor; say which names exist when one matches nothing."""
+        available = sorted(self.trial.tensor_names())
+        resolved = {}
+        for role, pattern in self.patterns.items():
+            try:
+                regex = re.compile(pattern)
+            except re.error as exc:
+                raise ReporterError(f"--{role}-regex {pattern!r} is not a valid regex ({exc})") from None
+            hits = [n for n in available if regex.search(n)]
+            if not hits and role in REQUIRED:
+                if not available:
+                    return {}  # nothing saved yet: the caller waits and asks again
+                raise ReporterError(
+                    f"--{role}-regex {pattern!r} matches no tensor; the trial has: {', '.join(available)}")
+            if len(hits) > 1:
+                raise ReporterError(
+                    f"--{role}-regex {pattern!r} matches {len(hits)} tensors ({', '.join(hits)}): "
+                    "make it match exactly one")
+            resolved[role] = hits[0] if hits else None
+        self.names = resolved
+        return resolved
+
+    # -- what is there -------------------------------------------------------------------------
+
+    def eval_steps(self) -> list[int]:
+        """EVAL steps that are complete (smdebug lists a step once all its files are written)."""
+        from smdebug import modes
+
+        return self._retry(lambda: list(self.trial.steps(mode=modes.EVAL)), default=[])
+
+    def all_steps(self) -> list[int]:
+        return self._retry(lambda: list(self.trial.steps()), default=[])
+
+    def training_ended(self) -> bool:
+        from smdebug.core.access_layer.utils import has_training_ended
+
+        return bool(self._retry(lambda: has_training_ended(self.path), default=False))
+
+    def run_info(self) -> dict | None:
+        """The trainer's ``latentlapse-run.json``, or None (another trainer, or not written yet)."""
+        if is_s3(self.path):
+            from reporter import s3
+
+            return s3.read_json(self.path + "/" + RUN_FILE)
+        try:
+            return json.loads(Path(self.path, RUN_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+
+    # -- reading one frame ---------------------------------------------------------------------
+
+    def read_probe_step(self, step: int, since_global_step: int | None) -> ProbeStep:
+        """Read the probe set of one EVAL step, and the TRAIN losses saved since the last frame.
+
+        Raises StepUnreadable when the step stays unreadable after every retry.
+        """
+        from smdebug import modes
+
+        def read():
+            values = {}
+            for role in ("latent", "labels", "inputs", "recon", "loss"):
+                name = self.names.get(role)
+                values[role] = None if name is None else np.asarray(
+                    self.trial.tensor(name).value(step, mode=modes.EVAL))
+            return values
+
+        values = self._retry(read, unreadable=f"EVAL step {step}")
+        global_step = int(self.trial.global_step(modes.EVAL, step))
+        latents = values["latent"].reshape(values["latent"].shape[0], -1)
+        labels = values["labels"].reshape(-1)
+        n = latents.shape[0]
+        for role in ("labels", "inputs", "recon"):
+            if values[role].shape[0] != n:
+                raise ReporterError(
+                    f"EVAL step {step}: {self.names[role]} has {values[role].shape[0]} rows but the latents "
+                    f"have {n}: check --{role}-regex")
+        if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)) or labels.min() < 0:
+            raise ReporterError(f"{self.names['labels']} does not hold class indices: check --labels-regex")
+        losses = values["loss"].reshape(-1) if values["loss"] is not None else None
+        return ProbeStep(step, global_step, latents, labels.astype(np.int64), values["inputs"],
+                         values["recon"], losses, self.train_losses(since_global_step, global_step))
+
+    def train_losses(self, after: int | None, upto: int) -> list[tuple[int, float]]:
+        """Mean TRAIN loss of every saved TRAIN step with ``after < global step < upto``."""
+        from smdebug import modes
+
+        name = self.names.get("loss")
+        if name is None:
+            return []
+        tensor = self.trial.tensor(name)
+        result = []
+        for step in self._retry(lambda: list(tensor.steps(mode=modes.TRAIN)), default=[]):
+            g = int(self.trial.global_step(modes.TRAIN, step))
+            if (after is None or g > after) and g < upto:
+                value = self._retry(lambda: tensor.value(step, mode=modes.TRAIN), default=None)
+                if value is not None:
+                    result.append((g, float(np.mean(value))))
+        return result
+
+    def inventory(self) -> list[dict]:
+        """Every tensor with its shape (at its last step), modes and number of steps."""
+        from smdebug import modes
+
+        rows = []
+        for name in sorted(self.trial.tensor_names()):
+            tensor = self.trial.tensor(name)
+            seen, shape, count = [], None, 0
+            for mode in (modes.TRAIN, modes.EVAL, modes.PREDICT, modes.GLOBAL):
+                steps = self._retry(lambda: list(tensor.steps(mode=mode)), default=[])
+                if steps:
+                    seen.append(mode.name)
+                    count += len(steps)
+                    if shape is None:
+                        shape = self._retry(lambda: list(tensor.shape(steps[-1], mode=mode)), default=None)
+            rows.append({"name": name, "shape": shape, "modes": seen, "steps": count})
+        return rows
+
+    # -- retrying ------------------------------------------------------------------------------
+
+    def _retry(self, action, default=None, unreadable: str | None = None):
+        """Run ``action``; on smdebug's realtime-reading errors wait and try again, a bounded number of times."""
+        from smdebug.exceptions import (IndexReaderException, MissingCollectionFiles, SMDebugError,
+                                        StepNotYetAvailable, StepUnavailable, TensorUnavailable,
+                                        TensorUnavailableForStep)
+
+        transient = (TensorUnavailableForStep, StepNotYetAvailable, StepUnavailable, TensorUnavailable,
+                     MissingCollectionFiles, IndexReaderException, SMDebugError)
+        last = None
+        for attempt in range(self.retries):
+            try:
+                return action()
+            except ReporterError:
+                raise
+            except transient as exc:
+                last = exc
+            # A truncated or corrupted event file surfaces as whatever its decoder raised.
+            except (OSError, ValueError, TypeError, KeyError, IndexError, RuntimeError) as exc:
+                last = exc
+            if attempt + 1 < self.retries:
+                time.sleep(self.retry_delay)
+        if unreadable is not None:
+            raise StepUnreadable(f"{unreadable}: {type(last).__name__}: {last}")
+        log.warning("gave up after %d tries: %s: %s", self.retries, type(last).__name__, last)
+        return default
