@@ -1,0 +1,40 @@
+# latentlapse: `make demo` trains and reports side by side; `make test` runs every test.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+UV     := $(VENV)/bin/uv
+UV_VERSION := 0.13.9
+
+.PHONY: demo test test-docker lock lint clean-venv
+
+$(VENV)/.installed: requirements/dev.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "latentlapse needs Python 3.11 (mxnet 1.9.1 has no wheels for others): set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	# Exactly the locked set (hashes checked), then the project itself without touching it.
+	$(UV) pip sync --quiet --python $(PY) requirements/dev.txt
+	$(UV) pip install --quiet --python $(PY) --no-deps uv==$(UV_VERSION) -e .
+	touch $@
+
+demo: $(VENV)/.installed
+	bash scripts/demo.sh
+
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+# The compose stack built and run on a real Docker engine (CI installs and starts one).
+test-docker: $(VENV)/.installed
+	bash .ci/docker-e2e.sh
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check trainer reporter tests benchmarks
+
+# Re-resolve the pins in pyproject.toml and write the hashed lock files.
+lock:
+	uv lock
+	for s in trainer reporter; do uv export -q --frozen --no-emit-project --extra $$s -o requirements/$$s.txt; done
+	uv export -q --frozen --no-emit-project --extra trainer --extra reporter --extra dev -o requirements/dev.txt
+	uv export -q --frozen --no-emit-project --all-extras -o requirements/all.txt
+
+clean-venv:
+	rm -rf $(VENV)
