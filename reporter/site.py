@@ -215,6 +215,7 @@ def _gif_view(out, state, run, dataset, n_frames, steps):
         "alt": alt,
         "width": width,
         "height": height,
+        "frames": int(gif.get("frames") or n_frames),
         "size": _mib(size),
         "too_big": size > GITHUB_HOTLINK_LIMIT,
         "note": gif.get("note"),
