@@ -1,0 +1,185 @@
+"""Reading a tensor store from ``s3://bucket/prefix``: checks, the run file, and smdebug's S3 fixes.
+
+Configured only by boto3's standard environment (``AWS_ENDPOINT_URL_S3``, keys or
+``AWS_PROFILE``, ``AWS_DEFAULT_REGION``), which smdebug's own clients honour as well.
+
+``patch_smdebug_s3()`` fixes two ways smdebug 1.0.34 reads S3 wrongly. Call it once before
+``create_trial``:
+
+1. **Empty listings.** smdebug lists a "folder" with ``StartAfter`` equal to ``Prefix`` and no
+   trailing slash (``Prefix='run/index', StartAfter='run/index'``). On S3 every key under
+   ``run/index/`` sorts after ``run/index`` and comes back; SeaweedFS treats ``run/index`` as a
+   directory it has already passed and returns nothing, so the trial never sees a step. The fix
+   drops ``StartAfter`` when it equals ``Prefix`` and filters out a key equal to the prefix: the
+   same set of keys by S3's own definition, on every server.
+2. **Wrong values.** For 100 or more objects smdebug forks a process pool while the parent's
+   boto3 client holds keep-alive connections; children then share sockets and read each other's
+   responses (another step's index file or loss, silently). The fix keeps those reads in the
+   calling process.
+
+It also stops every ``tensor.value()`` from listing the whole ``events/`` prefix again (81 ms
+per call at 130 event files, growing with the run): an event file, once listed, stays.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from urllib.parse import urlparse
+
+from reporter import ReporterError
+
+PREFLIGHT_CONNECT_TIMEOUT = 5
+PREFLIGHT_ATTEMPTS = 2
+# Reads retry with backoff through a restart of the server (about a minute or two), then fail.
+RETRY_MODE = "standard"
+MAX_ATTEMPTS = "10"
+
+_CREDENTIAL_ERRORS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
+                      "ExpiredToken", "AuthorizationHeaderMalformed", "InvalidClientTokenId"}
+
+
+def parse_url(url: str) -> tuple[str, str]:
+    """Split ``s3://bucket/prefix`` into ``(bucket, prefix)`` (prefix without slashes at the ends)."""
+    parsed = urlparse(url)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise ReporterError(f"{url!r} is not an S3 URL: write s3://bucket/prefix")
+    return parsed.netloc, parsed.path.strip("/")
+
+
+def configure_retries(environ: dict | None = None) -> dict[str, str]:
+    """Bounded retries with backoff for boto3 clients made from now on, unless the user chose."""
+    environ = os.environ if environ is None else environ
+    environ.setdefault("AWS_RETRY_MODE", RETRY_MODE)
+    environ.setdefault("AWS_MAX_ATTEMPTS", MAX_ATTEMPTS)
+    return {"AWS_RETRY_MODE": environ["AWS_RETRY_MODE"],
+            "AWS_MAX_ATTEMPTS": environ["AWS_MAX_ATTEMPTS"]}
+
+
+def _client(preflight: bool = False):
+    import boto3
+    from botocore.config import Config
+
+    if preflight:
+        return boto3.client("s3", config=Config(
+            connect_timeout=PREFLIGHT_CONNECT_TIMEOUT, read_timeout=20,
+            retries={"mode": "standard", "max_attempts": PREFLIGHT_ATTEMPTS}))
+    return boto3.client("s3")
+
+
+def _explain(error: Exception, url: str, client) -> ReporterError:
+    from botocore.exceptions import (ClientError, ConnectTimeoutError, EndpointConnectionError,
+                                     NoCredentialsError, NoRegionError, PartialCredentialsError,
+                                     ReadTimeoutError)
+
+    endpoint = client.meta.endpoint_url if client is not None else "S3"
+    bucket = urlparse(url).netloc
+    if isinstance(error, (NoCredentialsError, PartialCredentialsError)):
+        return ReporterError(f"no AWS credentials to read {url}: set AWS_ACCESS_KEY_ID and "
+                             "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)")
+    if isinstance(error, NoRegionError):
+        return ReporterError(f"no AWS region to read {url}: set AWS_DEFAULT_REGION")
+    if isinstance(error, (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError)):
+        return ReporterError(f"cannot reach the S3 endpoint {endpoint} ({type(error).__name__}): "
+                             "check AWS_ENDPOINT_URL_S3 and that the server is up")
+    if isinstance(error, ClientError):
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in _CREDENTIAL_ERRORS:
+            return ReporterError(f"{endpoint} rejected the AWS credentials ({code}) for {url}: "
+                                 "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+        if code in ("NoSuchBucket", "404") or status == 404:
+            return ReporterError(f"bucket {bucket!r} does not exist at {endpoint}: "
+                                 "check --tensors (and AWS_ENDPOINT_URL_S3)")
+        if code in ("AccessDenied", "403", "AllAccessDisabled") or status == 403:
+            return ReporterError(f"access denied reading {url} ({code}): the credentials need "
+                                 "s3:ListBucket and s3:GetObject on it")
+        return ReporterError(f"S3 error reading {url}: {code or status} "
+                             f"{error.response.get('Error', {}).get('Message', '')}".rstrip())
+    return ReporterError(f"S3 error reading {url}: {error}")
+
+
+def preflight(url: str) -> None:
+    """Check that ``url`` can be listed before waiting on it (an empty prefix is fine: the run
+    may not have started yet). Also sets bounded retries (see ``configure_retries``).
+
+    Raises
+    ------
+    ReporterError
+        One line naming the problem: no or wrong credentials, a missing bucket, an unreachable
+        endpoint, or access denied. Without this smdebug would log and wait forever.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, prefix = parse_url(url)
+    configure_retries()
+    client = None
+    try:
+        client = _client(preflight=True)
+        client.list_objects_v2(Bucket=bucket, Prefix=prefix + "/" if prefix else "", MaxKeys=1)
+    except (BotoCoreError, ClientError) as error:
+        raise _explain(error, url, client) from None
+
+
+def read_json(url: str):
+    """The JSON object stored at ``url``, or None if there is no such object (yet).
+
+    Raises
+    ------
+    ReporterError
+        If S3 cannot be read, or the object is not JSON.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, key = parse_url(url)
+    client = _client()
+    try:
+        body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None
+        raise _explain(error, url, client) from None
+    except BotoCoreError as error:
+        raise _explain(error, url, client) from None
+    try:
+        return json.loads(body)
+    except ValueError as error:
+        raise ReporterError(f"{url} is not JSON ({error}): is it the right file?") from None
+
+
+def patch_smdebug_s3() -> None:
+    """Make smdebug's S3 reads list every key on every server and return the right bytes.
+
+    Idempotent; see the module docstring for the two problems it fixes.
+    """
+    from smdebug.core.access_layer.s3handler import ListRequest, S3Handler
+    from smdebug.core.index_reader import S3IndexReader
+    from smdebug.core.utils import is_s3
+
+    # A process pool forked beside live keep-alive connections mixes up responses: never fork.
+    S3Handler.GET_OBJECTS_MULTIPROCESSING_THRESHOLD = 2**62
+    if getattr(S3Handler.list_prefix, "_latentlapse", False):
+        return
+    original = S3Handler.list_prefix
+
+    def list_prefix(lr):
+        if lr.prefix and lr.start_after == lr.prefix:
+            # StartAfter=P with Prefix=P means "every key under P except P itself" on S3.
+            keys = original(ListRequest(Bucket=lr.bucket, Prefix=lr.prefix,
+                                        Delimiter=lr.delimiter, StartAfter=""))
+            return [key for key in keys if key != lr.prefix]
+        return original(lr)
+
+    list_prefix._latentlapse = True
+    list_prefix.original = original
+    S3Handler.list_prefix = staticmethod(list_prefix)
+
+    def is_event_file_present(self, file):
+        # Event files are written once and never change: list again only for one not seen yet.
+        seen = self.__dict__.setdefault("_latentlapse_event_files", set())
+        key = is_s3(file)[2]
+        if key not in seen:
+            seen.update(self.list_event_files())
+        return key in seen
+
+    S3IndexReader._is_event_file_present = is_event_file_present
