@@ -24,6 +24,8 @@ _URL_USERINFO = re.compile(r"\b([a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
 _URL_QUERY = re.compile(r"\b([a-z][a-z0-9+.-]*://[^?#\s]*)\?[^#\s]*", re.IGNORECASE)
 # Environment values shorter than this are too likely to occur by chance in ordinary text.
 _MIN_ENV_SECRET = 8
+# Shell variables that match the pattern above ("pwd") but hold the working directory.
+_NOT_SECRET = {"PWD", "OLDPWD"}
 
 
 def is_secret_name(name: str) -> bool:
@@ -34,7 +36,13 @@ def is_secret_name(name: str) -> bool:
 def environment_secrets(environ=None) -> list[str]:
     """Values of environment variables whose names look secret, longest first."""
     environ = os.environ if environ is None else environ
-    values = {v for k, v in environ.items() if is_secret_name(k) and len(v) >= _MIN_ENV_SECRET}
+    values = {
+        v
+        for k, v in environ.items()
+        if is_secret_name(k) and k not in _NOT_SECRET and len(v) >= _MIN_ENV_SECRET
+        # A value naming an existing file or folder is a location, not a credential.
+        and not (v.startswith("/") and os.path.exists(v))
+    }
     return sorted(values, key=len, reverse=True)
 
 

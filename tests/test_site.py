@@ -280,6 +280,13 @@ def test_redact_hides_secret_keys_urls_key_ids_and_env_values():
     assert redact_text("/plain/path/runs/latest", environ=env) == "/plain/path/runs/latest"
 
 
+def test_working_directory_and_existing_paths_are_not_secrets(tmp_path):
+    env = {"PWD": str(tmp_path), "OLDPWD": "/elsewhere/entirely", "TOKEN_CACHE_DIR": str(tmp_path),
+           "DB_PWD": "correct-horse-battery"}
+    text = f"{tmp_path}/runs/latest /elsewhere/entirely correct-horse-battery"
+    assert redact_text(text, environ=env) == f"{tmp_path}/runs/latest /elsewhere/entirely {HIDDEN}"
+
+
 def test_chart_ticks_are_round_and_cover_the_range():
     assert nice_ticks(0, 940) == [0, 200, 400, 600, 800]
     assert nice_ticks(0.021, 0.054) == pytest.approx([0.025, 0.03, 0.035, 0.04, 0.045, 0.05])
