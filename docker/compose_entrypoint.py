@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""The glue between docker-compose.yml and the two command lines (installed as ``latentlapse-compose``).
+
+Compose cannot compute a value per ``docker compose up``, so this script gives every run its own
+folders without being told to:
+
+``trainer``   picks the run's name (``$LATENTLAPSE_RUN``, or the UTC start time such as
+              ``20261126T140300Z``), publishes it in ``/store/current-run``, and runs the trainer on
+              ``/store/<run>``.
+``reporter``  reads the run's name from ``/store/current-run`` and runs the reporter from
+              ``/store/<run>`` to ``/out/<run>``, as the owner of the host's project folder, so the site
+              on the host belongs to whoever ran compose (``$LATENTLAPSE_UID``/``$LATENTLAPSE_GID`` win).
+``result``    prints where the finished site is (runs only when the reporter exited 0).
+``health trainer|reporter``  the containers' healthchecks.
+
+Nothing here imports the trainer or the reporter; it only sets their TRAINER_*/REPORTER_* variables.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+STORE = Path("/store")
+OUT = Path("/out")
+CURRENT_RUN = STORE / "current-run"
+# A tmpfs in the trainer container: empty at every start, so a restarted container is never
+# "healthy" on the strength of the previous run's marker.
+OWN_RUN = Path("/run/latentlapse/run")
+PROJECT = Path("/project")
+RUN_FILE = "latentlapse-run.json"
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# The trainer rewrites its run file at every EVAL step (seconds apart); minutes of silence is a hang.
+TRAINER_SILENT_AFTER = float(os.environ.get("LATENTLAPSE_HEALTH_SILENT_AFTER", "180"))
+
+
+def fail(message: str) -> None:
+    """One line on stderr and exit 1: the compose log shows it beside the service's name."""
+    print(f"latentlapse-compose: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def run_name() -> str:
+    """The name the user gave (``$LATENTLAPSE_RUN``), else the UTC time now."""
+    name = os.environ.get("LATENTLAPSE_RUN", "").strip()
+    if not name:
+        return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    if not RUN_NAME.match(name):
+        fail(f"LATENTLAPSE_RUN={name!r} is not a folder name: use letters, digits, '.', '_' or '-'")
+    return name
+
+
+def trainer(args: list[str]) -> None:
+    name = run_name()
+    store = STORE / name
+    if (store / RUN_FILE).exists() and os.environ.get("TRAINER_OVERWRITE", "0").lower() not in ("1", "true", "yes", "on"):
+        fail(f"run {name!r} already exists in the tensor store volume: unset LATENTLAPSE_RUN "
+             "(each run then gets its own name) or choose a new one")
+    try:
+        OWN_RUN.parent.mkdir(parents=True, exist_ok=True)
+        OWN_RUN.write_text(name)
+        write_atomically(CURRENT_RUN, name + "\n")
+    except OSError as exc:
+        fail(f"cannot write {exc.filename} ({exc.strerror}): the tensor store volume must be writable by "
+             f"uid {os.getuid()}; remove it with `docker compose down -v` and start again")
+    print(f"latentlapse: run {name}: tensors in the volume at {store}", flush=True)
+    os.environ["TRAINER_OUT"] = str(store)
+    os.execvp("latentlapse-trainer", ["latentlapse-trainer", *args])
+
+
+def _target_owner() -> tuple[int, int]:
+    """Whose files the site should be: $LATENTLAPSE_UID/GID, else the owner of the project folder."""
+    uid, gid = os.environ.get("LATENTLAPSE_UID", ""), os.environ.get("LATENTLAPSE_GID", "")
+    if uid:
+        if not uid.isdigit() or (gid and not gid.isdigit()):
+            fail(f"LATENTLAPSE_UID={uid!r} / LATENTLAPSE_GID={gid!r} must be numbers, e.g. from `id -u`")
+        return int(uid), int(gid or uid)
+    try:
+        st = PROJECT.stat()
+    except OSError:
+        return os.getuid(), os.getgid()
+    return st.st_uid, st.st_gid
+
+
+def _become(uid: int, gid: int) -> None:
+    """Drop root for good: the reporter itself never runs with more rights than the user."""
+    if os.getuid() != 0 or uid == 0:
+        return
+    out_stat = OUT.stat()
+    # Docker creates a missing bind-mount source as root; hand that empty folder to the user.
+    if out_stat.st_uid == 0:
+        os.chown(OUT, uid, gid)
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+
+
+def reporter(args: list[str]) -> None:
+    name = os.environ.get("LATENTLAPSE_RUN", "").strip()
+    if not name:
+        deadline = time.monotonic() + 60
+        while not CURRENT_RUN.exists():
+            if time.monotonic() > deadline:
+                fail(f"no run published in {CURRENT_RUN} after 60 s: is the trainer service running?")
+            time.sleep(1)
+        name = CURRENT_RUN.read_text().strip()
+    if not RUN_NAME.match(name):
+        fail(f"{CURRENT_RUN} holds {name!r}, not a run name: remove the volume with `docker compose down -v`")
+    _become(*_target_owner())
+    os.environ.setdefault("HOME", "/tmp")
+    os.environ["REPORTER_TENSORS"] = str(STORE / name)
+    os.environ["REPORTER_OUT"] = str(OUT / name)
+    host_out = os.environ.get("LATENTLAPSE_OUT_HOST", "./out")
+    print(f"latentlapse: run {name}: site in {host_out}/{name}/index.html (uid {os.getuid()})", flush=True)
+    os.execvp("latentlapse-reporter", ["latentlapse-reporter", *args])
+
+
+def result() -> None:
+    name = CURRENT_RUN.read_text().strip() if CURRENT_RUN.exists() else ""
+    host = f"{os.environ.get('LATENTLAPSE_OUT_HOST', './out')}/{name}"
+    try:
+        state = json.loads((OUT / name / "state.json").read_text())
+    except (OSError, ValueError) as exc:
+        fail(f"the reporter finished but {host}/state.json is unreadable ({exc})")
+    gif = state.get("gif") or {}
+    size = gif.get("bytes") or 0
+    print(f"latentlapse: run {name} {state.get('status', '?')}: {len(state.get('frames', []))} frames. "
+          f"Site: {host}/index.html  GIF: {host}/{gif.get('path', 'latentlapse.gif')} ({size / 2**20:.1f} MiB)",
+          flush=True)
+
+
+def health(service: str) -> None:
+    """Exit 0 when the service is doing its job, 1 (with a reason) when it is not."""
+    if service == "trainer":
+        if not OWN_RUN.exists():
+            fail("no run started yet")
+        name = OWN_RUN.read_text().strip()
+        if not CURRENT_RUN.exists() or CURRENT_RUN.read_text().strip() != name:
+            fail(f"{CURRENT_RUN} does not name this container's run {name}")
+        run_file = STORE / name / RUN_FILE
+        clock = run_file if run_file.exists() else OWN_RUN
+        silent = time.time() - clock.stat().st_mtime
+        if silent > TRAINER_SILENT_AFTER:
+            fail(f"no progress written for {silent:.0f} s")
+    elif service == "reporter":
+        state = OUT / CURRENT_RUN.read_text().strip() / "state.json" if CURRENT_RUN.exists() else None
+        if state is not None and state.exists():
+            status = json.loads(state.read_text()).get("status")
+            if status in ("stalled", "failed"):
+                fail(f"the run is {status}")
+    else:
+        fail(f"unknown service {service!r}: use trainer or reporter")
+
+
+def main(argv: list[str]) -> None:
+    if not argv:
+        fail("usage: latentlapse-compose trainer|reporter|result|health SERVICE [options...]")
+    command, args = argv[0], argv[1:]
+    if command == "trainer":
+        trainer(args)
+    elif command == "reporter":
+        reporter(args)
+    elif command == "result":
+        result()
+    elif command == "health" and len(args) == 1:
+        health(args[0])
+    else:
+        fail(f"unknown command {' '.join(argv)!r}: use trainer, reporter, result or health SERVICE")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
