@@ -1,0 +1,345 @@
+"""The SageMaker launcher and ``reporter --training-job``: checked at AWS's edge, without AWS.
+
+botocore's Stubber stands in for the SageMaker and S3 APIs (no account, no network); the
+request the launcher sends is checked field by field, and its hook config is fed to smdebug's
+own SageMaker config reader to show a job saves what a local run saves.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import re
+import socket
+from contextlib import redirect_stdout
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from botocore.stub import ANY, Stubber
+
+from trainer import TrainerError, hook
+
+ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
+REGION = "us-west-2"
+TRAINER = Path(__file__).resolve().parent.parent / "trainer"
+
+@pytest.fixture(autouse=True)
+def no_aws_environment(monkeypatch, tmp_path):
+    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                 "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "SAGEMAKER_ROLE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+def _config(**changes):
+    from trainer.sagemaker import LaunchConfig
+
+    values = dict(role=ROLE, output="s3://my-bucket/latentlapse", region=REGION,
+                  data="s3://my-bucket/mnist", instance_type="ml.c5.2xlarge",
+                  trainer={"steps": 940, "batch_size": 64, "save_interval": 20})
+    values.update(changes)
+    return LaunchConfig(**values)
+
+
+def expected_request(job_name=ANY) -> dict:
+    """The CreateTrainingJob request for ``_config()``, as the SageMaker API reference spells it."""
+    intervals = {"train.save_interval": "20", "eval.save_interval": "1",
+                 "predict.save_interval": "1", "global.save_interval": "20"}
+    regex = ",".join(hook.INCLUDE_REGEX)
+    return {
+        "TrainingJobName": job_name,
+        "AlgorithmSpecification": {
+            "TrainingImage": f"763104351884.dkr.ecr.{REGION}.amazonaws.com/mxnet-training:1.9.0-cpu-py38",
+            "TrainingInputMode": "File",
+            "EnableSageMakerMetricsTimeSeries": True,
+        },
+        "RoleArn": ROLE,
+        "InputDataConfig": [{
+            "ChannelName": "train",
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://my-bucket/mnist",
+                                            "S3DataDistributionType": "FullyReplicated"}},
+        }],
+        "OutputDataConfig": {"S3OutputPath": "s3://my-bucket/latentlapse"},
+        "ResourceConfig": {"InstanceCount": 1, "InstanceType": "ml.c5.2xlarge", "VolumeSizeInGB": 30},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+        # The SDK JSON-encodes every value; the container decodes them into `--name value` flags.
+        "HyperParameters": {
+            "out": '"/opt/ml/output/tensors"',
+            "data-dir": '"/opt/ml/input/data/train"',
+            "steps": "940",
+            "batch-size": "64",
+            "save-interval": "20",
+            "sagemaker_program": '"__main__.py"',
+            "sagemaker_submit_directory": ANY,
+            "sagemaker_container_log_level": "20",
+            "sagemaker_job_name": ANY,
+            "sagemaker_region": f'"{REGION}"',
+        },
+        "DebugHookConfig": {
+            "S3OutputPath": "s3://my-bucket/latentlapse",
+            "LocalPath": "/opt/ml/output/tensors",
+            "HookParameters": intervals,
+            "CollectionConfigurations": [{
+                "CollectionName": "latentlapse",
+                "CollectionParameters": {"include_regex": regex, **intervals},
+            }],
+        },
+        "ProfilerConfig": {"DisableProfiler": True},
+    }
+
+
+def _stubbed_session():
+    import boto3
+
+    from trainer.sagemaker import session_for
+
+    boto_session = boto3.session.Session(region_name=REGION, aws_access_key_id="AKIDEXAMPLE",
+                                         aws_secret_access_key="secret")
+    return session_for(_config(), boto_session)
+
+
+def test_launch_sends_the_expected_create_training_job_request(tmp_path):
+    from trainer.sagemaker import launch
+
+    session = _stubbed_session()
+    uploaded = {}
+    s3 = Stubber(session.s3_resource.meta.client)
+    s3.add_response("put_object", {}, {"Bucket": "my-bucket", "Key": ANY, "Body": ANY,
+                                       "ServerSideEncryption": "aws:kms", "ChecksumAlgorithm": ANY})
+    # Keep what was uploaded: the code tarball the job will run.
+    session.s3_resource.meta.client.meta.events.register(
+        "before-parameter-build.s3.PutObject",
+        lambda params, **_: uploaded.update(key=params["Key"], body=params["Body"].read()))
+    sm = Stubber(session.sagemaker_client)
+    sm.add_response("create_training_job", {"TrainingJobArn": "arn:aws:sagemaker:us-west-2:123456789012:"
+                                                              "training-job/x"}, expected_request())
+    with s3, sm:
+        name = launch(_config(), session=session)
+    sm.assert_no_pending_responses()
+    s3.assert_no_pending_responses()
+    assert re.fullmatch(r"latentlapse-\d{4}(-\d{2}){5}-\d{3}", name)
+    assert uploaded["key"] == f"latentlapse/{name}/source/sourcedir.tar.gz"
+    _check_code_tarball(uploaded["body"], tmp_path)
+
+
+def _check_code_tarball(body: bytes, folder: Path) -> None:
+    """The job runs `python __main__.py` in /opt/ml/code: it must start trainer.cli.main."""
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        names = tar.getnames()
+        tar.extractall(folder, filter="data")
+    assert "__main__.py" in names
+    assert {"trainer/cli.py", "trainer/hook.py", "trainer/train.py"} <= set(names)
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    assert "from trainer.cli import main" in (folder / "__main__.py").read_text()
+
+
+def test_dry_run_prints_the_request_without_any_network(monkeypatch):
+    from trainer.sagemaker import main
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network used by a dry run: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = main(["--dry-run", "--role", ROLE, "--output", "s3://my-bucket/latentlapse",
+                     "--region", REGION, "--data", "s3://my-bucket/mnist", "--instance-type",
+                     "ml.c5.2xlarge", "--steps", "940", "--batch-size", "64", "--save-interval", "20"])
+    assert code == 0
+    request = json.loads(out.getvalue())
+    _assert_matches(request, expected_request())
+    job = request["TrainingJobName"]
+    assert request["HyperParameters"]["sagemaker_job_name"] == f'"{job}"'
+    assert request["HyperParameters"]["sagemaker_submit_directory"] == \
+        f'"s3://my-bucket/latentlapse/{job}/source/sourcedir.tar.gz"'
+
+
+def _assert_matches(actual, expected, path="request"):
+    if expected is ANY:
+        return
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict) and set(actual) == set(expected), path
+        for key in expected:
+            _assert_matches(actual[key], expected[key], f"{path}.{key}")
+    elif isinstance(expected, list):
+        assert isinstance(actual, list) and len(actual) == len(expected), path
+        for i, (a, e) in enumerate(zip(actual, expected)):
+            _assert_matches(a, e, f"{path}[{i}]")
+    else:
+        assert actual == expected, path
+
+
+def test_the_job_hook_saves_what_a_local_hook_saves(tmp_path, monkeypatch):
+    """Feed the request's hook config to smdebug the way a job does, and compare with a local run."""
+    from smdebug.core.config_constants import CONFIG_FILE_PATH_ENV_STR
+    from smdebug.core.modes import ModeKeys
+
+    from trainer.sagemaker import LaunchConfig, hook_config
+
+    request = hook_config(LaunchConfig(role=ROLE, output="s3://b/p", region=REGION,
+                                       trainer={"save_interval": 20}))._to_request_dict()
+    request["LocalPath"] = str(tmp_path / "job-tensors")  # /opt/ml/output/tensors inside a job
+    config_file = tmp_path / "debughookconfig.json"
+    config_file.write_text(json.dumps(request))
+
+    local = hook.create_hook(str(tmp_path / "local-tensors"), train_save_interval=20)
+    monkeypatch.setenv(CONFIG_FILE_PATH_ENV_STR, str(config_file))
+    assert hook.sagemaker_config_path() == config_file
+    job = hook.create_hook("ignored-inside-a-job", train_save_interval=999)
+
+    assert job.out_dir == str(tmp_path / "job-tensors")
+    for h in (local, job):
+        h._prepare_collections()  # what smdebug does at the first step: defaults filled in
+    # smdebug's MXNet hook always adds its "losses" collection; both hooks must agree on all.
+    assert sorted(job.include_collections) == sorted(local.include_collections)
+    assert hook.COLLECTION in job.include_collections
+    assert job.get_collection(hook.COLLECTION).include_regex == hook.INCLUDE_REGEX
+    for name in local.include_collections:
+        assert job.get_collection(name).include_regex == local.get_collection(name).include_regex
+        for mode in (ModeKeys.TRAIN, ModeKeys.EVAL, ModeKeys.PREDICT, ModeKeys.GLOBAL):
+            saved_by = [[h.get_collection(name).save_config.should_save_step(mode, step)
+                         for step in range(200)] for h in (local, job)]
+            assert saved_by[0] == saved_by[1], (name, mode)
+    train = job.get_collection(hook.COLLECTION).save_config
+    assert [s for s in range(60) if train.should_save_step(ModeKeys.TRAIN, s)] == [0, 20, 40]
+    assert all(train.should_save_step(ModeKeys.EVAL, s) for s in range(60))
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"instance_count": 2}, "--instance-count > 1 is not supported yet"),
+    ({"role": "SageMakerRole"}, "--role must be an IAM role ARN"),
+    ({"region": None}, "no AWS region: pass --region or set AWS_DEFAULT_REGION"),
+    ({"output": "my-bucket/latentlapse"}, "--output must be an s3:// URL"),
+    ({"trainer": {"steps": 10, "optimizer": "sgd"}}, "unknown trainer option"),
+])
+def test_launches_that_cannot_work_are_refused_in_one_line(changes, message):
+    from trainer.sagemaker import dry_run_request
+
+    with pytest.raises(TrainerError, match=re.escape(message)) as caught:
+        dry_run_request(_config(**changes))
+    assert "\n" not in str(caught.value)
+
+
+def test_trainer_options_are_checked_before_launch(capsys):
+    from trainer.sagemaker import main
+
+    assert main(["--dry-run", "--role", ROLE, "--output", "s3://b/p", "--region", REGION,
+                 "--batch-size", "0"]) == 1
+    assert capsys.readouterr().err.strip() == \
+        "trainer.sagemaker: error: --batch-size must be a positive integer, got 0"
+
+
+def test_trainer_package_is_python_3_8():
+    """The MXNet 1.9 training image runs Python 3.8: the trainer must parse and run there."""
+    newer_than_38 = re.compile(r"BooleanOptionalAction|\.removeprefix\(|\.removesuffix\(|"
+                               r"functools\.cache\b|\bzip\([^)]*strict=|\bzoneinfo\b|file_digest|"
+                               r"itertools\.pairwise|\.is_relative_to\(|\bdatetime\.UTC\b")
+    problems = []
+    for path in sorted(TRAINER.glob("*.py")):
+        source = path.read_text()
+        try:
+            tree = ast.parse(source, filename=str(path), feature_version=(3, 8))
+        except SyntaxError as error:
+            problems.append(f"{path.name}:{error.lineno}: {error.msg}")
+            continue
+        for number, line in enumerate(source.splitlines(), 1):
+            if newer_than_38.search(line):
+                problems.append(f"{path.name}:{number}: {line.strip()}")
+        # `X | None` and `list[int]` in annotations need the __future__ import on 3.8.
+        if "from __future__ import annotations" not in source:
+            for node in ast.walk(tree):
+                annotations = [getattr(node, "annotation", None), getattr(node, "returns", None)]
+                for annotation in filter(None, annotations):
+                    if any(isinstance(n, (ast.BinOp, ast.Subscript)) for n in ast.walk(annotation)):
+                        problems.append(f"{path.name}:{annotation.lineno}: annotation needs "
+                                        "`from __future__ import annotations`")
+    assert problems == []
+
+
+def test_importing_trainer_and_reporter_does_not_import_sagemaker():
+    import subprocess
+    import sys
+
+    code = ("import sys, trainer, trainer.cli, trainer.config, trainer.hook, trainer.s3, reporter, "
+            "reporter.s3, reporter.sagemaker_job; print('sagemaker' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=TRAINER.parent, check=True)
+    assert result.stdout.strip() == "False"
+
+
+# --- reporter --training-job -------------------------------------------------------------------
+
+def _describe_response(name: str, hook_config: dict | None) -> dict:
+    response = {
+        "TrainingJobName": name,
+        "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:123456789012:training-job/{name}",
+        "ModelArtifacts": {"S3ModelArtifacts": f"s3://my-bucket/latentlapse/{name}/output/model.tar.gz"},
+        "TrainingJobStatus": "InProgress",
+        "SecondaryStatus": "Training",
+        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+        "CreationTime": datetime(2026, 11, 26, 14, 0, tzinfo=timezone.utc),
+    }
+    if hook_config is not None:
+        response["DebugHookConfig"] = hook_config
+    return response
+
+
+def _sagemaker_client():
+    import boto3
+
+    return boto3.session.Session(region_name=REGION, aws_access_key_id="AKIDEXAMPLE",
+                                 aws_secret_access_key="secret").client("sagemaker")
+
+
+def test_training_job_resolves_to_its_debugger_output():
+    from reporter.sagemaker_job import debugger_path
+
+    client = _sagemaker_client()
+    name = "latentlapse-2026-11-26-14-00-00-000"
+    with Stubber(client) as stub:
+        stub.add_response("describe_training_job",
+                          _describe_response(name, {"S3OutputPath": "s3://my-bucket/latentlapse/",
+                                                    "LocalPath": "/opt/ml/output/tensors"}),
+                          {"TrainingJobName": name})
+        assert debugger_path(name, client) == f"s3://my-bucket/latentlapse/{name}/debug-output"
+        stub.assert_no_pending_responses()
+
+
+def test_training_job_without_a_hook_is_one_clear_line():
+    from reporter import ReporterError
+    from reporter.sagemaker_job import debugger_path
+
+    client = _sagemaker_client()
+    with Stubber(client) as stub:
+        stub.add_response("describe_training_job", _describe_response("plain", None))
+        with pytest.raises(ReporterError, match="has no debugger hook config"):
+            debugger_path("plain", client)
+
+
+def test_unknown_training_job_is_one_clear_line():
+    from reporter import ReporterError
+    from reporter.sagemaker_job import debugger_path
+
+    client = _sagemaker_client()
+    with Stubber(client) as stub:
+        stub.add_client_error("describe_training_job", "ValidationException",
+                              "Requested resource not found.", 400)
+        with pytest.raises(ReporterError, match=f"no training job named 'nope' in {REGION}"):
+            debugger_path("nope", client)
+
+
+def test_training_job_without_a_region_is_one_clear_line(monkeypatch):
+    from reporter import ReporterError
+    from reporter.sagemaker_job import debugger_path
+
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    with pytest.raises(ReporterError, match="no AWS region: set AWS_DEFAULT_REGION"):
+        debugger_path("any")
