@@ -121,6 +121,21 @@ def preflight(url: str) -> None:
         raise _explain(error, url, client) from None
 
 
+def has_collections(url: str) -> bool:
+    """Whether the run at ``url`` has its collections file yet (smdebug's create_trial blocks
+    until it does)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, prefix = parse_url(url)
+    client = _client()
+    try:
+        answer = client.list_objects_v2(Bucket=bucket, MaxKeys=1,
+                                        Prefix=f"{prefix}/collections/" if prefix else "collections/")
+    except (BotoCoreError, ClientError) as error:
+        raise _explain(error, url, client) from None
+    return answer.get("KeyCount", len(answer.get("Contents", []))) > 0
+
+
 def read_json(url: str):
     """The JSON object stored at ``url``, or None if there is no such object (yet).
 

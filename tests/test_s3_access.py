@@ -125,6 +125,15 @@ def test_run_file_round_trip(s3_env, bucket):
     assert reporter_s3.read_json(url)["finished"] == "2026-11-26T14:00:00Z"
 
 
+def test_collections_appear_when_the_trainer_writes_them(s3_env, bucket):
+    url = f"s3://{bucket}/run-c"
+    assert reporter_s3.has_collections(url) is False
+    s3_env.client().put_object(Bucket=bucket, Key="run-c/collections/000000000/worker_0_collections.json",
+                               Body=b"{}")
+    assert reporter_s3.has_collections(url) is True
+    assert reporter_s3.has_collections(f"s3://{bucket}/run") is False  # a prefix of the name is not the run
+
+
 def test_run_file_refuses_nan(s3_env, bucket):
     with pytest.raises(ValueError):
         trainer_s3.write_json(f"s3://{bucket}/r/latentlapse-run.json", {"loss": float("nan")})
