@@ -230,7 +230,10 @@ class TensorStore:
         for name in sorted(self.trial.tensor_names()):
             tensor = self.trial.tensor(name)
             seen, shape, count = [], None, 0
+            # GLOBAL lists the steps of every mode again: only count it for tensors saved without a mode.
             for mode in (modes.TRAIN, modes.EVAL, modes.PREDICT, modes.GLOBAL):
+                if mode == modes.GLOBAL and seen:
+                    break
                 steps = self._retry(lambda: list(tensor.steps(mode=mode)), default=[])
                 if steps:
                     seen.append(mode.name)
@@ -258,8 +261,9 @@ class TensorStore:
                 raise
             except transient as exc:
                 last = exc
-            # A truncated or corrupted event file surfaces as whatever its decoder raised.
-            except (OSError, ValueError, TypeError, KeyError, IndexError, RuntimeError) as exc:
+            # A truncated or corrupted event file surfaces as whatever its decoder raised
+            # (struct.error, a protobuf DecodeError, ...): retried, then reported, never a crash.
+            except Exception as exc:  # noqa: BLE001
                 last = exc
             if attempt + 1 < self.retries:
                 time.sleep(self.retry_delay)

@@ -1,0 +1,149 @@
+"""Real training runs (MXNet + smdebug on real MNIST), read back by a separate smdebug trial."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from smdebug import modes
+from smdebug.trials import create_trial
+
+from conftest import SMALL_RUN, run_trainer, trainer_env
+
+LATENT = "convolutionalautoencoder0_hybridsequential0_dense0_output_0"
+IMAGES = "convolutionalautoencoder0_input_0"
+LABELS = "convolutionalautoencoder0_input_1"
+RECON = "l2loss0_input_0"
+LOSS = "l2loss0_output_0"
+
+
+@pytest.fixture(scope="module")
+def trial(small_run):
+    return create_trial(str(small_run))
+
+
+def test_store_holds_the_expected_tensors_and_steps(trial, small_run):
+    assert sorted(trial.tensor_names()) == sorted([LATENT, IMAGES, LABELS, RECON, LOSS])
+    # 24 train steps, EVAL at 0, 10, 20 and at the end: four frames.
+    assert trial.steps(mode=modes.EVAL) == [0, 1, 2, 3]
+    assert trial.steps(mode=modes.TRAIN) == [0, 5, 10, 15, 20]
+    assert trial.loaded_all_steps
+    run = json.loads((small_run / "latentlapse-run.json").read_text())
+    assert run["expected_frames"] == 4 and run["eval_steps"] == [0, 10, 20, 24]
+    assert run["parameters"] == 73_909 and run["finished"]
+    assert run["class_names"] == [str(d) for d in range(10)]
+
+
+def test_every_eval_step_holds_the_same_probe_set(trial):
+    labels = [trial.tensor(LABELS).value(s, mode=modes.EVAL) for s in trial.steps(mode=modes.EVAL)]
+    images = [trial.tensor(IMAGES).value(s, mode=modes.EVAL) for s in trial.steps(mode=modes.EVAL)]
+    for other_labels, other_images in zip(labels[1:], images[1:]):
+        assert np.array_equal(labels[0], other_labels)
+        assert np.array_equal(images[0], other_images)
+    assert np.bincount(labels[0].astype(int)).tolist() == [10] * 10  # 100 probe images, 10 per class
+    assert list(labels[0]) == sorted(labels[0])                         # ordered by class
+    latent = trial.tensor(LATENT).value(3, mode=modes.EVAL)
+    assert latent.shape == (100, 20) and np.isfinite(latent).all()
+    assert trial.tensor(RECON).value(3, mode=modes.EVAL).shape == (100, 1, 28, 28)
+    assert trial.tensor(LOSS).value(3, mode=modes.EVAL).shape == (100,)
+
+
+def test_same_seed_same_run(tmp_path, small_run, trial):
+    again = tmp_path / "again"
+    done = run_trainer("--out", str(again), *SMALL_RUN)
+    assert done.returncode == 0, done.stderr
+    other = create_trial(str(again))
+    for step in trial.steps(mode=modes.EVAL):
+        assert np.array_equal(trial.tensor(LATENT).value(step, mode=modes.EVAL),
+                              other.tensor(LATENT).value(step, mode=modes.EVAL))
+
+
+@pytest.mark.e2e
+def test_default_learning_rate_really_learns(tmp_path, mnist_cache):
+    out = tmp_path / "learn"
+    done = run_trainer("--out", str(out), "--steps", "150", "--eval-every", "75", "--probe-size", "200",
+                       "--save-interval", "50", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    trial = create_trial(str(out))
+    images = trial.tensor(IMAGES).value(0, mode=modes.EVAL)
+    # The best constant picture (the mean image) is what a collapsed model draws; L2Loss is 0.5 * MSE.
+    constant_loss = 0.5 * float(((images - images.mean(axis=0)) ** 2).mean())
+    last = trial.steps(mode=modes.EVAL)[-1]
+    final_loss = float(trial.tensor(LOSS).value(last, mode=modes.EVAL).mean())
+    recon = trial.tensor(RECON).value(last, mode=modes.EVAL)
+    assert final_loss < 0.6 * constant_loss, (final_loss, constant_loss)
+    # Reconstructions differ from image to image, and follow their inputs.
+    assert recon.std(axis=0).mean() > 0.5 * images.std(axis=0).mean()
+    same = [np.corrcoef(recon[i].ravel(), images[i].ravel())[0, 1] for i in range(0, 200, 20)]
+    assert min(same) > 0.6
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "cifar"], "unknown dataset 'cifar'"),
+    (["--eval-every", "0"], "--eval-every must be a positive integer"),
+    (["--save-interval", "-3"], "--save-interval must be a positive integer"),
+    (["--steps", "0"], "--steps must be a positive integer"),
+    (["--probe-size", "105"], "not a multiple of the 10 classes"),
+    (["--probe-size", "20000"], "larger than the test set allows"),
+    (["--lr", "fast"], "--lr='fast' is not a number"),
+])
+def test_bad_input_is_one_clear_line(tmp_path, mnist_cache, args, message):
+    done = run_trainer("--out", str(tmp_path / "t"), "--steps", "2", *args)
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.splitlines() if line.startswith("trainer: error:")]
+    assert len(lines) == 1 and message in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_bad_environment_value_names_the_variable(tmp_path):
+    done = run_trainer("--out", str(tmp_path / "t"), env=trainer_env(TRAINER_BATCH_SIZE="lots"))
+    assert done.returncode == 1
+    assert "TRAINER_BATCH_SIZE='lots' is not a number" in done.stderr
+
+
+def test_no_data_reachable(tmp_path):
+    done = run_trainer("--out", str(tmp_path / "t"), "--dataset", "fashion-mnist", "--data-dir",
+                       str(tmp_path))
+    assert done.returncode == 1
+    assert "does not hold the four fashion-mnist IDX files" in done.stderr
+
+
+def test_existing_run_is_refused_and_kept(tmp_path, small_run):
+    before = sorted(p.relative_to(small_run) for p in small_run.rglob("*"))
+    done = run_trainer("--out", str(small_run), "--steps", "2")
+    assert done.returncode == 1
+    assert "already holds a run" in done.stderr and "--overwrite" in done.stderr
+    assert sorted(p.relative_to(small_run) for p in small_run.rglob("*")) == before
+
+
+def test_overwrite_replaces_only_the_run(tmp_path, mnist_cache):
+    out = tmp_path / "store"
+    first = run_trainer("--out", str(out), "--steps", "3", "--eval-every", "3", "--probe-size", "10",
+                        "--no-progress")
+    assert first.returncode == 0, first.stderr
+    (out / "notes.txt").write_text("mine")
+    refused = run_trainer("--out", str(out), "--steps", "3", "--overwrite")
+    assert refused.returncode == 1 and "not a tensor store" in refused.stderr
+    assert (out / "notes.txt").read_text() == "mine"
+    (out / "notes.txt").unlink()
+    second = run_trainer("--out", str(out), "--steps", "4", "--eval-every", "2", "--probe-size", "10",
+                         "--overwrite", "--no-progress")
+    assert second.returncode == 0, second.stderr
+    assert create_trial(str(out)).steps(mode=modes.EVAL) == [0, 1, 2]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_output(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    done = run_trainer("--out", str(locked / "store"), "--steps", "2")
+    assert done.returncode == 1 and "cannot write to" in done.stderr
+
+
+def test_output_that_is_a_file(tmp_path):
+    target = tmp_path / "file"
+    target.write_text("x")
+    done = run_trainer("--out", str(target), "--steps", "2")
+    assert done.returncode == 1 and "is a file: choose a folder" in done.stderr
