@@ -236,7 +236,7 @@ def _frame_view(out, frame, i, n, step, loss_chart):
         "csv": _if_exists(out, frame.get("csv")),
         "npz": _if_exists(out, frame.get("npz")),
         "png_exists": (out / png).is_file(),
-        "alt": f"Frame {i + 1} of {n} at step {step:,}: probe images, their reconstructions and "
+        "alt": f"Frame {i + 1} of {n} at global step {step:,}: probe images, their reconstructions and "
         f"their 2-D embedding coloured by class{loss}",
         "cursor_x": loss_chart["x_of"](step),
     }
@@ -283,7 +283,7 @@ def _recon_view(out, step, class_names, dataset):
     if not (out / RECONSTRUCTION_PNG).is_file():
         return None
     names = ", ".join(class_names) if class_names else "each class"
-    at = f"step {step:,}" if isinstance(step, int) else "the latest step"
+    at = f"global step {step:,}" if isinstance(step, int) else "the latest step"
     return {
         "src": f"{RECONSTRUCTION_PNG}?v={step}",
         "alt": f"Reconstructions at {at}: top row one {dataset} probe image per class ({names}), "

@@ -193,7 +193,7 @@ def test_alerts_show_rule_step_and_message(copy_of):
     state["alerts"] = [{"rule": "nonfinite", "step": 52, "last_step": 104, "active": True, "message": "NaN at " + EVIL}]
     write_site(out, state, run, now=NOW)
     text = html_of(out)
-    assert "NaN or Inf in saved tensors" in text and "fired at step 52" in text and "(still holds)" in text
+    assert "NaN or Inf in saved tensors" in text and "fired at global step 52" in text and "(still holds)" in text
     assert "No alerts fired" not in text and EVIL not in text
 
 
@@ -204,7 +204,7 @@ def test_nan_losses_leave_gaps_and_fire_an_alert(tmp_path):
     state["alerts"] = evaluate(state["frames"])
     write_site(tmp_path, state, run, now=NOW)
     text = html_of(tmp_path)
-    assert "NaN or Inf in saved tensors" in text and "fired at step 52" in text
+    assert "NaN or Inf in saved tensors" in text and "fired at global step 52" in text
     assert "<svg" in text
 
 

@@ -53,7 +53,7 @@
     img.src = f.png;
     img.alt = f.alt;
     slider.value = String(current + 1);
-    caption.textContent = "Frame " + f.number + " of " + frames.length + ", step " +
+    caption.textContent = "Frame " + f.number + " of " + frames.length + ", global step " +
       f.step.toLocaleString("en-US");
     var cursors = document.querySelectorAll(".chart-cursor");
     for (var i = 0; i < cursors.length; i++) {
