@@ -7,10 +7,11 @@
 #     LATENTLAPSE_BASE_IMAGE=latentlapse-base:bookworm docker compose build
 #
 # debootstrap makes a minimal Debian bookworm root file system from the machine's own Debian mirror
-# (read from its apt sources by docker/debian-mirror.sh, or DEBIAN_MIRROR=URL), with what the project's
-# images need: Debian bookworm's python3 is 3.11, like the default python:3.11-slim-bookworm base, plus
-# the compiler and headers that pyinstrument-cext (an smdebug dependency without wheels) builds with.
-# `docker import` turns the folder into an image. Needs only the Debian mirror: no registry at all.
+# (read from its apt sources by docker/debian-mirror.sh, or DEBIAN_MIRROR=URL) holding python3,
+# python3-venv and ca-certificates: Debian bookworm's python3 is 3.11, like the default
+# python:3.11-slim-bookworm base. `docker import` turns the folder into an image. The Dockerfile's build
+# stage adds the compiler and headers (from the image's apt source, the same mirror) only where they
+# are missing. BASE_PACKAGES=a,b,c replaces the package list. Needs the Debian mirror, no registry.
 set -euo pipefail
 
 tag=${1:-latentlapse-base:bookworm}

@@ -94,14 +94,19 @@ def _target_owner() -> tuple[int, int]:
     return st.st_uid, st.st_gid
 
 
-def _become(uid: int, gid: int) -> None:
-    """Drop root for good: the reporter itself never runs with more rights than the user."""
+def _become(uid: int, gid: int, site: Path) -> None:
+    """Drop root for good: the reporter itself never runs with more rights than the user.
+
+    Docker creates a missing bind-mount source as root: an empty root-owned /out is handed to the
+    user, and so is the run's own folder, made here. Nothing that already holds files changes owner.
+    """
     if os.getuid() != 0 or uid == 0:
         return
-    out_stat = OUT.stat()
-    # Docker creates a missing bind-mount source as root; hand that empty folder to the user.
-    if out_stat.st_uid == 0:
+    if OUT.stat().st_uid == 0 and not any(OUT.iterdir()):
         os.chown(OUT, uid, gid)
+    if not site.exists():
+        site.mkdir()
+        os.chown(site, uid, gid)
     os.setgroups([])
     os.setgid(gid)
     os.setuid(uid)
@@ -118,8 +123,8 @@ def reporter(args: list[str]) -> None:
         name = CURRENT_RUN.read_text().strip()
     if not RUN_NAME.match(name):
         fail(f"{CURRENT_RUN} holds {name!r}, not a run name: remove the volume with `docker compose down -v`")
-    _become(*_target_owner())
-    os.environ.setdefault("HOME", "/tmp")
+    _become(*_target_owner(), site=OUT / name)
+    os.environ["HOME"] = "/tmp"
     os.environ["REPORTER_TENSORS"] = str(STORE / name)
     os.environ["REPORTER_OUT"] = str(OUT / name)
     host_out = os.environ.get("LATENTLAPSE_OUT_HOST", "./out")

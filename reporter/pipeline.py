@@ -147,7 +147,7 @@ class Report:
         from reporter.embed import embed_frame
         from reporter.quality import knn_accuracy, trustworthiness
         from reporter.render import CLASS_COLOURS, draw_frame, save_png
-        from reporter.rules import evaluate
+        from reporter.rules import dead_units, evaluate
         from reporter.reconstruction import save_reconstruction_grid
         from reporter.site import RECONSTRUCTION_PNG
 
@@ -179,6 +179,7 @@ class Report:
             **frame_paths(index),
         }
         if not nonfinite:
+            record["dead_units"] = dead_units(probe.latents)
             record["knn_latent"] = round(float(knn_accuracy(probe.latents, probe.labels)), 4)
             record["knn_2d"] = round(float(knn_accuracy(embedding, probe.labels)), 4)
             record["trustworthiness"] = round(float(trustworthiness(probe.latents, embedding)), 4)

@@ -181,7 +181,7 @@ def _header(state, run, frames, status, dataset, now):
         "dataset": dataset,
         "parameters": f"{run['parameters']:,}" if isinstance(run.get("parameters"), int) else "unknown",
         "step": "none yet" if step is None else f"{int(step):,}",
-        "total_steps": f"{int(config['steps']):,}" if isinstance(config.get("steps"), int) else None,
+        "total_steps": _total_steps(run, config),
         "images_per_second": f"{float(ips):,.0f}" if isinstance(ips, (int, float)) else "unknown",
         "frames": len(frames),
         "expected_frames": run.get("expected_frames"),
@@ -189,6 +189,14 @@ def _header(state, run, frames, status, dataset, now):
         "status_text": status_text,
         "updated": _when(_parse_time(state.get("updated"))),
     }
+
+
+def _total_steps(run, config):
+    # The trainer writes the resolved step count at the top ("steps"); --epochs leaves config.steps null.
+    for value in (run.get("steps"), config.get("steps")):
+        if isinstance(value, int):
+            return f"{value:,}"
+    return None
 
 
 def _gif_view(out, state, run, dataset, n_frames, steps):

@@ -238,7 +238,8 @@ class TensorStore:
                 if steps:
                     seen.append(mode.name)
                     count += len(steps)
-                    if shape is None:
+                    # The probe set's shape (EVAL) says more than a training batch's.
+                    if shape is None or mode == modes.EVAL:
                         shape = self._retry(lambda: list(tensor.shape(steps[-1], mode=mode)), default=None)
             rows.append({"name": name, "shape": shape, "modes": seen, "steps": count})
         return rows
