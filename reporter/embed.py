@@ -1,0 +1,262 @@
+"""Warm-started openTSNE embeddings of the probe set, one frame per EVAL step.
+
+Frame 0 is a full t-SNE from a PCA initialisation. Every later frame starts from the previous
+frame's positions, runs a short optimisation without early exaggeration (the clusters are
+already formed, they only need to follow the latents), and is then turned onto the previous
+frame by orthogonal Procrustes. This is what makes the time-lapse move instead of jump, and it
+is also where the speed comes from.
+
+Affinities are computed here rather than by :class:`openTSNE.affinity.PerplexityBasedNN`: for a
+probe set of a few thousand points exact neighbours from one dense distance block per chunk are
+cheaper than building a neighbour index, and the Gaussian bandwidths are found by a bisection
+run on all points at once.
+
+Non-finite latents are not an error of the user: :func:`embed_frame` returns ``None`` for them
+and the caller marks the frame (see :func:`finite_rows`).
+"""
+
+import numpy as np
+import scipy.sparse as sp
+from openTSNE import TSNEEmbedding, initialization
+from openTSNE.affinity import PrecomputedAffinities
+
+from reporter.align import procrustes
+
+PERPLEXITY = 30.0
+# openTSNE's own schedule for a t-SNE from scratch.
+EARLY_EXAGGERATION = 12.0
+EARLY_EXAGGERATION_ITER = 250
+FIRST_FRAME_ITER = 500
+# A warm start only has to follow the latents' drift between two EVAL steps.
+WARM_ITER = 40
+MOMENTUM = 0.8
+# Barnes-Hut accuracy/speed trade-off: openTSNE's default for frame 0; a warm frame only
+# refines positions, and a coarser tree was measured to cost no quality there.
+FIRST_FRAME_THETA = 0.5
+WARM_THETA = 0.8
+# Bandwidth search: |entropy - log(perplexity)| below this, in nats.
+ENTROPY_TOL = 1e-5
+MAX_SEARCH_STEPS = 100
+# Rows of the distance matrix computed at once: bounds memory at N x CHUNK floats.
+DISTANCE_CHUNK = 1024
+
+
+def finite_rows(latents):
+    """Which probe points have only finite latent values.
+
+    Parameters
+    ----------
+    latents : array_like, shape (N, d)
+
+    Returns
+    -------
+    np.ndarray of bool, shape (N,)
+        True where the row holds no NaN or Inf. :func:`embed_frame` returns ``None`` unless all
+        rows are finite; callers can use this to say how many points were bad.
+    """
+    return np.isfinite(np.asarray(latents, dtype=np.float64)).all(axis=1)
+
+
+def _nearest_neighbours(X, k):
+    """Exact k nearest neighbours (excluding self) and squared distances, chunked dense."""
+    n = X.shape[0]
+    sq_norms = np.einsum("ij,ij->i", X, X)
+    neighbours = np.empty((n, k), dtype=np.int64)
+    sq_dists = np.empty((n, k), dtype=np.float64)
+    for start in range(0, n, DISTANCE_CHUNK):
+        stop = min(start + DISTANCE_CHUNK, n)
+        # In place: at N = 1,000 the temporaries cost more than the product itself.
+        block = X[start:stop] @ X.T
+        block *= -2.0
+        block += sq_norms[start:stop, None]
+        block += sq_norms[None, :]
+        np.maximum(block, 0.0, out=block)  # rounding can make tiny distances negative
+        block[np.arange(stop - start), np.arange(start, stop)] = np.inf  # a point is not its own neighbour
+        part = np.argpartition(block, k - 1, axis=1)[:, :k]
+        part_d = np.take_along_axis(block, part, axis=1)
+        order = np.argsort(part_d, axis=1, kind="stable")
+        neighbours[start:stop] = np.take_along_axis(part, order, axis=1)
+        sq_dists[start:stop] = np.take_along_axis(part_d, order, axis=1)
+    return neighbours, sq_dists
+
+
+def _conditional_probabilities(sq_dists, perplexity, beta=None):
+    """Gaussian p(j|i) over each row's neighbours, with the bandwidth matching the perplexity.
+
+    Solves entropy(beta) = log(perplexity) for the precision ``beta`` (1 / 2 sigma^2) of every
+    row at once: Newton steps in log(beta), falling back to bisection whenever a step would
+    leave the bracket known to hold the root. Returns the probabilities and the precisions.
+    """
+    n = sq_dists.shape[0]
+    # Shifting each row by its smallest distance changes neither p(j|i) nor the entropy,
+    # and keeps exp() away from underflow for far-out points.
+    shifted = sq_dists - sq_dists[:, :1]
+    target = np.log(perplexity)
+    if beta is None:
+        beta = 1.0 / np.maximum(shifted.mean(axis=1), 1e-12)
+    else:
+        beta = np.array(beta, dtype=np.float64)
+    lo = np.zeros(n)
+    hi = np.full(n, np.inf)
+    active = np.arange(n)
+    for _ in range(MAX_SEARCH_STEPS):
+        b = beta[active]
+        d = shifted[active]
+        p = np.exp(-b[:, None] * d)
+        p /= p.sum(axis=1, keepdims=True)
+        mean_d = (p * d).sum(axis=1)
+        # entropy = log Z + beta <d>; with p normalised, log Z = -log p_0 - beta d_0 = -log p_0
+        # because d_0 = 0 after the shift.
+        entropy = -np.log(p[:, 0]) + b * mean_d
+        error = entropy - target
+        unfinished = np.abs(error) >= ENTROPY_TOL
+        # The entropy falls as beta grows: the root lies above b where error > 0.
+        lo[active] = np.where(error > 0, b, lo[active])
+        hi[active] = np.where(error > 0, hi[active], b)
+        variance = (p * d * d).sum(axis=1) - mean_d**2
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            newton = b * np.exp(error / (b * b * variance))
+        lo_a, hi_a = lo[active], hi[active]
+        fallback = np.where(np.isinf(hi_a), b * 2.0, np.where(lo_a > 0, np.sqrt(lo_a * hi_a), b / 2.0))
+        inside = np.isfinite(newton) & (newton > lo_a) & (newton < hi_a)
+        beta[active] = np.where(unfinished, np.where(inside, newton, fallback), b)
+        active = active[unfinished]
+        if active.size == 0:
+            break
+    weights = np.exp(-beta[:, None] * shifted)
+    return weights / weights.sum(axis=1, keepdims=True), beta
+
+
+def affinities(latents, perplexity=PERPLEXITY, beta=None):
+    """Symmetric t-SNE affinities P of a probe set, from exact neighbours.
+
+    Parameters
+    ----------
+    latents : np.ndarray, shape (N, d), finite
+    perplexity : float
+        Effective number of neighbours; lowered to (N - 1) / 3 for very small sets.
+    beta : np.ndarray, shape (N,), optional
+        Gaussian precisions to start the bandwidth search from (e.g. the previous frame's).
+
+    Returns
+    -------
+    P : scipy.sparse.csr_matrix, shape (N, N)
+        Symmetric, sums to 1.
+    beta : np.ndarray, shape (N,)
+        The precisions found.
+    """
+    n = latents.shape[0]
+    perplexity = min(perplexity, (n - 1) / 3.0)
+    k = min(n - 1, int(3 * perplexity))
+    neighbours, sq_dists = _nearest_neighbours(latents, k)
+    conditional, beta = _conditional_probabilities(sq_dists, perplexity, beta)
+    rows = np.repeat(np.arange(n), k)
+    P = sp.csr_matrix((conditional.ravel(), (rows, neighbours.ravel())), shape=(n, n))
+    P = (P + P.T).tocsr()
+    P.sort_indices()
+    P /= P.sum()
+    return P, beta
+
+
+def _usable_start(previous):
+    """A previous frame can seed a warm start only if it is finite and has some spread."""
+    return bool(np.isfinite(previous).all() and np.std(previous[:, 0]) > 0 and np.std(previous[:, 1]) > 0)
+
+
+def embed_frame(
+    latents,
+    previous=None,
+    seed=0,
+    *,
+    perplexity=PERPLEXITY,
+    warm_iter=WARM_ITER,
+    warm_exaggeration=1.0,
+    rescale_previous=True,
+    theta=WARM_THETA,
+    n_jobs=1,
+    negative_gradient_method="bh",
+):
+    """Embed one frame of latent vectors in 2-D, warm-started from the previous frame.
+
+    Parameters
+    ----------
+    latents : array_like, shape (N, d)
+        Bottleneck vectors of the probe set at one EVAL step (N from about 50 to 5,000).
+    previous : array_like, shape (N, 2), optional
+        The previous frame's embedding of the same points in the same order. Without it the
+        frame is a t-SNE from scratch (PCA initialisation, openTSNE's early exaggeration
+        schedule); with it, a short optimisation from those positions, aligned onto them.
+        A degenerate previous frame (NaN/Inf, or no spread along an axis) is ignored: the frame
+        is then embedded from scratch.
+    seed : int
+        Seeds every random choice: equal inputs give bit-identical outputs.
+    perplexity : float
+        t-SNE perplexity (lowered automatically for tiny probe sets).
+    warm_iter : int
+        Iterations of a warm-started frame.
+    warm_exaggeration : float
+        Exaggeration of a warm-started frame; 1 is none.
+    rescale_previous : bool
+        Shrink the previous frame to openTSNE's recommended initial spread (std 1e-4) before
+        optimising, as openTSNE's documentation asks of any given initialisation.
+    theta : float
+        Barnes-Hut trade-off of a warm frame (frame 0 uses openTSNE's default, 0.5).
+    n_jobs : int
+        Threads openTSNE may use.
+    negative_gradient_method : {"bh", "fft"}
+        openTSNE's repulsive-force approximation.
+
+    Returns
+    -------
+    np.ndarray, shape (N, 2), float64, or None
+        The embedding; ``None`` when any latent value is NaN or Inf. That is a property of the
+        training run (it diverged), not a mistake of the user, so it is not an exception: the
+        caller marks the frame as non-finite and keeps warm-starting from the last good frame.
+
+    Raises
+    ------
+    ValueError
+        If ``latents`` is not 2-D with at least 4 points or ``previous`` does not match it
+        (a bug in the caller: the pipeline checks the probe size first).
+    """
+    latents = np.asarray(latents, dtype=np.float64)
+    if latents.ndim != 2 or latents.shape[0] < 4:
+        raise ValueError(f"latents must be (N, d) with N >= 4, got shape {latents.shape}")
+    if previous is not None:
+        previous = np.asarray(previous, dtype=np.float64)
+        if previous.shape != (latents.shape[0], 2):
+            raise ValueError(
+                f"previous frame has shape {previous.shape}, expected ({latents.shape[0]}, 2)"
+            )
+    if not finite_rows(latents).all():
+        return None
+    if previous is not None and not _usable_start(previous):
+        previous = None  # e.g. a placeholder after a non-finite first frame: start afresh
+    latents = np.ascontiguousarray(latents)
+    P, _ = affinities(latents, perplexity)
+    common = dict(
+        random_state=seed,
+        n_jobs=n_jobs,
+        negative_gradient_method=negative_gradient_method,
+        momentum=MOMENTUM,
+    )
+    if previous is None:
+        init = initialization.pca(latents, random_state=seed)
+        embedding = TSNEEmbedding(init, PrecomputedAffinities(P, normalize=False),
+                                  theta=FIRST_FRAME_THETA, **common)
+        embedding = embedding.optimize(
+            EARLY_EXAGGERATION_ITER, exaggeration=EARLY_EXAGGERATION, inplace=True
+        )
+        embedding = embedding.optimize(FIRST_FRAME_ITER, inplace=True)
+        previous = np.array(embedding, dtype=np.float64)
+        if not rescale_previous:
+            return previous
+        # A warm frame re-expands from openTSNE's small initial spread and, after WARM_ITER
+        # iterations, settles at a smaller size than a full run. Giving frame 0 the same warm
+        # pass puts every frame at one scale, so the step from frame 0 to 1 is not a jump.
+
+    init = initialization.rescale(previous) if rescale_previous else previous.copy()
+    init -= init.mean(axis=0)
+    embedding = TSNEEmbedding(init, PrecomputedAffinities(P, normalize=False), theta=theta, **common)
+    embedding = embedding.optimize(warm_iter, exaggeration=warm_exaggeration, inplace=True)
+    return procrustes(np.array(embedding, dtype=np.float64), previous)

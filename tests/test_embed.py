@@ -1,0 +1,101 @@
+"""Warm-started openTSNE frames: deterministic, aligned, of real quality, safe on NaN."""
+
+import numpy as np
+import pytest
+from openTSNE.affinity import PerplexityBasedNN
+from sklearn.datasets import load_digits
+
+from reporter.embed import affinities, embed_frame, finite_rows
+from reporter.quality import jitter, knn_accuracy, trustworthiness
+
+
+@pytest.fixture(scope="module")
+def digits():
+    # Real data, small enough for a fast test: 300 of sklearn's 8x8 digits, scaled to [0, 1].
+    data = load_digits()
+    return data.data[:300] / 16.0, data.target[:300]
+
+
+@pytest.fixture(scope="module")
+def two_frames(digits):
+    """Frame 0 on the digits, frame 1 on slightly changed 'latents' (a real drift: pixels blurred)."""
+    X, _ = digits
+    blurred = 0.8 * X + 0.2 * X.reshape(-1, 8, 8).mean(axis=2).repeat(8, axis=1)
+    first = embed_frame(X, seed=0)
+    second = embed_frame(blurred, previous=first, seed=0)
+    return X, blurred, first, second
+
+
+def test_affinities_match_opentsne_exact_neighbours(digits):
+    X, _ = digits
+    # Integer pixels give tied distances, which two neighbour searches may order differently
+    # at the k-th neighbour; a tiny fixed perturbation makes the neighbour sets unambiguous.
+    X = X + np.random.default_rng(0).normal(scale=1e-6, size=X.shape)
+    P, beta = affinities(X, perplexity=30)
+    reference = PerplexityBasedNN(X, perplexity=30, method="exact", random_state=0).P
+    assert P.shape == (300, 300) and beta.shape == (300,)
+    assert abs(P - P.T).max() < 1e-15
+    assert P.sum() == pytest.approx(1.0)
+    assert abs(P - reference).max() < 1e-4 * reference.max()
+
+
+def test_first_frame_is_a_good_tsne(two_frames, digits):
+    X, _, first, _ = two_frames
+    _, y = digits
+    assert first.shape == (300, 2) and first.dtype == np.float64
+    assert knn_accuracy(first, y) > 0.9
+    assert trustworthiness(X, first) > 0.95
+
+
+def test_warm_frame_keeps_quality_and_stays_close_to_the_previous_one(two_frames, digits):
+    _, blurred, first, second = two_frames
+    _, y = digits
+    assert knn_accuracy(second, y) > 0.9
+    assert trustworthiness(blurred, second) > 0.95
+    from_scratch = embed_frame(blurred, seed=1)
+    # Warm-started and aligned, the frame moves far less than a new t-SNE of the same latents.
+    assert jitter(first, second) < 0.5 * jitter(first, from_scratch)
+
+
+def test_equal_inputs_give_bit_identical_frames(two_frames):
+    X, blurred, first, second = two_frames
+    again_first = embed_frame(X, seed=0)
+    again_second = embed_frame(blurred, previous=again_first, seed=0)
+    assert np.array_equal(first, again_first)
+    assert np.array_equal(second, again_second)
+    assert np.array_equal(embed_frame(blurred, previous=first, seed=0, n_jobs=2), second)
+    assert not np.array_equal(embed_frame(X[:60], seed=1), embed_frame(X[:60], seed=0))
+
+
+def test_nonfinite_latents_give_none_not_an_exception(digits):
+    X, _ = digits
+    bad = X.copy()
+    bad[7, 3] = np.nan
+    bad[9, 0] = np.inf
+    assert finite_rows(bad).sum() == 298
+    assert not finite_rows(bad)[7] and not finite_rows(bad)[9]
+    assert embed_frame(bad) is None
+    assert embed_frame(bad, previous=np.zeros((300, 2)) + np.arange(300)[:, None]) is None
+
+
+def test_degenerate_previous_frame_means_from_scratch(digits):
+    X, _ = digits
+    subset = X[:60]
+    assert np.array_equal(embed_frame(subset, previous=np.zeros((60, 2)), seed=0),
+                          embed_frame(subset, seed=0))
+
+
+@pytest.mark.parametrize("n", [50, 120])
+def test_small_probe_sets(digits, n):
+    X, y = digits
+    frame = embed_frame(X[:n], seed=0)
+    assert frame.shape == (n, 2) and np.isfinite(frame).all()
+    assert np.isfinite(embed_frame(X[:n] * 1.01, previous=frame, seed=0)).all()
+
+
+def test_mismatched_previous_frame_is_a_bug_in_the_caller(digits):
+    X, _ = digits
+    with pytest.raises(ValueError, match="previous frame"):
+        embed_frame(X, previous=np.ones((299, 2)))
+    with pytest.raises(ValueError, match="latents"):
+        embed_frame(X[0])

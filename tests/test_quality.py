@@ -1,0 +1,75 @@
+"""Frame quality figures: k-NN label accuracy, trustworthiness, jitter and the diameter it uses."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.decomposition import PCA
+
+from reporter.quality import diameter, jitter, knn_accuracy, trustworthiness
+
+
+@pytest.fixture(scope="module")
+def digits():
+    data = load_digits()
+    return data.data[:600], data.target[:600]
+
+
+def test_knn_accuracy_on_real_digits_is_high_and_drops_with_shuffled_labels(digits):
+    X, y = digits
+    accuracy = knn_accuracy(X, y, k=10)
+    assert 0.9 < accuracy <= 1.0  # 64-pixel digits are well separated by 10-NN
+    shuffled = np.random.default_rng(0).permutation(y)
+    assert knn_accuracy(X, shuffled, k=10) < 0.25  # about chance (10 classes)
+
+
+def test_knn_accuracy_leaves_the_point_itself_out():
+    # Two tight pairs per class; each point's nearest other point is its twin.
+    X = np.array([[0.0, 0.0], [0.0, 0.1], [10.0, 0.0], [10.0, 0.1]])
+    assert knn_accuracy(X, np.array([0, 0, 1, 1]), k=1) == 1.0
+    # With itself left out a lone point of class 2 cannot vote for its own class.
+    X3 = np.vstack([X, [[5.0, 5.0]]])
+    assert knn_accuracy(X3, np.array([0, 0, 1, 1, 2]), k=1) == pytest.approx(0.8)
+
+
+def test_knn_accuracy_tie_goes_to_the_nearer_class():
+    # On a line: points 0 and 1 are class 1, points 2, 3, 4 class 2. With k=2, point 0 has
+    # neighbours 1 (class 1, distance 1) and 2 (class 2, distance 2): a tie the nearer class 1
+    # wins; point 1 likewise (0 at distance 1 beats 2 at distance 3); point 2's two neighbours
+    # are both class 1 (wrong); points 3 and 4 have each other (class 2) first: right.
+    X = np.array([[0.0], [1.0], [-2.0], [50.0], [52.0]])
+    labels = np.array([1, 1, 2, 2, 2])
+    assert knn_accuracy(X, labels, k=2) == pytest.approx(0.8)
+    # Same layout, classes swapped: the ties now go to class 2 ("smallest label wins" would fail).
+    assert knn_accuracy(X, np.array([2, 2, 1, 2, 2]), k=2) == pytest.approx(0.8)
+
+
+def test_trustworthiness_is_one_for_a_perfect_embedding_and_lower_for_noise(digits):
+    X, _ = digits
+    Y = PCA(n_components=2, random_state=0).fit_transform(X)
+    assert trustworthiness(Y, Y, k=10) == pytest.approx(1.0)
+    random_layout = np.random.default_rng(0).normal(size=Y.shape)
+    assert trustworthiness(X, random_layout, k=10) < trustworthiness(X, Y, k=10)
+
+
+def test_diameter_is_the_largest_pairwise_distance():
+    rng = np.random.default_rng(1)
+    Y = rng.normal(size=(400, 2))
+    brute = np.linalg.norm(Y[:, None] - Y[None], axis=-1).max()
+    assert diameter(Y) == pytest.approx(brute, rel=1e-12)
+    assert diameter(np.array([[0.0, 0.0], [3.0, 4.0]])) == pytest.approx(5.0)
+    assert diameter(np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]])) == pytest.approx(np.sqrt(8))
+
+
+def test_jitter_ignores_rotation_and_translation_and_measures_real_movement(digits):
+    X, _ = digits
+    Y = PCA(n_components=2, random_state=0).fit_transform(X)
+    c, s = np.cos(1.2), np.sin(1.2)
+    moved = Y @ np.array([[c, -s], [s, c]]) * np.array([1.0, -1.0]) + 40.0
+    assert jitter(Y, moved) < 1e-12
+    # Every point pushed by the same distance in random directions: the median displacement
+    # after alignment is close to that distance.
+    rng = np.random.default_rng(2)
+    angles = rng.uniform(0, 2 * np.pi, len(Y))
+    step = 0.01 * diameter(Y)
+    pushed = Y + step * np.c_[np.cos(angles), np.sin(angles)]
+    assert jitter(Y, pushed) == pytest.approx(step / diameter(pushed), rel=0.05)
