@@ -152,6 +152,7 @@ class SeaweedServer:
         """Start the server (on its existing data, if any) and wait until objects round-trip."""
         if self.process is not None and self.process.poll() is None:
             raise RuntimeError("SeaweedFS is already running")
+        self.root.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         # One volume per bucket instead of seven: every test makes its own bucket.
         env = dict(os.environ, WEED_MASTER_VOLUME_GROWTH_COPY_1="1")
