@@ -343,3 +343,80 @@ def test_training_job_without_a_region_is_one_clear_line(monkeypatch):
     monkeypatch.delenv("AWS_REGION", raising=False)
     with pytest.raises(ReporterError, match="no AWS region: set AWS_DEFAULT_REGION"):
         debugger_path("any")
+
+
+# --- the job's side, run here ------------------------------------------------------------------
+
+@pytest.mark.e2e
+def test_the_job_entry_point_trains_like_sagemaker_runs_it(tmp_path, mnist_cache):
+    """Run the uploaded code the way the MXNet container does: /opt/ml/code/__main__.py with the
+    job's hyperparameters as flags, the hook config JSON, SM_MODEL_DIR and the data channel
+    (/opt/ml is a folder here, and the Python is this one, not the image's 3.8)."""
+    import os
+    import subprocess
+    import sys
+    import tarfile
+
+    from conftest import trainer_env
+    from trainer.sagemaker import hook_config, hyperparameters
+
+    config = _config(trainer={"steps": 24, "eval_every": 10, "probe_size": 100, "batch_size": 32,
+                              "save_interval": 5, "seed": 3})
+    opt_ml = tmp_path / "opt" / "ml"
+
+    def here(value: str) -> str:
+        return value.replace("/opt/ml", str(opt_ml))
+
+    # The code SageMaker unpacks into /opt/ml/code (what launch() uploads).
+    from trainer.sagemaker import _stage_code
+
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    entry, dependencies = _stage_code(staged)
+    code = opt_ml / "code"
+    code.mkdir(parents=True)
+    with tarfile.open(tmp_path / "sourcedir.tar.gz", "w:gz") as tar:
+        for path in [entry, *dependencies]:
+            tar.add(path, arcname=Path(path).name)
+    with tarfile.open(tmp_path / "sourcedir.tar.gz") as tar:
+        tar.extractall(code, filter="data")
+    # The data channel, as `python -m trainer.data DIR` + an S3 upload would fill it.
+    channel = opt_ml / "input" / "data" / "train"
+    channel.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        source = next(mnist_cache.glob(f"**/{name}*"))
+        (channel / source.name).write_bytes(source.read_bytes())
+    # The hook config SageMaker writes from the request's DebugHookConfig.
+    hook_json = opt_ml / "input" / "config" / "debughookconfig.json"
+    hook_json.parent.mkdir(parents=True)
+    request = hook_config(config)._to_request_dict()
+    request["LocalPath"] = here(request["LocalPath"])
+    hook_json.write_text(json.dumps(request))
+
+    args = []
+    for name, value in hyperparameters(config).items():
+        args += [f"--{name}", here(str(value))]
+    env = {k: v for k, v in trainer_env().items() if k != "PYTHONPATH" and not k.startswith("AWS_")}
+    env.update({"SM_MODEL_DIR": str(opt_ml / "model"), "SM_CHANNEL_TRAIN": str(channel),
+                "SMDEBUG_CONFIG_FILE_PATH": str(hook_json), "TRAINING_JOB_NAME": "latentlapse-test",
+                "TRAINER_CACHE_DIR": str(tmp_path / "empty-cache")})
+    done = subprocess.run([sys.executable, "__main__.py", *args], cwd=code, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert f"from folder {channel}" in done.stderr  # the channel, not a cache or a download
+
+    tensors = Path(here("/opt/ml/output/tensors"))
+    run = json.loads((tensors / "latentlapse-run.json").read_text())
+    assert run["finished"] and run["expected_frames"] == 4
+    # Inside a job smdebug leaves the end marker to SageMaker, which writes it to S3 at the end.
+    assert not (tensors / "training_job_end.ts").exists()
+    assert [p.name for p in (opt_ml / "model").iterdir()] == ["autoencoder.params"]
+
+    from smdebug import modes
+    from smdebug.trials import create_trial
+
+    trial = create_trial(str(tensors))
+    assert trial.steps(mode=modes.EVAL) == [0, 1, 2, 3]
+    assert trial.steps(mode=modes.TRAIN) == [0, 5, 10, 15, 20]  # the job's save interval
+    assert os.path.basename(trial.tensor_names(regex=hook.INCLUDE_REGEX[0])[0]).endswith("dense0_output_0")
