@@ -8,9 +8,10 @@ import pytest
 
 from reporter import ReporterError
 from reporter import s3 as reporter_s3
-from s3server import s3_env, s3_server  # noqa: F401  (fixtures)
 from trainer import TrainerError
 from trainer import s3 as trainer_s3
+
+pytest_plugins = ["s3server"]  # the s3_server and s3_env fixtures
 
 
 def _closed_port() -> int:

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from conftest import PYTHON, ROOT, trainer_env
-from s3server import SeaweedServer, s3_server  # noqa: F401  (fixture)
+from s3server import SeaweedServer
+
+pytest_plugins = ["s3server"]  # the s3_server and s3_env fixtures
 
 # Long enough to stop the server in the middle of it; 7 EVAL steps (frames), 15 saved TRAIN steps.
 FAULT_RUN = ["--steps", "150", "--eval-every", "25", "--probe-size", "200", "--batch-size", "32",
