@@ -81,8 +81,12 @@ def parser() -> argparse.ArgumentParser:
         flag = "--" + f.name.replace("_", "-")
         env = _env_name(f.name)
         if f.type in ("bool", bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+            # A --x / --no-x pair by hand: argparse only has an action for it from Python 3.9, and the
+            # SageMaker MXNet 1.9 image runs this package on Python 3.8.
+            p.add_argument(flag, dest=f.name, action="store_const", const=True, default=None,
                            help=f"{HELP[f.name]} [{env}]")
+            p.add_argument("--no-" + flag[2:], dest=f.name, action="store_const", const=False,
+                           help=argparse.SUPPRESS)
         else:
             p.add_argument(flag, default=None, metavar=f.name.upper(), help=f"{HELP[f.name]} [{env}]")
     return p
