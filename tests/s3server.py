@@ -61,6 +61,14 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
+def _die_with_parent() -> None:
+    # A test run that is killed (CI timeout, Ctrl-C twice) must not leave a server behind.
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class SeaweedServer:
     """One ``weed server`` process (master, volume, filer, S3 gateway) under ``root``.
 
@@ -158,7 +166,7 @@ class SeaweedServer:
         env = dict(os.environ, WEED_MASTER_VOLUME_GROWTH_COPY_1="1")
         self.process = subprocess.Popen(
             self._command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=self.root, env=env,
+            cwd=self.root, env=env, preexec_fn=_die_with_parent,
         )
         log.close()
         self._wait_ready(timeout)
