@@ -6,7 +6,8 @@
 #   3. base image: $LATENTLAPSE_BASE_IMAGE, else python:3.11-slim-bookworm if present locally, else
 #      latentlapse-base:bookworm from Debian packages (docker/build-base-image.sh; no registry needed)
 #   4. build both images (the machine's CA certificates are copied into docker/certs/ as a build input)
-#   5. scenario "run":    a small run (docker/ci.env) -> exit 0, site + GIF on the host with every frame
+#   5. scenario "run":    a small run (docker/ci.env) -> exit 0, site + GIF on the host with every frame;
+#                         then the same command again -> a second run in its own folder, the first intact
 #   6. scenario "bad":    a bad setting -> one clear line in the logs, non-zero exit
 #   7. scenario "killed": the trainer is killed mid-run -> reporter marks the run stalled/failed, keeps
 #                         its frames, exits 3, compose exits non-zero; the first run's site is untouched;
@@ -137,6 +138,8 @@ assert_site() {
     case "$report" in "$1: status "*) log "$report" ;; *) fail "the site check of run $1 printed: $report" ;; esac
 }
 
+site_sum() { (cd "$out/$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum); }
+
 runs_in_out() { find "$out" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | sort; }
 
 # --- 5. scenario: a small run ---------------------------------------------------------------------
@@ -150,8 +153,19 @@ assert_site "$first" finished 2
 grep -q "latentlapse: run $first finished" "$work/run.log" || fail "compose did not print the result line"
 [ "$(stat -c %u "$out/$first/index.html")" = "$(stat -c %u "$repo")" ] \
     || fail "site owned by uid $(stat -c %u "$out/$first/index.html"), not by the project's owner"
-first_sum=$(cd "$out/$first" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum)
+first_sum=$(site_sum "$first")
 phase_done "scenario run (small)" "$t"
+
+# --- 5b. the same command again: the stopped containers restart and make a second, separate run ---
+t=$SECONDS
+LATENTLAPSE_OUT=$out compose up >"$work/again.log" 2>&1 || fail "the second docker compose up exited $? (see $work/again.log)"
+grep -q "Recreate" "$work/again.log" && fail "the second up recreated containers: it should restart them"
+mapfile -t runs < <(runs_in_out)
+[ "${#runs[@]}" = 2 ] || fail "expected two run folders after the second up, found: ${runs[*]}"
+again=${runs[1]}
+assert_site "$again" finished 2
+[ "$(site_sum "$first")" = "$first_sum" ] || fail "the second up changed the first run's site"
+phase_done "scenario run again" "$t"
 
 # --- 6. scenario: a bad setting ---------------------------------------------------------------------
 t=$SECONDS
@@ -160,7 +174,7 @@ if TRAINER_STEPS=many LATENTLAPSE_OUT=$out compose up >"$work/bad.log" 2>&1; the
 fi
 grep -q "trainer: error: TRAINER_STEPS='many' is not a number" "$work/bad.log" \
     || fail "no clear error line for TRAINER_STEPS=many (see $work/bad.log)"
-[ "$(runs_in_out | wc -l)" = 1 ] || fail "a failed start left a site folder behind"
+[ "$(runs_in_out | wc -l)" = 2 ] || fail "a failed start left a site folder behind"
 phase_done "scenario bad setting" "$t"
 
 # --- 7. scenario: the trainer is killed mid-run -----------------------------------------------------
@@ -171,7 +185,7 @@ TRAINER_STEPS=5000 LATENTLAPSE_UID=4242 LATENTLAPSE_GID=4242 LATENTLAPSE_OUT=$ou
 up_pid=$!
 second=""
 for _ in $(seq 300); do
-    second=$(runs_in_out | grep -vx "$first" || true)
+    second=$(runs_in_out | grep -vx -e "$first" -e "$again" || true)
     if [ -n "$second" ] && [ -f "$out/$second/state.json" ] \
         && grep -q '"png"' "$out/$second/state.json"; then
         break
@@ -192,11 +206,10 @@ reporter_exit=$(docker inspect -f '{{.State.ExitCode}}' "$(docker compose -p "$p
 assert_site "$second" "stalled|failed" 1
 [ "$(stat -c %u:%g "$out/$second/state.json")" = 4242:4242 ] \
     || fail "killed run's site owned by $(stat -c %u:%g "$out/$second/state.json"), expected LATENTLAPSE_UID 4242"
-[ "$(cd "$out/$first" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum)" = "$first_sum" ] \
-    || fail "the first run's site changed during the second run"
+[ "$(site_sum "$first")" = "$first_sum" ] || fail "the first run's site changed during the killed run"
 log "reporter gave up $waited s after the kill, exit 3; compose exited non-zero"
 phase_done "scenario trainer killed" "$t"
 
 log "phases:"
 printf '[docker-e2e]   %s\n' "${timings[@]}"
-log "docker e2e: 3 scenarios passed in $((SECONDS - start)) s"
+log "docker e2e: 4 scenarios passed in $((SECONDS - start)) s"

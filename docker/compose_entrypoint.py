@@ -29,9 +29,9 @@ from pathlib import Path
 STORE = Path("/store")
 OUT = Path("/out")
 CURRENT_RUN = STORE / "current-run"
-# A tmpfs in the trainer container: empty at every start, so a restarted container is never
-# "healthy" on the strength of the previous run's marker.
-OWN_RUN = Path("/run/latentlapse/run")
+# The trainer container's own run: "<run> <start of this container's PID 1>". A restarted container
+# keeps its files, so the start time tells this start's marker from the previous one's.
+OWN_RUN = Path("/tmp/latentlapse-run")
 PROJECT = Path("/project")
 RUN_FILE = "latentlapse-run.json"
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -52,6 +52,11 @@ def write_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def container_start() -> str:
+    """Start time of PID 1 (the init process) in clock ticks since boot: new at every container start."""
+    return Path("/proc/1/stat").read_text().rsplit(")", 1)[1].split()[19]
+
+
 def run_name() -> str:
     """The name the user gave (``$LATENTLAPSE_RUN``), else the UTC time now."""
     name = os.environ.get("LATENTLAPSE_RUN", "").strip()
@@ -69,8 +74,7 @@ def trainer(args: list[str]) -> None:
         fail(f"run {name!r} already exists in the tensor store volume: unset LATENTLAPSE_RUN "
              "(each run then gets its own name) or choose a new one")
     try:
-        OWN_RUN.parent.mkdir(parents=True, exist_ok=True)
-        OWN_RUN.write_text(name)
+        write_atomically(OWN_RUN, f"{name} {container_start()}\n")
         write_atomically(CURRENT_RUN, name + "\n")
     except OSError as exc:
         fail(f"cannot write {exc.filename} ({exc.strerror}): the tensor store volume must be writable by "
@@ -149,9 +153,10 @@ def result() -> None:
 def health(service: str) -> None:
     """Exit 0 when the service is doing its job, 1 (with a reason) when it is not."""
     if service == "trainer":
-        if not OWN_RUN.exists():
+        marker = OWN_RUN.read_text().split() if OWN_RUN.exists() else []
+        if len(marker) != 2 or marker[1] != container_start():
             fail("no run started yet")
-        name = OWN_RUN.read_text().strip()
+        name = marker[0]
         if not CURRENT_RUN.exists() or CURRENT_RUN.read_text().strip() != name:
             fail(f"{CURRENT_RUN} does not name this container's run {name}")
         run_file = STORE / name / RUN_FILE
@@ -173,6 +178,9 @@ def main(argv: list[str]) -> None:
     if not argv:
         fail("usage: latentlapse-compose trainer|reporter|result|health SERVICE [options...]")
     command, args = argv[0], argv[1:]
+    if command in ("trainer", "reporter") and ("-h" in args or "--help" in args):
+        # `docker compose run --rm trainer --help`: no run to name, no folder to make.
+        os.execvp(f"latentlapse-{command}", [f"latentlapse-{command}", *args])
     if command == "trainer":
         trainer(args)
     elif command == "reporter":
