@@ -33,7 +33,7 @@ lint: $(VENV)/.installed
 lock:
 	uv lock
 	for s in trainer reporter; do uv export -q --frozen --no-emit-project --extra $$s -o requirements/$$s.txt; done
-	uv export -q --frozen --no-emit-project --extra trainer --extra reporter --extra dev -o requirements/dev.txt
+	uv export -q --frozen --no-emit-project --extra trainer --extra reporter --extra sagemaker --extra dev -o requirements/dev.txt
 	uv export -q --frozen --no-emit-project --all-extras -o requirements/all.txt
 
 clean-venv:

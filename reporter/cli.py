@@ -15,6 +15,7 @@ def _quiet_third_parties() -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     os.environ.setdefault("SMDEBUG_LOG_LEVEL", "warning")
     logging.getLogger("smdebug").setLevel(logging.WARNING)
+    logging.getLogger("botocore").setLevel(logging.WARNING)  # "Found endpoint for s3" on every poll
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
     logging.getLogger("PIL").setLevel(logging.WARNING)
 

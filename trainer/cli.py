@@ -15,6 +15,7 @@ def _quiet_third_parties() -> None:
     # smdebug and protobuf import with DeprecationWarnings that say nothing to our users.
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     logging.getLogger("smdebug").setLevel(logging.WARNING)
+    logging.getLogger("botocore").setLevel(logging.WARNING)  # "Found endpoint for s3" on every poll
     os.environ.setdefault("SMDEBUG_LOG_LEVEL", "warning")
 
 

@@ -217,6 +217,11 @@ def run(config: TrainerConfig) -> dict:
             write_run_file(config.out, info)
     # close() writes the last step and the end marker; without it readers wait forever (S3 above all).
     hook.close()
+    # smdebug also registered close() for interpreter exit; a second run then rewrites the end marker
+    # while the exit path can no longer schedule uploads (an S3 traceback). Once is enough.
+    import atexit
+
+    atexit.unregister(hook._cleanup)
     info["finished"] = _now()
     write_run_file(config.out, info)
     progress.done()
