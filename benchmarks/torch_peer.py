@@ -10,6 +10,7 @@ with the MXNet variants in the same benchmark run:
     -> {"quit": true}
 
 The first line it writes says it is ready, with the parameter count and the torch version.
+With ``--layers`` it prints the forward + backward time of each layer alone instead, and exits.
 """
 
 from __future__ import annotations
@@ -31,17 +32,19 @@ def build_model():
     class ConvolutionalAutoencoder(nn.Module):
         def __init__(self, latent_dim: int = 20):
             super().__init__()
+            # One entry per layer of trainer/model.py (activations folded in as MXNet does), so the
+            # per-layer timings of both line up.
             self.encoder = nn.Sequential(
-                nn.Conv2d(1, 32, 5), nn.ReLU(), nn.MaxPool2d(2),
-                nn.Conv2d(32, 32, 5), nn.ReLU(), nn.MaxPool2d(2),
-                nn.Flatten(), nn.Linear(512, latent_dim),
+                nn.Sequential(nn.Conv2d(1, 32, 5), nn.ReLU()), nn.MaxPool2d(2),
+                nn.Sequential(nn.Conv2d(32, 32, 5), nn.ReLU()), nn.MaxPool2d(2),
+                nn.Sequential(nn.Flatten(), nn.Linear(512, latent_dim)),
             )
             self.decoder = nn.Sequential(
-                nn.Linear(latent_dim, 512), nn.ReLU(), nn.Unflatten(1, (32, 4, 4)),
+                nn.Sequential(nn.Linear(latent_dim, 512), nn.ReLU()), nn.Unflatten(1, (32, 4, 4)),
                 nn.Upsample(scale_factor=2, mode="nearest"),
-                nn.ConvTranspose2d(32, 32, 5), nn.ReLU(),
+                nn.Sequential(nn.ConvTranspose2d(32, 32, 5), nn.ReLU()),
                 nn.Upsample(scale_factor=2, mode="nearest"),
-                nn.ConvTranspose2d(32, 1, 5), nn.Sigmoid(),
+                nn.Sequential(nn.ConvTranspose2d(32, 1, 5), nn.Sigmoid()),
             )
             # Same start as the trainer's mx.init.Xavier() (uniform, averaged fans, magnitude 3 =
             # Glorot uniform) with zero biases, so both models learn alike while being timed.
@@ -117,23 +120,63 @@ class Peer:
                 "eval_seconds": eval_seconds, "evals": evals, "loss": loss}
 
 
+def layer_times(net, torch, batch_size: int, repeats: int = 20, groups: int = 3) -> list[dict]:
+    """CPU milliseconds of forward + backward of each layer alone, on a random input of its shape.
+
+    The median of ``groups`` means of ``repeats`` calls each, after three untimed calls.
+    """
+    x = torch.rand(batch_size, 1, 28, 28)
+    rows = []
+    for layer in [*net.encoder, *net.decoder]:
+        inp = x.clone().requires_grad_(True)
+
+        def call():
+            layer(inp).sum().backward()
+
+        for _ in range(3):
+            call()
+        means = []
+        for _ in range(groups):
+            start = time.process_time()
+            for _ in range(repeats):
+                call()
+            means.append(1000 * (time.process_time() - start) / repeats)
+        # A stage's name is its layer with weights (Linear, not the Flatten before it).
+        main = layer
+        if isinstance(layer, torch.nn.Sequential):
+            main = next(m for m in layer if list(m.parameters()))
+        rows.append({"layer": type(main).__name__,
+                     "input": list(x.shape), "ms": sorted(means)[groups // 2]})
+        with torch.no_grad():
+            x = layer(x)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     """Load the data the benchmark wrote, build the peer, then answer block requests until told to quit."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", required=True, help=".npz with train_images and probe_images (uint8)")
+    p.add_argument("--data", help=".npz with train_images and probe_images (uint8); not used by --layers")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--eval-every", type=int, default=25)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--layers", action="store_true", help="print per-layer timings as JSON and exit")
     args = p.parse_args(argv)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    torch.set_num_interop_threads(1)
+    if args.layers:
+        torch.manual_seed(args.seed)
+        print(json.dumps(layer_times(build_model()[0], torch, args.batch_size)), flush=True)
+        return 0
+    if not args.data:
+        p.error("--data is required (except with --layers)")
     arrays = np.load(args.data)
     peer = Peer(arrays["train_images"], arrays["probe_images"], args.batch_size, args.lr,
                 args.eval_every, args.seed)
-    torch = peer.torch
-    torch.set_num_threads(args.threads)
-    torch.set_num_interop_threads(1)
     peer.evaluate()  # step-0 EVAL pass, as in the trainer (and a warm-up)
     parameters = sum(p.numel() for p in peer.net.parameters())
     reply = {"ready": True, "parameters": parameters, "torch": torch.__version__,
