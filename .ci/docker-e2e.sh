@@ -54,6 +54,9 @@ cleanup() {
     exit "$rc"
 }
 trap cleanup EXIT
+# A CI timeout or Ctrl-C still stops the containers and dockerd.
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 # --- 1. engine --------------------------------------------------------------------------------------
 t=$SECONDS
