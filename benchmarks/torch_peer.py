@@ -120,36 +120,40 @@ class Peer:
                 "eval_seconds": eval_seconds, "evals": evals, "loss": loss}
 
 
-def layer_times(net, torch, batch_size: int, repeats: int = 20, groups: int = 3) -> list[dict]:
-    """CPU milliseconds of forward + backward of each layer alone, on a random input of its shape.
-
-    The median of ``groups`` means of ``repeats`` calls each, after three untimed calls.
-    """
-    x = torch.rand(batch_size, 1, 28, 28)
+def layer_times(peer: Peer, repeats: int = 20, groups: int = 3) -> list[dict]:
+    """CPU milliseconds of forward + backward of each layer alone, on a random input of its shape,
+    then of a whole train step (batch, forward, loss, backward, Adam)."""
+    torch = peer.torch
+    x = torch.rand(peer.batch_size, 1, 28, 28)
     rows = []
-    for layer in [*net.encoder, *net.decoder]:
+    for layer in [*peer.net.encoder, *peer.net.decoder]:
         inp = x.clone().requires_grad_(True)
 
         def call():
             layer(inp).sum().backward()
 
-        for _ in range(3):
-            call()
-        means = []
-        for _ in range(groups):
-            start = time.process_time()
-            for _ in range(repeats):
-                call()
-            means.append(1000 * (time.process_time() - start) / repeats)
-        # A stage's name is its layer with weights (Linear, not the Flatten before it).
-        main = layer
+        main = layer  # a stage is named after its layer with weights (Linear, not the Flatten before it)
         if isinstance(layer, torch.nn.Sequential):
             main = next(m for m in layer if list(m.parameters()))
-        rows.append({"layer": type(main).__name__,
-                     "input": list(x.shape), "ms": sorted(means)[groups // 2]})
+        rows.append({"layer": type(main).__name__, "input": list(x.shape), "ms": median(call, repeats, groups)})
         with torch.no_grad():
             x = layer(x)
+    rows.append({"layer": "whole train step", "input": [peer.batch_size, 1, 28, 28],
+                 "ms": median(peer.train_step, repeats, groups)})
     return rows
+
+
+def median(call, repeats: int, groups: int) -> float:
+    """Median over ``groups`` of the mean CPU ms of ``repeats`` calls, after three untimed calls."""
+    for _ in range(3):
+        call()
+    means = []
+    for _ in range(groups):
+        start = time.process_time()
+        for _ in range(repeats):
+            call()
+        means.append(1000 * (time.process_time() - start) / repeats)
+    return sorted(means)[groups // 2]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,15 +172,18 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
-    if args.layers:
-        torch.manual_seed(args.seed)
-        print(json.dumps(layer_times(build_model()[0], torch, args.batch_size)), flush=True)
-        return 0
-    if not args.data:
+    if args.layers:  # random pictures will do for timing
+        images = np.random.RandomState(args.seed).randint(0, 256, (1000, 28, 28)).astype(np.uint8)
+        arrays = {"train_images": images, "probe_images": images}
+    elif args.data:
+        arrays = np.load(args.data)
+    else:
         p.error("--data is required (except with --layers)")
-    arrays = np.load(args.data)
     peer = Peer(arrays["train_images"], arrays["probe_images"], args.batch_size, args.lr,
                 args.eval_every, args.seed)
+    if args.layers:
+        print(json.dumps(layer_times(peer)), flush=True)
+        return 0
     peer.evaluate()  # step-0 EVAL pass, as in the trainer (and a warm-up)
     parameters = sum(p.numel() for p in peer.net.parameters())
     reply = {"ready": True, "parameters": parameters, "torch": torch.__version__,

@@ -343,44 +343,97 @@ def median_call_ms(call, repeats: int = 20, groups: int = 3) -> float:
     return sorted(means)[groups // 2]
 
 
-def mxnet_layer_times(batch_size: int) -> list[dict]:
-    """CPU ms of forward + backward of each layer of the trainer's model alone (as torch_peer --layers).
+def float64_last_layer():
+    """The decoder's last layer, Conv2DTranspose(1, 5, sigmoid), computed in float64.
 
-    The last row is a Conv2DTranspose(2, 5) in place of the final Conv2DTranspose(1, 5): MKLDNN
-    fails on the backward of the one-filter layer but runs the two-filter one.
+    Same 801 float32 parameters and the same output and gradients (to float32 rounding). MKLDNN
+    handles float32 only, so this layer takes MXNet's own kernels while the others take MKLDNN's:
+    with MKLDNN on, the float32 layer's backward fails on this CPU (a reorder primitive for its
+    one-channel input gradient), and so does a two-filter deconvolution fed computed weights.
     """
-    import mxnet as mx
-    from mxnet import autograd, nd
     from mxnet.gluon import nn
+
+    class Float64Deconvolution(nn.HybridBlock):
+        def __init__(self, in_channels: int = 32, **kwargs):
+            super().__init__(**kwargs)
+            with self.name_scope():
+                self.weight = self.params.get("weight", shape=(in_channels, 1, 5, 5))
+                self.bias = self.params.get("bias", shape=(1,), init="zeros")
+
+        def hybrid_forward(self, F, x, weight, bias):
+            out = F.Deconvolution(F.cast(x, "float64"), F.cast(weight, "float64"), F.cast(bias, "float64"),
+                                  kernel=(5, 5), num_filter=1, no_bias=False)
+            return F.sigmoid(F.cast(out, "float32"))
+
+    return Float64Deconvolution()
+
+
+def mxnet_layer_times(batch_size: int) -> list[dict]:
+    """CPU ms of forward + backward of each layer of the trainer's model alone (as torch_peer --layers),
+    of the float64 stand-in for the last layer, and of a whole train step with either last layer."""
+    import mxnet as mx
+    from mxnet import autograd, gluon, nd
 
     from trainer.model import ConvolutionalAutoencoder
 
-    net, stand_in = ConvolutionalAutoencoder(), nn.Conv2DTranspose(2, kernel_size=5, activation="sigmoid")
-    for block in (net, stand_in):
-        block.initialize(mx.init.Xavier())
-    net.hybridize_leaves()
-    stand_in.hybridize()
-    pairs, x = [], nd.random.uniform(shape=(batch_size, 1, 28, 28))
-    for layer in [*net.encoder, *net.decoder]:
-        pairs.append((layer, x))
-        x = layer(x)
-    pairs.append((stand_in, pairs[-1][1]))
-    rows = []
-    for layer, x in pairs:
-        x.attach_grad()
+    def model(stand_in: bool):
+        net = ConvolutionalAutoencoder()
+        if stand_in:  # HybridSequential keeps its layers in _children; swap the last one
+            net.decoder._children[str(len(net.decoder) - 1)] = float64_last_layer()
+        net.initialize(mx.init.Xavier())
+        net.hybridize_leaves()
+        return net
 
+    def timed(row, call):
+        try:
+            row["ms"] = median_call_ms(call)
+        except mx.MXNetError as exc:
+            row["ms"], row["error"] = None, str(exc).splitlines()[0][:80]
+        return row
+
+    def backward_of(layer, x):
         def call():
             with autograd.record():
                 out = layer(x)
             out.backward()
             nd.waitall()
+        return call
 
-        row = {"layer": type(layer).__name__, "input": list(x.shape), "ms": None}
-        try:
-            row["ms"] = median_call_ms(call)
-        except mx.MXNetError as exc:
-            row["error"] = str(exc).splitlines()[0][:80]
-        rows.append(row)
+    net, rows, x = model(stand_in=False), [], nd.random.uniform(shape=(batch_size, 1, 28, 28))
+    for layer in [*net.encoder, *net.decoder]:
+        x.attach_grad()
+        rows.append(timed({"layer": type(layer).__name__, "input": list(x.shape)}, backward_of(layer, x)))
+        last, last_input, x = layer, x, layer(x)
+    stand_in = float64_last_layer()
+    stand_in.initialize()
+    stand_in.weight.set_data(last.weight.data())
+    stand_in.bias.set_data(last.bias.data())
+    stand_in.hybridize()
+    row = {"layer": "stand-in: float64 Conv2DTranspose", "input": list(last_input.shape),
+           "max_difference": float(nd.abs(stand_in(last_input) - last(last_input)).max().asscalar())}
+    try:  # the gradients too, where the original layer's backward runs
+        grads = []
+        for layer in (last, stand_in):
+            backward_of(layer, last_input)()
+            grads.append(layer.weight.grad())
+        row["max_difference"] = max(row["max_difference"], float(nd.abs(grads[0] - grads[1]).max().asscalar()))
+    except mx.MXNetError:
+        pass
+    rows.append(timed(row, backward_of(stand_in, last_input)))
+    images = nd.random.uniform(shape=(batch_size, 1, 28, 28))
+    for stand_in in (False, True):
+        whole, loss_fn = model(stand_in), gluon.loss.L2Loss()
+        optimizer = gluon.Trainer(whole.collect_params(), "adam", {"learning_rate": 3e-4})
+
+        def step():
+            with autograd.record():
+                loss = loss_fn(whole(images), images)
+            loss.backward()
+            optimizer.step(batch_size)
+            loss.mean().asscalar()
+
+        name = "whole train step" + (", stand-in last layer" if stand_in else "")
+        rows.append(timed({"layer": name, "input": [batch_size, 1, 28, 28]}, step))
     return rows
 
 
@@ -396,18 +449,27 @@ def layers(args) -> int:
     if args.torch_python:
         commands["PyTorch"] = [args.torch_python, str(PEER), "--layers", *common]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
-    columns = {name: json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+    columns = {name: json.loads(subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, env=env)
                                 .stdout.splitlines()[-1]) for name, cmd in commands.items()}
     print(f"\nforward + backward of each layer alone, CPU ms, batch {args.batch_size}, "
           f"{args.threads} thread(s); load average {os.getloadavg()[0]:.1f}\n")
     print("| layer | input | " + " | ".join(columns) + " |\n| --- | --- |" + " --- |" * len(columns))
-    rows = columns["MXNet native"]
-    for i, row in enumerate(rows):
-        cells = [c[i] if i < len(c) else None for c in columns.values()]
+    for name in columns:  # torch_peer has no stand-in row: line its whole step up with MXNet's
+        by_layer = {r["layer"]: r for r in columns[name]}
+        columns[name] = [by_layer.get(r["layer"]) if i > 10 else columns[name][i]
+                         for i, r in enumerate(columns["MXNet native"])]
+    for i, row in enumerate(columns["MXNet native"]):
+        if i == 11:
+            totals = [None if any(c[k]["ms"] is None for k in range(11)) else sum(c[k]["ms"] for k in range(11))
+                      for c in columns.values()]
+            print("| sum of the model's 11 layers | | " + " | ".join(
+                "-" if t is None else f"{t:.1f}" for t in totals) + " |")
+        cells = [c[i] for c in columns.values()]
         print(f"| {row['layer']} | {'x'.join(map(str, row['input'][1:]))} | " + " | ".join(
             "-" if c is None else "fails" if c["ms"] is None else f"{c['ms']:.1f}" for c in cells) + " |")
-    totals = [sum(r["ms"] or 0.0 for r in c[:len(rows) - 1]) for c in columns.values()]
-    print("| sum of the model's layers | | " + " | ".join(f"{t:.1f}" for t in totals) + " |")
+    differences = [c[11]["max_difference"] for c in columns.values() if c[11] and "max_difference" in c[11]]
+    print(f"\nstand-in vs the layer it replaces, same weights: largest difference of output or weight "
+          f"gradient {max(differences):.1e}")
     return 0
 
 
