@@ -46,6 +46,7 @@ def fail(message: str) -> None:
 
 
 def write_atomically(path: Path, text: str) -> None:
+    """Write through a temporary file and a rename: the other container never reads half a name."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.chmod(tmp, 0o644)
@@ -68,9 +69,11 @@ def run_name() -> str:
 
 
 def trainer(args: list[str]) -> None:
+    """Name the run, publish the name for the reporter, become the trainer writing /store/<run>."""
     name = run_name()
     store = STORE / name
-    if (store / RUN_FILE).exists() and os.environ.get("TRAINER_OVERWRITE", "0").lower() not in ("1", "true", "yes", "on"):
+    overwrite = os.environ.get("TRAINER_OVERWRITE", "0").lower() in ("1", "true", "yes", "on")
+    if (store / RUN_FILE).exists() and not overwrite:
         fail(f"run {name!r} already exists in the tensor store volume: unset LATENTLAPSE_RUN "
              "(each run then gets its own name) or choose a new one")
     try:
@@ -117,6 +120,7 @@ def _become(uid: int, gid: int, site: Path) -> None:
 
 
 def reporter(args: list[str]) -> None:
+    """Find the run, take the site owner's uid, become the reporter from /store/<run> to /out/<run>."""
     name = os.environ.get("LATENTLAPSE_RUN", "").strip()
     if not name:
         deadline = time.monotonic() + 60
@@ -137,6 +141,7 @@ def reporter(args: list[str]) -> None:
 
 
 def result() -> None:
+    """Print one line saying where the finished run's site and GIF are on the host."""
     name = CURRENT_RUN.read_text().strip() if CURRENT_RUN.exists() else ""
     host = f"{os.environ.get('LATENTLAPSE_OUT_HOST', './out')}/{name}"
     try:
