@@ -233,6 +233,11 @@ class Report:
         """Follow (or read once) the store; return the exit code."""
         config = self.config
         self.out.mkdir(parents=True, exist_ok=True)
+        # ~20 s of imports on a busy 2-core machine: pay them while the trainer starts, not on frame 0.
+        import reporter.embed  # noqa: F401
+        import reporter.render  # noqa: F401
+        import reporter.site  # noqa: F401
+        import smdebug.trials  # noqa: F401
         self.store.open(timeout=config.wait_timeout if config.follow else 0, poll=config.poll_interval,
                         on_wait=lambda: log.info("waiting up to %.0f s for a trial at %s",
                                                  config.wait_timeout, config.tensors))
