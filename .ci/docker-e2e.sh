@@ -12,6 +12,8 @@
 #   7. scenario "killed": the trainer is killed mid-run -> reporter marks the run stalled/failed, keeps
 #                         its frames, exits 3, compose exits non-zero; the first run's site is untouched;
 #                         the site belongs to LATENTLAPSE_UID, not root
+#   8. scenario "s3":     the s3 profile (docker/ci.env + docker/s3.env): tensors on a SeaweedFS container,
+#                         exit 0, site + GIF on the host with every frame, nothing of the run in the volume
 # Prints how long each phase took. Set KEEP_DOCKER_E2E=1 to keep the work folder.
 set -euo pipefail
 
@@ -38,7 +40,7 @@ cleanup() {
         for f in "$work"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -n 25 "$f"; }; done
     fi
     if docker info >/dev/null 2>&1; then
-        LATENTLAPSE_OUT=$out compose down -v --remove-orphans >/dev/null 2>&1
+        LATENTLAPSE_OUT=$out compose --env-file docker/s3.env down -v --remove-orphans >/dev/null 2>&1
     fi
     for c in "${copied_certs[@]}"; do rm -f "$c"; done
     if [ -n "$dockerd_pid" ]; then
@@ -103,7 +105,7 @@ for crt in /usr/local/share/ca-certificates/*.crt; do
     cp "$crt" "$target"
     copied_certs+=("$repo/$target")
 done
-compose build --progress plain >"$work/build.log" 2>&1 || fail "docker compose build (see $work/build.log)"
+compose --env-file docker/s3.env build --progress plain >"$work/build.log" 2>&1 || fail "docker compose build (see $work/build.log)"
 docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep '^latentlapse-' | sed 's/^/[docker-e2e]   /'
 phase_done "build images" "$t"
 
@@ -213,6 +215,25 @@ assert_site "$second" "stalled|failed" 1
 log "reporter gave up $waited s after the kill, exit 3; compose exited non-zero"
 phase_done "scenario trainer killed" "$t"
 
+# --- 8. scenario: the s3 profile -------------------------------------------------------------------
+t=$SECONDS
+before=$(runs_in_out)
+# Naming the three services makes `up` return when they are done (the server keeps running until `down`).
+LATENTLAPSE_OUT=$out compose --env-file docker/s3.env up trainer reporter result >"$work/s3.log" 2>&1 \
+    || fail "docker compose up with the s3 profile exited $? (see $work/s3.log)"
+s3run=$(runs_in_out | grep -vxF "$before" || true)
+[ "$(printf '%s' "$s3run" | grep -c .)" = 1 ] || fail "expected one new run folder from the s3 profile, found: ${s3run:-none}"
+grep -q "latentlapse: run $s3run: tensors on the S3 server at s3://latentlapse/$s3run" "$work/s3.log" \
+    || fail "the trainer did not write to the S3 server (see $work/s3.log)"
+assert_site "$s3run" finished 2
+grep -q "latentlapse: run $s3run finished" "$work/s3.log" || fail "compose did not print the result line"
+# The tensors went to S3, not to the volume; the site shows no credential.
+docker run --rm -v "${project}_tensors:/store:ro" --entrypoint sh "latentlapse-reporter:latest" \
+    -c "test ! -e /store/$s3run" || fail "the s3 run also wrote tensors to the volume"
+grep -rqF "latentlapse-local-only-secret" "$out/$s3run" && fail "the site shows the S3 secret key"
+[ "$(site_sum "$first")" = "$first_sum" ] || fail "the s3 run changed the first run's site"
+phase_done "scenario s3 profile" "$t"
+
 log "phases:"
 printf '[docker-e2e]   %s\n' "${timings[@]}"
-log "docker e2e: 4 scenarios passed in $((SECONDS - start)) s"
+log "docker e2e: 5 scenarios passed in $((SECONDS - start)) s"

@@ -11,7 +11,12 @@ folders without being told to:
               ``/store/<run>`` to ``/out/<run>``, as the owner of the host's project folder, so the site
               on the host belongs to whoever ran compose (``$LATENTLAPSE_UID``/``$LATENTLAPSE_GID`` win).
 ``result``    prints where the finished site is (runs only when the reporter exited 0).
-``health trainer|reporter``  the containers' healthchecks.
+``s3``        the S3 profile's server: SeaweedFS (``weed``) with the one identity given by
+              ``$LATENTLAPSE_S3_ACCESS_KEY``/``$LATENTLAPSE_S3_SECRET_KEY``, data in ``/data``.
+``health trainer|reporter|s3``  the containers' healthchecks (``s3`` also creates the bucket).
+
+With ``LATENTLAPSE_STORE=s3`` (docker/s3.env) the tensor store is ``s3://$LATENTLAPSE_S3_BUCKET/<run>``
+on that server instead of ``/store/<run>``; the run's name still travels through the volume.
 
 Nothing here imports the trainer or the reporter; it only sets their TRAINER_*/REPORTER_* variables.
 """
@@ -37,6 +42,11 @@ RUN_FILE = "latentlapse-run.json"
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # The trainer rewrites its run file at every EVAL step (seconds apart); minutes of silence is a hang.
 TRAINER_SILENT_AFTER = float(os.environ.get("LATENTLAPSE_HEALTH_SILENT_AFTER", "180"))
+# The S3 profile: the compose service `s3` answers on this port inside the project's network.
+S3_ENDPOINT = "http://s3:8333"
+S3_DATA = Path("/data")
+S3_IDENTITIES = Path("/tmp/latentlapse-s3-identities.json")
+PROBE_KEY = ".latentlapse-health-probe"
 
 
 def fail(message: str) -> None:
@@ -68,12 +78,60 @@ def run_name() -> str:
     return name
 
 
+def s3_store() -> bool:
+    """True when the run's tensors go to the S3 profile's server (``LATENTLAPSE_STORE=s3``)."""
+    store = os.environ.get("LATENTLAPSE_STORE", "").strip().lower()
+    if store not in ("", "volume", "s3"):
+        fail(f"LATENTLAPSE_STORE={store!r}: use s3 (with --env-file docker/s3.env) or leave it unset")
+    return store == "s3"
+
+
+def s3_settings() -> tuple[str, str, str]:
+    """(bucket, access key, secret key) of the S3 profile, or one line saying what is missing."""
+    values = [os.environ.get(f"LATENTLAPSE_S3_{name}", "").strip()
+              for name in ("BUCKET", "ACCESS_KEY", "SECRET_KEY")]
+    if not all(values):
+        fail("the S3 profile needs LATENTLAPSE_S3_BUCKET, LATENTLAPSE_S3_ACCESS_KEY and "
+             "LATENTLAPSE_S3_SECRET_KEY: run `docker compose --env-file docker/s3.env up`")
+    return values[0], values[1], values[2]
+
+
+def use_s3_server() -> str:
+    """Point boto3 (and so smdebug) at the `s3` service; return the bucket."""
+    bucket, key, secret = s3_settings()
+    os.environ.update({
+        "AWS_ENDPOINT_URL_S3": os.environ.get("LATENTLAPSE_S3_ENDPOINT") or S3_ENDPOINT,
+        "AWS_ACCESS_KEY_ID": key,
+        "AWS_SECRET_ACCESS_KEY": secret,
+        # smdebug's own CreateBucket fails outside us-east-1; the bucket exists anyway.
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        # Never probe the instance-metadata address for credentials.
+        "AWS_EC2_METADATA_DISABLED": "true",
+    })
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        os.environ.pop(name, None)
+    return bucket
+
+
+def s3_client():
+    """A boto3 client for the `s3` service with short timeouts (healthchecks must answer fast)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("s3", config=Config(connect_timeout=2, read_timeout=5,
+                                            retries={"mode": "standard", "max_attempts": 1}))
+
+
 def trainer(args: list[str]) -> None:
     """Name the run, publish the name for the reporter, become the trainer writing /store/<run>."""
     name = run_name()
     store = STORE / name
+    if s3_store():
+        # The trainer itself refuses an S3 prefix that already holds a run (unless TRAINER_OVERWRITE).
+        store = f"s3://{use_s3_server()}/{name}"
     overwrite = os.environ.get("TRAINER_OVERWRITE", "0").lower() in ("1", "true", "yes", "on")
-    if (store / RUN_FILE).exists() and not overwrite:
+    if isinstance(store, Path) and (store / RUN_FILE).exists() and not overwrite:
         fail(f"run {name!r} already exists in the tensor store volume: unset LATENTLAPSE_RUN "
              "(each run then gets its own name) or choose a new one")
     try:
@@ -82,7 +140,8 @@ def trainer(args: list[str]) -> None:
     except OSError as exc:
         fail(f"cannot write {exc.filename} ({exc.strerror}): the tensor store volume must be writable by "
              f"uid {os.getuid()}; remove it with `docker compose down -v` and start again")
-    print(f"latentlapse: run {name}: tensors in the volume at {store}", flush=True)
+    where = "on the S3 server at" if isinstance(store, str) else "in the volume at"
+    print(f"latentlapse: run {name}: tensors {where} {store}", flush=True)
     os.environ["TRAINER_OUT"] = str(store)
     os.execvp("latentlapse-trainer", ["latentlapse-trainer", *args])
 
@@ -131,9 +190,10 @@ def reporter(args: list[str]) -> None:
         name = CURRENT_RUN.read_text().strip()
     if not RUN_NAME.match(name):
         fail(f"{CURRENT_RUN} holds {name!r}, not a run name: remove the volume with `docker compose down -v`")
+    tensors = f"s3://{use_s3_server()}/{name}" if s3_store() else str(STORE / name)
     _become(*_target_owner(), site=OUT / name)
     os.environ["HOME"] = "/tmp"
-    os.environ["REPORTER_TENSORS"] = str(STORE / name)
+    os.environ["REPORTER_TENSORS"] = tensors
     os.environ["REPORTER_OUT"] = str(OUT / name)
     host_out = os.environ.get("LATENTLAPSE_OUT_HOST", "./out")
     print(f"latentlapse: run {name}: site in {host_out}/{name}/index.html (uid {os.getuid()})", flush=True)
@@ -155,6 +215,61 @@ def result() -> None:
           flush=True)
 
 
+def s3_server() -> None:
+    """Write the server's one identity, then become ``weed server`` (master, volume, filer, S3)."""
+    _, key, secret = s3_settings()
+    write_atomically(S3_IDENTITIES, json.dumps({"identities": [{
+        "name": "latentlapse",
+        "credentials": [{"accessKey": key, "secretKey": secret}],
+        "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+    }]}))
+    os.chmod(S3_IDENTITIES, 0o600)
+    # One volume per bucket, not seven (the default growth for an empty server).
+    os.environ.setdefault("WEED_MASTER_VOLUME_GROWTH_COPY_1", "1")
+    print(f"latentlapse: S3 server on {S3_ENDPOINT}, data in the s3data volume", flush=True)
+    os.execvp("weed", [
+        "weed", "server", f"-dir={S3_DATA}", "-ip=s3", "-ip.bind=0.0.0.0",
+        "-master.telemetry=false",
+        # The default (10 s) makes a restart on existing data take 15-18 s.
+        "-master.electionTimeout=1s", "-master.volumeSizeLimitMB=256", "-volume.max=100",
+        "-volume.preStopSeconds=0", "-filer", "-s3", "-s3.port=8333",
+        f"-s3.config={S3_IDENTITIES}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+    ])
+
+
+def _s3_health() -> None:
+    """Healthy once an object round-trips (listing answers seconds before GETs do); makes the bucket."""
+    bucket = use_s3_server()
+    os.environ["AWS_ENDPOINT_URL_S3"] = "http://127.0.0.1:8333"
+    client = s3_client()
+    try:
+        try:
+            client.create_bucket(Bucket=bucket)
+        except client.exceptions.BucketAlreadyOwnedByYou:
+            pass
+        token = os.urandom(8).hex().encode()
+        client.put_object(Bucket=bucket, Key=PROBE_KEY, Body=token)
+        if client.get_object(Bucket=bucket, Key=PROBE_KEY)["Body"].read() != token:
+            fail("the probe object came back changed")
+    except Exception as exc:  # any failure only means "not ready yet"
+        fail(f"S3 not ready: {exc}")
+
+
+def _trainer_clock(name: str) -> float:
+    """When the trainer last wrote progress: its run file's mtime (in the volume or on S3)."""
+    if not s3_store():
+        run_file = STORE / name / RUN_FILE
+        return (run_file if run_file.exists() else OWN_RUN).stat().st_mtime
+    bucket = use_s3_server()
+    client = s3_client()
+    try:
+        return client.head_object(Bucket=bucket, Key=f"{name}/{RUN_FILE}")["LastModified"].timestamp()
+    except client.exceptions.ClientError:
+        return OWN_RUN.stat().st_mtime  # not written yet: count from the start of the run
+    except Exception as exc:
+        fail(f"cannot read the run file on S3: {exc}")
+
+
 def health(service: str) -> None:
     """Exit 0 when the service is doing its job, 1 (with a reason) when it is not."""
     if service == "trainer":
@@ -164,9 +279,7 @@ def health(service: str) -> None:
         name = marker[0]
         if not CURRENT_RUN.exists() or CURRENT_RUN.read_text().strip() != name:
             fail(f"{CURRENT_RUN} does not name this container's run {name}")
-        run_file = STORE / name / RUN_FILE
-        clock = run_file if run_file.exists() else OWN_RUN
-        silent = time.time() - clock.stat().st_mtime
+        silent = time.time() - _trainer_clock(name)
         if silent > TRAINER_SILENT_AFTER:
             fail(f"no progress written for {silent:.0f} s")
     elif service == "reporter":
@@ -175,13 +288,15 @@ def health(service: str) -> None:
             status = json.loads(state.read_text()).get("status")
             if status in ("stalled", "failed"):
                 fail(f"the run is {status}")
+    elif service == "s3":
+        _s3_health()
     else:
-        fail(f"unknown service {service!r}: use trainer or reporter")
+        fail(f"unknown service {service!r}: use trainer, reporter or s3")
 
 
 def main(argv: list[str]) -> None:
     if not argv:
-        fail("usage: latentlapse-compose trainer|reporter|result|health SERVICE [options...]")
+        fail("usage: latentlapse-compose trainer|reporter|result|s3|health SERVICE [options...]")
     command, args = argv[0], argv[1:]
     if command in ("trainer", "reporter") and ("-h" in args or "--help" in args):
         # `docker compose run --rm trainer --help`: no run to name, no folder to make.
@@ -192,10 +307,12 @@ def main(argv: list[str]) -> None:
         reporter(args)
     elif command == "result":
         result()
+    elif command == "s3":
+        s3_server()
     elif command == "health" and len(args) == 1:
         health(args[0])
     else:
-        fail(f"unknown command {' '.join(argv)!r}: use trainer, reporter, result or health SERVICE")
+        fail(f"unknown command {' '.join(argv)!r}: use trainer, reporter, result, s3 or health SERVICE")
 
 
 if __name__ == "__main__":
