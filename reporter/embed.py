@@ -1,15 +1,22 @@
 """Warm-started openTSNE embeddings of the probe set, one frame per EVAL step.
 
 Frame 0 is a full t-SNE from a PCA initialisation. Every later frame starts from the previous
-frame's positions, runs a short optimisation without early exaggeration (the clusters are
-already formed, they only need to follow the latents), and is then turned onto the previous
-frame by orthogonal Procrustes. This is what makes the time-lapse move instead of jump, and it
-is also where the speed comes from.
+frame, and is then turned onto it by orthogonal Procrustes. Two ways to start, chosen per frame:
+
+- *follow* (the usual case): the previous layout, shrunk, re-expands for a short optimisation
+  without early exaggeration while a weak spring holds every point near its previous position
+  (scaled with the embedding as it grows). Shrinking lets points cross between clusters; the
+  spring (a movement penalty as in dynamic t-SNE) stops the clusters drifting around for no
+  reason in the latents. This is where the steadiness comes from.
+- *reorganise*: when the previous layout no longer describes the latents (fewer than
+  ``reorganize_below`` of each point's nearest latent neighbours are among its nearest neighbours
+  in the previous layout, typical of the first steps of training), the previous layout is
+  shrunk to openTSNE's recommended initial spread and optimised without a spring.
 
 Affinities are computed here rather than by :class:`openTSNE.affinity.PerplexityBasedNN`: for a
-probe set of a few thousand points exact neighbours from one dense distance block per chunk are
-cheaper than building a neighbour index, and the Gaussian bandwidths are found by a bisection
-run on all points at once.
+probe set of a few thousand points, exact neighbours from a dense distance block per chunk are
+cheaper than building a neighbour index, and the Gaussian bandwidths of all points are found
+at once by a safeguarded Newton search.
 
 Non-finite latents are not an error of the user: :func:`embed_frame` returns ``None`` for them
 and the caller marks the frame (see :func:`finite_rows`).
@@ -19,6 +26,8 @@ import numpy as np
 import scipy.sparse as sp
 from openTSNE import TSNEEmbedding, initialization
 from openTSNE.affinity import PrecomputedAffinities
+from openTSNE.tsne import kl_divergence_bh
+from scipy.spatial import cKDTree
 
 from reporter.align import procrustes
 
@@ -27,13 +36,20 @@ PERPLEXITY = 30.0
 EARLY_EXAGGERATION = 12.0
 EARLY_EXAGGERATION_ITER = 250
 FIRST_FRAME_ITER = 500
-# A warm start only has to follow the latents' drift between two EVAL steps.
-WARM_ITER = 40
-MOMENTUM = 0.8
-# Barnes-Hut accuracy/speed trade-off: openTSNE's default for frame 0; a warm frame only
-# refines positions, and a coarser tree was measured to cost no quality there.
 FIRST_FRAME_THETA = 0.5
+# A warm frame only follows the latents' change between two EVAL steps.
+WARM_ITER = 60
+# Barnes-Hut accuracy/speed trade-off of a warm frame (measured: no loss of quality).
 WARM_THETA = 0.8
+# Follow: start from the previous layout scaled by SHRINK, spring of strength ANCHOR.
+SHRINK = 1 / 3
+ANCHOR = 0.01
+# Reorganise when fewer than this share of the 10 nearest latent neighbours are 2-D neighbours.
+REORGANIZE_BELOW = 0.4
+NEIGHBOURHOOD = 10
+# openTSNE's advice for a given initialisation: standard deviation 1e-4.
+SMALL_SPREAD = 1e-4
+MOMENTUM = 0.8
 # Bandwidth search: |entropy - log(perplexity)| below this, in nats.
 ENTROPY_TOL = 1e-5
 MAX_SEARCH_STEPS = 100
@@ -144,6 +160,8 @@ def affinities(latents, perplexity=PERPLEXITY, beta=None):
         Symmetric, sums to 1.
     beta : np.ndarray, shape (N,)
         The precisions found.
+    neighbours : np.ndarray of int, shape (N, k)
+        Each point's k = 3 x perplexity nearest other points, nearest first.
     """
     n = latents.shape[0]
     perplexity = min(perplexity, (n - 1) / 3.0)
@@ -155,12 +173,50 @@ def affinities(latents, perplexity=PERPLEXITY, beta=None):
     P = (P + P.T).tocsr()
     P.sort_indices()
     P /= P.sum()
-    return P, beta
+    return P, beta, neighbours
 
 
 def _usable_start(previous):
     """A previous frame can seed a warm start only if it is finite and has some spread."""
     return bool(np.isfinite(previous).all() and np.std(previous[:, 0]) > 0 and np.std(previous[:, 1]) > 0)
+
+
+def neighbourhood_kept(layout, neighbours, k=NEIGHBOURHOOD):
+    """Share of each point's k nearest latent neighbours that are among its k nearest in ``layout``.
+
+    Parameters
+    ----------
+    layout : np.ndarray, shape (N, 2)
+    neighbours : np.ndarray of int, shape (N, >= k)
+        Nearest latent neighbours of each point, nearest first (from :func:`affinities`).
+
+    Returns
+    -------
+    float
+        Mean over points, in [0, 1]; about k / N for an unrelated layout.
+    """
+    _, near = cKDTree(layout).query(layout, k + 1)
+    near = near[:, 1:]  # the point itself comes first (exact duplicates aside, which barely matter here)
+    return float((near[:, :, None] == neighbours[:, None, :k]).any(axis=2).mean())
+
+
+def _anchored_gradient(anchor, strength):
+    """openTSNE's Barnes-Hut KL gradient plus a spring pulling each point to its ``anchor``.
+
+    The anchor is scaled to the embedding's current spread, so the spring resists movement
+    relative to the other points, not the growth of the embedding as it re-expands.
+    """
+    anchor = anchor - anchor.mean(axis=0)
+    anchor_spread = np.std(anchor)
+    per_point = strength / len(anchor)
+
+    def objective(embedding, P, **params):
+        error, gradient = kl_divergence_bh(embedding, P, **params)
+        positions = np.asarray(embedding)
+        gradient += per_point * (positions - anchor * (np.std(positions) / anchor_spread))
+        return error, gradient
+
+    return objective
 
 
 def embed_frame(
@@ -170,11 +226,11 @@ def embed_frame(
     *,
     perplexity=PERPLEXITY,
     warm_iter=WARM_ITER,
-    warm_exaggeration=1.0,
-    rescale_previous=True,
+    shrink=SHRINK,
+    anchor=ANCHOR,
+    reorganize_below=REORGANIZE_BELOW,
     theta=WARM_THETA,
     n_jobs=1,
-    negative_gradient_method="bh",
 ):
     """Embed one frame of latent vectors in 2-D, warm-started from the previous frame.
 
@@ -185,26 +241,27 @@ def embed_frame(
     previous : array_like, shape (N, 2), optional
         The previous frame's embedding of the same points in the same order. Without it the
         frame is a t-SNE from scratch (PCA initialisation, openTSNE's early exaggeration
-        schedule); with it, a short optimisation from those positions, aligned onto them.
-        A degenerate previous frame (NaN/Inf, or no spread along an axis) is ignored: the frame
-        is then embedded from scratch.
+        schedule, then one warm step onto itself so that frame 0 has the size of the frames
+        that follow). With it, a short optimisation from those positions (see the module
+        docstring), aligned onto them. A degenerate previous frame (NaN/Inf, or no spread
+        along an axis) is ignored: the frame is then embedded from scratch.
     seed : int
         Seeds every random choice: equal inputs give bit-identical outputs.
     perplexity : float
         t-SNE perplexity (lowered automatically for tiny probe sets).
     warm_iter : int
         Iterations of a warm-started frame.
-    warm_exaggeration : float
-        Exaggeration of a warm-started frame; 1 is none.
-    rescale_previous : bool
-        Shrink the previous frame to openTSNE's recommended initial spread (std 1e-4) before
-        optimising, as openTSNE's documentation asks of any given initialisation.
+    shrink : float
+        Factor applied to the previous layout before a *follow* optimisation.
+    anchor : float
+        Strength of the spring to the previous positions when following; 0 for none.
+    reorganize_below : float
+        Reorganise instead of following when the previous layout keeps less than this share
+        of the latent neighbourhoods; 0 never reorganises.
     theta : float
         Barnes-Hut trade-off of a warm frame (frame 0 uses openTSNE's default, 0.5).
     n_jobs : int
-        Threads openTSNE may use.
-    negative_gradient_method : {"bh", "fft"}
-        openTSNE's repulsive-force approximation.
+        Threads openTSNE may use (results do not depend on it).
 
     Returns
     -------
@@ -233,30 +290,29 @@ def embed_frame(
     if previous is not None and not _usable_start(previous):
         previous = None  # e.g. a placeholder after a non-finite first frame: start afresh
     latents = np.ascontiguousarray(latents)
-    P, _ = affinities(latents, perplexity)
-    common = dict(
-        random_state=seed,
-        n_jobs=n_jobs,
-        negative_gradient_method=negative_gradient_method,
-        momentum=MOMENTUM,
-    )
+    P, _, neighbours = affinities(latents, perplexity)
+    affinity = PrecomputedAffinities(P, normalize=False)
+    common = dict(random_state=seed, n_jobs=n_jobs, momentum=MOMENTUM)
+
     if previous is None:
         init = initialization.pca(latents, random_state=seed)
-        embedding = TSNEEmbedding(init, PrecomputedAffinities(P, normalize=False),
-                                  theta=FIRST_FRAME_THETA, **common)
-        embedding = embedding.optimize(
-            EARLY_EXAGGERATION_ITER, exaggeration=EARLY_EXAGGERATION, inplace=True
-        )
+        embedding = TSNEEmbedding(init, affinity, theta=FIRST_FRAME_THETA,
+                                  negative_gradient_method="bh", **common)
+        embedding = embedding.optimize(EARLY_EXAGGERATION_ITER, exaggeration=EARLY_EXAGGERATION,
+                                       inplace=True)
         embedding = embedding.optimize(FIRST_FRAME_ITER, inplace=True)
         previous = np.array(embedding, dtype=np.float64)
-        if not rescale_previous:
-            return previous
-        # A warm frame re-expands from openTSNE's small initial spread and, after WARM_ITER
-        # iterations, settles at a smaller size than a full run. Giving frame 0 the same warm
-        # pass puts every frame at one scale, so the step from frame 0 to 1 is not a jump.
+        # Warm frames settle at a smaller size than a long run from scratch; one warm step of
+        # frame 0 onto itself puts the whole animation at one scale.
 
-    init = initialization.rescale(previous) if rescale_previous else previous.copy()
+    k = min(NEIGHBOURHOOD, neighbours.shape[1])
+    if reorganize_below > 0 and neighbourhood_kept(previous, neighbours, k) < reorganize_below:
+        init = initialization.rescale(previous, target_std=SMALL_SPREAD)
+        gradient = "bh"
+    else:
+        init = previous * shrink
+        gradient = _anchored_gradient(previous, anchor) if anchor > 0 else "bh"
     init -= init.mean(axis=0)
-    embedding = TSNEEmbedding(init, PrecomputedAffinities(P, normalize=False), theta=theta, **common)
-    embedding = embedding.optimize(warm_iter, exaggeration=warm_exaggeration, inplace=True)
+    embedding = TSNEEmbedding(init, affinity, theta=theta, negative_gradient_method=gradient, **common)
+    embedding = embedding.optimize(warm_iter, inplace=True)
     return procrustes(np.array(embedding, dtype=np.float64), previous)

@@ -5,7 +5,7 @@ import pytest
 from openTSNE.affinity import PerplexityBasedNN
 from sklearn.datasets import load_digits
 
-from reporter.embed import affinities, embed_frame, finite_rows
+from reporter.embed import affinities, embed_frame, finite_rows, neighbourhood_kept
 from reporter.quality import jitter, knn_accuracy, trustworthiness
 
 
@@ -31,12 +31,22 @@ def test_affinities_match_opentsne_exact_neighbours(digits):
     # Integer pixels give tied distances, which two neighbour searches may order differently
     # at the k-th neighbour; a tiny fixed perturbation makes the neighbour sets unambiguous.
     X = X + np.random.default_rng(0).normal(scale=1e-6, size=X.shape)
-    P, beta = affinities(X, perplexity=30)
-    reference = PerplexityBasedNN(X, perplexity=30, method="exact", random_state=0).P
-    assert P.shape == (300, 300) and beta.shape == (300,)
+    P, beta, neighbours = affinities(X, perplexity=30)
+    reference_index = PerplexityBasedNN(X, perplexity=30, method="exact", random_state=0)
+    reference = reference_index.P
+    assert P.shape == (300, 300) and beta.shape == (300,) and neighbours.shape == (300, 90)
+    assert np.array_equal(neighbours, reference_index.knn_index.build()[0])
     assert abs(P - P.T).max() < 1e-15
     assert P.sum() == pytest.approx(1.0)
     assert abs(P - reference).max() < 1e-4 * reference.max()
+
+
+def test_neighbourhood_kept_is_one_for_the_latents_themselves_and_small_for_noise():
+    points = np.random.default_rng(0).normal(size=(500, 2))
+    _, _, neighbours = affinities(points, perplexity=10)
+    assert neighbourhood_kept(points, neighbours) == pytest.approx(1.0)
+    shuffled = np.random.default_rng(1).permutation(points)
+    assert neighbourhood_kept(shuffled, neighbours) < 0.05
 
 
 def test_first_frame_is_a_good_tsne(two_frames, digits):
@@ -99,3 +109,15 @@ def test_mismatched_previous_frame_is_a_bug_in_the_caller(digits):
         embed_frame(X, previous=np.ones((299, 2)))
     with pytest.raises(ValueError, match="latents"):
         embed_frame(X[0])
+
+
+def test_unrelated_previous_layout_is_reorganised_not_followed(two_frames, digits):
+    # A previous layout with the points shuffled says nothing about the latents (as after the
+    # first training steps): the frame reorganises and is as good as a fresh one.
+    X, _, first, _ = two_frames
+    _, y = digits
+    shuffled = np.random.default_rng(0).permutation(first)
+    reorganised = embed_frame(X, previous=shuffled, seed=0)
+    followed = embed_frame(X, previous=shuffled, seed=0, reorganize_below=0)
+    assert knn_accuracy(reorganised, y) > 0.9
+    assert knn_accuracy(reorganised, y) > knn_accuracy(followed, y)
