@@ -1,0 +1,273 @@
+"""Per-frame embedding: the seed's method (sklearn t-SNE from scratch) against ours, side by side.
+
+The latent frames come from a real training run: the trainer (``python -m trainer``) is run
+once as a subprocess, every EVAL step's bottleneck tensor and labels are read back with
+``smdebug.trials.create_trial``, and the frames are cached as an ``.npz`` (keyed by the trainer
+options) under ``--cache-dir``, so later runs of this script skip training.
+
+Then, frame by frame and interleaved (the order of the methods rotates every frame so none
+always runs on a warmer or a busier machine), three methods embed the same latents:
+
+- seed: ``sklearn.manifold.TSNE(perplexity=40, max_iter=300, random_state=seed)`` from scratch
+  on every frame, with today's sklearn defaults otherwise (PCA init, automatic learning rate,
+  Barnes-Hut). The stronger baseline: the PCA init makes consecutive frames similar.
+- notebook: the same call as the seed notebook wrote it (``TSNE(perplexity=40, n_iter=300)``)
+  with the defaults sklearn had then (random init, learning rate 200) and, like the unseeded
+  notebook, a new random state every frame;
+- ours: ``reporter.embed.embed_frame`` (frame 0 from scratch, then warm-started and aligned).
+
+All run under the same thread limit (``--threads``, applied to BLAS/OpenMP pools and to
+openTSNE). Per frame: wall and CPU time, jitter against the previous frame (after Procrustes
+for both; see ``reporter.quality.jitter``), 10-NN label accuracy in 2-D, trustworthiness (k=10).
+Medians are over frames 1..n for time and jitter (frame 0 of ours is a full t-SNE and is
+reported on its own) and over all frames for the quality figures. Prints a Markdown table.
+The machine may be shared and busy: compare the methods within one run, not across runs.
+
+    .venv/bin/python benchmarks/embedding.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from reporter.atomic import write_bytes  # noqa: E402
+from reporter.embed import embed_frame  # noqa: E402
+from reporter.quality import jitter, knn_accuracy, trustworthiness  # noqa: E402
+from reporter.store import DEFAULT_NAMES  # noqa: E402
+
+SEED_PERPLEXITY = 40
+SEED_ITERATIONS = 300
+# Targets of issue 3, point 8.
+SPEEDUP_TARGET = 5.0
+JITTER_TARGET = 0.5
+
+
+def trainer_options(args) -> list[str]:
+    return ["--steps", str(args.steps), "--eval-every", str(args.eval_every),
+            "--probe-size", str(args.probe_size), "--seed", str(args.train_seed),
+            "--threads", str(args.train_threads), "--no-progress"]
+
+
+def train_and_read(args, cache_file: Path) -> dict:
+    """Run the real trainer into a scratch store and read every EVAL step's latents and labels."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRAINER_", "REPORTER_"))}
+    env.update({"MXNET_MKLDNN_ENABLED": "0", "MXNET_STORAGE_FALLBACK_LOG_VERBOSE": "0"})
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_file.parent, prefix="run-") as scratch:
+        store = Path(scratch) / "tensors"
+        command = [sys.executable, "-m", "trainer", "--out", str(store), *trainer_options(args)]
+        print("training:", " ".join(command[1:]), flush=True)
+        started = time.perf_counter()
+        subprocess.run(command, cwd=ROOT, env=env, check=True)
+        print(f"trained in {time.perf_counter() - started:.0f} s; reading the store", flush=True)
+        from smdebug.trials import create_trial
+        from smdebug.core.modes import ModeKeys
+
+        trial = create_trial(str(store))
+        latent_name = _one_name(trial, DEFAULT_NAMES["latent"])
+        labels_name = _one_name(trial, DEFAULT_NAMES["labels"])
+        steps = trial.tensor(latent_name).steps(mode=ModeKeys.EVAL)
+        latents = np.stack([trial.tensor(latent_name).value(s, mode=ModeKeys.EVAL) for s in steps])
+        labels = [trial.tensor(labels_name).value(s, mode=ModeKeys.EVAL) for s in steps]
+        if any(not np.array_equal(labels[0], lab) for lab in labels):
+            raise SystemExit("the probe labels differ between EVAL steps: not one probe set")
+    data = {"latents": latents.astype(np.float64), "labels": labels[0].astype(np.int64),
+            "steps": np.asarray(steps, dtype=np.int64),
+            "command": np.asarray(" ".join(["python -m trainer", *trainer_options(args)]))}
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **data)
+    write_bytes(cache_file, buf.getvalue())
+    return data
+
+
+def _one_name(trial, pattern: str) -> str:
+    import re
+
+    names = [n for n in trial.tensor_names() if re.match(pattern, n)]
+    if len(names) != 1:
+        raise SystemExit(f"expected one tensor matching {pattern}, found {names}")
+    return names[0]
+
+
+def load_frames(args) -> dict:
+    key = hashlib.sha256(" ".join(trainer_options(args)).encode()).hexdigest()[:12]
+    cache_file = Path(args.cache_dir) / f"latents-{key}.npz"
+    if cache_file.is_file() and not args.retrain:
+        print(f"latents from cache {cache_file.relative_to(ROOT) if cache_file.is_relative_to(ROOT) else cache_file}")
+        with np.load(cache_file) as saved:
+            return {k: saved[k] for k in saved.files}
+    return train_and_read(args, cache_file)
+
+
+def seed_method(latents: np.ndarray, random_state: int, notebook: bool = False) -> np.ndarray:
+    """The seed's t-SNE. ``notebook``: the defaults sklearn had when the notebook was written."""
+    from sklearn.manifold import TSNE
+
+    era = {"init": "random", "learning_rate": 200.0} if notebook else {}
+    return TSNE(perplexity=SEED_PERPLEXITY, max_iter=SEED_ITERATIONS, random_state=random_state,
+                **era).fit_transform(latents).astype(np.float64)
+
+
+METHODS = ("seed", "notebook", "ours")
+TITLES = {
+    "seed": "seed: sklearn TSNE(perplexity=40, max_iter=300), today's defaults",
+    "notebook": "seed as the notebook ran it (random init, lr 200)",
+    "ours": "ours: reporter.embed.embed_frame",
+}
+
+
+def run(frames: dict, args) -> dict:
+    from threadpoolctl import threadpool_limits
+
+    latents, labels = frames["latents"], frames["labels"]
+    n = min(len(latents), args.frames) if args.frames else len(latents)
+    methods = {
+        "seed": lambda f, x, prev: seed_method(x, args.seed),
+        # The notebook did not seed t-SNE: every frame started from a new random layout.
+        "notebook": lambda f, x, prev: seed_method(x, args.seed + f, notebook=True),
+        "ours": lambda f, x, prev: embed_frame(x, previous=prev, seed=args.seed, n_jobs=args.threads),
+    }
+    rows = {name: [] for name in methods}
+    previous = {name: None for name in methods}
+    with threadpool_limits(args.threads):
+        for f in range(n):
+            x = latents[f]
+            # Rotate the order every frame so no method always runs first (warm caches, load).
+            order = list(METHODS[f % 3:] + METHODS[:f % 3])
+            for name in order:
+                wall, cpu = time.perf_counter(), time.process_time()
+                y = methods[name](f, x, previous[name])
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                if y is None:
+                    raise SystemExit(f"frame {f}: latents are not finite; this run cannot be compared")
+                rows[name].append({
+                    "frame": f, "wall": wall, "cpu": cpu,
+                    "jitter": jitter(previous[name], y) if previous[name] is not None else None,
+                    "knn_2d": knn_accuracy(y, labels), "trustworthiness": trustworthiness(x, y),
+                })
+                previous[name] = y
+            print(f"frame {f:2d}: " + " | ".join(
+                f"{name} {r[-1]['wall']:.2f} s jitter {r[-1]['jitter'] or 0:.4f} knn {r[-1]['knn_2d']:.3f} "
+                f"tw {r[-1]['trustworthiness']:.4f}" for name, r in rows.items()), flush=True)
+    knn_latent = statistics.median(knn_accuracy(latents[f], labels) for f in range(n))
+    return {"rows": rows, "frames": n, "knn_latent": knn_latent}
+
+
+def summary(result: dict) -> dict:
+    out = {}
+    for name, rows in result["rows"].items():
+        warm = rows[1:]
+        jitters = [r["jitter"] for r in warm]
+        out[name] = {
+            "wall": statistics.median(r["wall"] for r in warm),
+            "cpu": statistics.median(r["cpu"] for r in warm),
+            "jitter": statistics.median(jitters),
+            "jitter_p90": float(np.percentile(jitters, 90)),
+            "knn_2d": statistics.median(r["knn_2d"] for r in rows),
+            "trustworthiness": statistics.median(r["trustworthiness"] for r in rows),
+            "frame0_wall": rows[0]["wall"],
+        }
+    return out
+
+
+def markdown(s: dict, result: dict) -> str:
+    ours = s["ours"]
+
+    def ok(flag):
+        return "yes" if flag else "**no**"
+
+    def versus(base):
+        b = s[base]
+        speed, cpu = b["wall"] / ours["wall"], b["cpu"] / ours["cpu"]
+        jit = ours["jitter"] / b["jitter"]
+        return {
+            "wall": f"{speed:.1f}x faster ({ok(speed >= SPEEDUP_TARGET)})",
+            "cpu": f"{cpu:.1f}x less",
+            "jitter": f"{jit:.2f} ({ok(jit <= JITTER_TARGET)})",
+            "jitter_p90": f"{ours['jitter_p90'] / b['jitter_p90']:.2f}",
+            "knn_2d": f"{ours['knn_2d'] - b['knn_2d']:+.3f} ({ok(ours['knn_2d'] >= b['knn_2d'])})",
+            "trustworthiness": f"{ours['trustworthiness'] - b['trustworthiness']:+.4f} "
+                               f"({ok(ours['trustworthiness'] >= b['trustworthiness'])})",
+            "frame0_wall": "",
+        }
+
+    vs_seed, vs_notebook = versus("seed"), versus("notebook")
+    last = result["frames"] - 1
+    metrics = [
+        ("wall", f"wall time per frame, frames 1-{last}", "{:.3f} s", f">= {SPEEDUP_TARGET:.0f}x faster"),
+        ("cpu", f"CPU time per frame, frames 1-{last}", "{:.3f} s", "(steadier than wall on a busy machine)"),
+        ("jitter", "jitter: median displacement / diameter", "{:.4f}", f"<= {JITTER_TARGET} of the seed's"),
+        ("jitter_p90", "jitter, 90th percentile (jumps)", "{:.4f}", "(no target)"),
+        ("knn_2d", "10-NN label accuracy in 2-D", "{:.3f}", "not lower"),
+        ("trustworthiness", "trustworthiness (k=10)", "{:.4f}", "not lower"),
+        ("frame0_wall", "frame 0 wall time (ours: full t-SNE)", "{:.2f} s", ""),
+    ]
+    lines = [
+        "| median over frames | seed (today's sklearn defaults) | seed as the notebook ran it | ours "
+        "| ours vs seed | ours vs notebook | target |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for key, label, fmt, target in metrics:
+        lines.append(f"| {label} | {fmt.format(s['seed'][key])} | {fmt.format(s['notebook'][key])} | "
+                     f"{fmt.format(ours[key])} | {vs_seed[key]} | {vs_notebook[key]} | {target} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cache-dir", default=str(ROOT / ".cache" / "benchmarks"),
+                        help="where the trained latents are cached (not in git)")
+    parser.add_argument("--retrain", action="store_true", help="ignore the cache and train again")
+    parser.add_argument("--steps", type=int, default=500, help="trainer --steps")
+    parser.add_argument("--eval-every", type=int, default=20, help="trainer --eval-every (one frame each)")
+    parser.add_argument("--probe-size", type=int, default=1000, help="trainer --probe-size")
+    parser.add_argument("--train-seed", type=int, default=0, help="trainer --seed")
+    parser.add_argument("--train-threads", type=int, default=2, help="trainer --threads")
+    parser.add_argument("--frames", type=int, default=0, help="use only the first N frames (0: all)")
+    parser.add_argument("--threads", type=int, default=1, help="threads for both embedding methods")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of both embedding methods")
+    parser.add_argument("--json", help="also write every per-frame figure to this JSON file")
+    args = parser.parse_args(argv)
+
+    frames = load_frames(args)
+    n_frames, n_points, dims = frames["latents"].shape
+    if n_frames < 2:
+        raise SystemExit("need at least two EVAL frames")
+    load_before = os.getloadavg()
+    result = run(frames, args)
+    load_after = os.getloadavg()
+    s = summary(result)
+    import openTSNE
+    import sklearn
+
+    print()
+    print(f"Latents: {result['frames']} EVAL frames x {n_points} probe points x {dims} dims, from "
+          f"`{frames['command']}`; 10-NN accuracy in the latent space (median) {result['knn_latent']:.3f}.")
+    print(f"Python {platform.python_version()}, openTSNE {openTSNE.__version__}, scikit-learn "
+          f"{sklearn.__version__}, {os.cpu_count()} cores, threads per method {args.threads}, "
+          f"load average {load_before[0]:.1f} before / {load_after[0]:.1f} after.")
+    print()
+    print(markdown(s, result))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"summary": s, "rows": result["rows"]}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
