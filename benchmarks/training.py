@@ -26,8 +26,10 @@ probe loss of every EVAL step back from the store, against constant-image baseli
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -261,31 +263,35 @@ def throughput(args) -> int:
     if args.options:
         hooks["option: images on EVAL only"] = eval_only_images_hook
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="latentlapse-bench-") as tmp:
-        variants = [TrainerVariant(name, dataset, *probe, args, factory, os.path.join(tmp, f"store{i}"))
-                    for i, (name, factory) in enumerate(hooks.items())]  # a fresh store each
-        if args.torch_python:
-            np.savez(os.path.join(tmp, "mnist.npz"), train_images=dataset.train_images,
-                     probe_images=dataset.test_images[probe_index])
-            variants.append(TorchVariant(args.torch_python, os.path.join(tmp, "mnist.npz"), args))
-            print("pytorch peer: torch {torch}, {threads} thread(s), {parameters:,} parameters"
-                  .format(**variants[-1].info), file=sys.stderr)
-        else:
-            print("pytorch peer left out: pass --torch-python PATH (a Python with torch and numpy)",
-                  file=sys.stderr)
-        for v in variants:  # untimed: the step-0 EVAL pass, then warm-up steps (first calls build kernels)
-            if isinstance(v, TrainerVariant):
-                v.evaluate()
-            v.run_block(args.warmup_steps)
-        blocks = {v.name: [] for v in variants}
-        for r in range(args.rounds):
-            for v in variants[r % len(variants):] + variants[:r % len(variants)]:
-                block = dict(v.run_block(args.block_steps), steps=args.block_steps, round=r)
-                blocks[v.name].append(block)
-                print(f"round {r + 1}/{args.rounds} {v.name}: {block['seconds']:.1f} s, "
-                      f"{block['cpu_seconds']:.1f} CPU-s, loss {block['loss']:.4f}", file=sys.stderr, flush=True)
-        for v in variants:
-            v.close()
+    # Not a TemporaryDirectory: smdebug's exit handler writes each store's end marker once more,
+    # after a with-block would have removed the folder. Handlers run last-registered first, so
+    # this one, registered before the hooks', runs after theirs.
+    tmp = tempfile.mkdtemp(prefix="latentlapse-bench-")
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    variants = [TrainerVariant(name, dataset, *probe, args, factory, os.path.join(tmp, f"store{i}"))
+                for i, (name, factory) in enumerate(hooks.items())]  # a fresh store each
+    if args.torch_python:
+        np.savez(os.path.join(tmp, "mnist.npz"), train_images=dataset.train_images,
+                 probe_images=dataset.test_images[probe_index])
+        variants.append(TorchVariant(args.torch_python, os.path.join(tmp, "mnist.npz"), args))
+        print("pytorch peer: torch {torch}, {threads} thread(s), {parameters:,} parameters"
+              .format(**variants[-1].info), file=sys.stderr)
+    else:
+        print("pytorch peer left out: pass --torch-python PATH (a Python with torch and numpy)",
+              file=sys.stderr)
+    for v in variants:  # untimed: the step-0 EVAL pass, then warm-up steps (first calls build kernels)
+        if isinstance(v, TrainerVariant):
+            v.evaluate()
+        v.run_block(args.warmup_steps)
+    blocks = {v.name: [] for v in variants}
+    for r in range(args.rounds):
+        for v in variants[r % len(variants):] + variants[:r % len(variants)]:
+            block = dict(v.run_block(args.block_steps), steps=args.block_steps, round=r)
+            blocks[v.name].append(block)
+            print(f"round {r + 1}/{args.rounds} {v.name}: {block['seconds']:.1f} s, "
+                  f"{block['cpu_seconds']:.1f} CPU-s, loss {block['loss']:.4f}", file=sys.stderr, flush=True)
+    for v in variants:
+        v.close()
     report = {k: getattr(args, k) for k in ("threads", "rounds", "block_steps", "batch_size", "eval_every",
                                             "probe_size")}
     report.update(load_before=load_before, load_after=os.getloadavg(), blocks=blocks,
