@@ -67,7 +67,7 @@ def trainer_options(args) -> list[str]:
 def train_and_read(args, cache_file: Path) -> dict:
     """Run the real trainer into a scratch store and read every EVAL step's latents and labels."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRAINER_", "REPORTER_"))}
-    env.update({"MXNET_MKLDNN_ENABLED": "0", "MXNET_STORAGE_FALLBACK_LOG_VERBOSE": "0"})
+    env.update({"MXNET_STORAGE_FALLBACK_LOG_VERBOSE": "0"})
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_file.parent, prefix="run-") as scratch:
         store = Path(scratch) / "tensors"

@@ -14,8 +14,8 @@ Each round runs a block of ``--block-steps`` steps of every variant, the order r
 rounds; each variant keeps its model, optimizer and tensor store across rounds. Reported: medians
 over rounds and per-round (paired) ratios against "no hook", in wall time and in process CPU time.
 
-``layers``: forward + backward time of each layer alone: MXNet as the trainer runs it, MXNet with
-MKLDNN, PyTorch. ``learning``: runs the trainer CLI once (the default one-epoch run) and reads the
+``layers``: forward + backward time of each layer alone: MXNet without MKLDNN, MXNet with MKLDNN
+(as the trainer runs it), PyTorch. ``learning``: runs the trainer CLI once (the default one-epoch run) and reads the
 probe loss of every EVAL step back from the store, against constant-image baselines.
 
     .venv/bin/python benchmarks/training.py throughput --options --torch-python /work/torchvenv/bin/python
@@ -46,9 +46,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def set_threads(threads: int) -> None:
-    """What trainer/cli.py does before MXNet is imported (the thread count is fixed at import)."""
+    """What trainer/cli.py does before MXNet is imported (the thread count is fixed at import).
+    MKLDNN stays at MXNet's default (on), as in the trainer."""
     os.environ["OMP_NUM_THREADS"] = str(threads)
-    os.environ["MXNET_MKLDNN_ENABLED"] = "0"
     os.environ.setdefault("MXNET_STORAGE_FALLBACK_LOG_VERBOSE", "0")
     os.environ.setdefault("SMDEBUG_LOG_LEVEL", "warning")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -349,43 +349,23 @@ def median_call_ms(call, repeats: int = 20, groups: int = 3) -> float:
     return sorted(means)[groups // 2]
 
 
-def float64_last_layer():
-    """The decoder's last layer, Conv2DTranspose(1, 5, sigmoid), computed in float64.
-
-    Same 801 float32 parameters and the same output and gradients (to float32 rounding). MKLDNN
-    handles float32 only, so this layer takes MXNet's own kernels while the others take MKLDNN's:
-    with MKLDNN on, the float32 layer's backward fails on this CPU (a reorder primitive for its
-    one-channel input gradient), and so does a two-filter deconvolution fed computed weights.
-    """
-    from mxnet.gluon import nn
-
-    class Float64Deconvolution(nn.HybridBlock):
-        def __init__(self, in_channels: int = 32, **kwargs):
-            super().__init__(**kwargs)
-            with self.name_scope():
-                self.weight = self.params.get("weight", shape=(in_channels, 1, 5, 5))
-                self.bias = self.params.get("bias", shape=(1,), init="zeros")
-
-        def hybrid_forward(self, F, x, weight, bias):
-            out = F.Deconvolution(F.cast(x, "float64"), F.cast(weight, "float64"), F.cast(bias, "float64"),
-                                  kernel=(5, 5), num_filter=1, no_bias=False)
-            return F.sigmoid(F.cast(out, "float32"))
-
-    return Float64Deconvolution()
-
-
 def mxnet_layer_times(batch_size: int) -> list[dict]:
     """CPU ms of forward + backward of each layer of the trainer's model alone (as torch_peer --layers),
-    of the float64 stand-in for the last layer, and of a whole train step with either last layer."""
+    of the plain float32 Conv2DTranspose the trainer's float64 last layer replaces, and of a whole
+    train step with either last layer."""
     import mxnet as mx
     from mxnet import autograd, gluon, nd
+    from mxnet.gluon import nn
 
     from trainer.model import ConvolutionalAutoencoder
 
-    def model(stand_in: bool):
+    def plain_last_layer():
+        return nn.Conv2DTranspose(1, kernel_size=5, activation="sigmoid")
+
+    def model(plain: bool):
         net = ConvolutionalAutoencoder()
-        if stand_in:  # HybridSequential keeps its layers in _children; swap the last one
-            net.decoder._children[str(len(net.decoder) - 1)] = float64_last_layer()
+        if plain:  # HybridSequential keeps its layers in _children; swap the last one
+            net.decoder._children[str(len(net.decoder) - 1)] = plain_last_layer()
         net.initialize(mx.init.Xavier())
         net.hybridize_leaves()
         return net
@@ -405,30 +385,34 @@ def mxnet_layer_times(batch_size: int) -> list[dict]:
             nd.waitall()
         return call
 
-    net, rows, x = model(stand_in=False), [], nd.random.uniform(shape=(batch_size, 1, 28, 28))
+    def gluon_name(layer):
+        return next(c for c in type(layer).__mro__ if c.__module__.startswith("mxnet.")).__name__
+
+    net, rows, x = model(plain=False), [], nd.random.uniform(shape=(batch_size, 1, 28, 28))
     for layer in [*net.encoder, *net.decoder]:
         x.attach_grad()
-        rows.append(timed({"layer": type(layer).__name__, "input": list(x.shape)}, backward_of(layer, x)))
+        rows.append(timed({"layer": gluon_name(layer), "input": list(x.shape)}, backward_of(layer, x)))
         last, last_input, x = layer, x, layer(x)
-    stand_in = float64_last_layer()
-    stand_in.initialize()
-    stand_in.weight.set_data(last.weight.data())
-    stand_in.bias.set_data(last.bias.data())
-    stand_in.hybridize()
-    row = {"layer": "stand-in: float64 Conv2DTranspose", "input": list(last_input.shape),
-           "max_difference": float(nd.abs(stand_in(last_input) - last(last_input)).max().asscalar())}
-    try:  # the gradients too, where the original layer's backward runs
+    plain = plain_last_layer()
+    plain.initialize()
+    plain(last_input)
+    plain.weight.set_data(last.weight.data())
+    plain.bias.set_data(last.bias.data())
+    plain.hybridize()
+    row = {"layer": "plain float32 Conv2DTranspose (replaced by float64)", "input": list(last_input.shape),
+           "max_difference": float(nd.abs(plain(last_input) - last(last_input)).max().asscalar())}
+    try:  # the gradients too, where the plain layer's backward runs
         grads = []
-        for layer in (last, stand_in):
+        for layer in (last, plain):
             backward_of(layer, last_input)()
             grads.append(layer.weight.grad())
         row["max_difference"] = max(row["max_difference"], float(nd.abs(grads[0] - grads[1]).max().asscalar()))
     except mx.MXNetError:
         pass
-    rows.append(timed(row, backward_of(stand_in, last_input)))
+    rows.append(timed(row, backward_of(plain, last_input)))
     images = nd.random.uniform(shape=(batch_size, 1, 28, 28))
-    for stand_in in (False, True):
-        whole, loss_fn = model(stand_in), gluon.loss.L2Loss()
+    for plain in (False, True):
+        whole, loss_fn = model(plain), gluon.loss.L2Loss()
         optimizer = gluon.Trainer(whole.collect_params(), "adam", {"learning_rate": 3e-4})
 
         def step():
@@ -438,7 +422,7 @@ def mxnet_layer_times(batch_size: int) -> list[dict]:
             optimizer.step(batch_size)
             loss.mean().asscalar()
 
-        name = "whole train step" + (", stand-in last layer" if stand_in else "")
+        name = "whole train step" + (", plain float32 last layer" if plain else "")
         rows.append(timed({"layer": name, "input": [batch_size, 1, 28, 28]}, step))
     return rows
 
@@ -460,7 +444,7 @@ def layers(args) -> int:
     print(f"\nforward + backward of each layer alone, CPU ms, batch {args.batch_size}, "
           f"{args.threads} thread(s); load average {os.getloadavg()[0]:.1f}\n")
     print("| layer | input | " + " | ".join(columns) + " |\n| --- | --- |" + " --- |" * len(columns))
-    for name in columns:  # torch_peer has no stand-in row: line its whole step up with MXNet's
+    for name in columns:  # torch_peer has no row for the plain layer: line its whole step up with MXNet's
         by_layer = {r["layer"]: r for r in columns[name]}
         columns[name] = [by_layer.get(r["layer"]) if i > 10 else columns[name][i]
                          for i, r in enumerate(columns["MXNet native"])]
@@ -474,8 +458,8 @@ def layers(args) -> int:
         print(f"| {row['layer']} | {'x'.join(map(str, row['input'][1:]))} | " + " | ".join(
             "-" if c is None else "fails" if c["ms"] is None else f"{c['ms']:.1f}" for c in cells) + " |")
     differences = [c[11]["max_difference"] for c in columns.values() if c[11] and "max_difference" in c[11]]
-    print(f"\nstand-in vs the layer it replaces, same weights: largest difference of output or weight "
-          f"gradient {max(differences):.1e}")
+    print(f"\nfloat64 last layer vs the plain float32 one, same weights: largest difference of output "
+          f"or weight gradient {max(differences):.1e}")
     return 0
 
 
