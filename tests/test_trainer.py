@@ -63,9 +63,10 @@ def test_same_seed_same_run(tmp_path, small_run, trial):
 @pytest.mark.e2e
 def test_default_learning_rate_really_learns(tmp_path, mnist_cache):
     # 400 steps (under half the default run) is where it starts to pay; docs/benchmarks.md has a whole epoch.
+    # Seed 2 is one whose output saturated to an all-black image without the learning-rate warm-up.
     out = tmp_path / "learn"
     done = run_trainer("--out", str(out), "--steps", "400", "--eval-every", "200", "--probe-size", "100",
-                       "--save-interval", "50", "--no-progress")
+                       "--save-interval", "50", "--seed", "2", "--no-progress")
     assert done.returncode == 0, done.stderr
     trial = create_trial(str(out))
     images = trial.tensor(IMAGES).value(0, mode=modes.EVAL)
@@ -83,6 +84,17 @@ def test_default_learning_rate_really_learns(tmp_path, mnist_cache):
     assert (distances.argmin(axis=1) == np.arange(100)).mean() > 0.5
 
 
+def test_learning_rate_warms_up_then_stays():
+    from trainer.train import adam_settings
+
+    schedule = adam_settings(3e-4, 200)["lr_scheduler"]
+    rates = [schedule(n) for n in (0, 1, 100, 200, 201, 10_000, 1_000_000)]
+    assert rates[0] == 0.0 and rates[1] == pytest.approx(3e-4 / 200)
+    assert rates[2] == pytest.approx(1.5e-4)
+    assert rates[3:] == pytest.approx([3e-4] * 4)
+    assert "lr_scheduler" not in adam_settings(3e-4, 0)
+
+
 @pytest.mark.parametrize("args, message", [
     (["--dataset", "cifar"], "unknown dataset 'cifar'"),
     (["--eval-every", "0"], "--eval-every must be a positive integer"),
@@ -91,6 +103,7 @@ def test_default_learning_rate_really_learns(tmp_path, mnist_cache):
     (["--probe-size", "105"], "not a multiple of the 10 classes"),
     (["--probe-size", "20000"], "larger than the test set allows"),
     (["--lr", "fast"], "--lr='fast' is not a number"),
+    (["--warmup-steps", "-1"], "--warmup-steps must be 0 or a positive integer"),
 ])
 def test_bad_input_is_one_clear_line(tmp_path, mnist_cache, args, message):
     done = run_trainer("--out", str(tmp_path / "t"), "--steps", "2", *args)

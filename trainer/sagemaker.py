@@ -35,7 +35,7 @@ CONTAINER_DATA = f"/opt/ml/input/data/{DATA_CHANNEL}"
 BASE_JOB_NAME = "latentlapse"
 # Trainer options a job may set (passed as hyperparameters, i.e. as `python -m trainer` flags).
 TRAINER_OPTIONS = {"dataset": str, "steps": int, "epochs": float, "batch_size": int, "lr": float,
-                   "eval_every": int, "probe_size": int, "save_interval": int, "seed": int,
+                   "warmup_steps": int, "eval_every": int, "probe_size": int, "save_interval": int, "seed": int,
                    "threads": int}
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/\S+$")
 

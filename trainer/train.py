@@ -129,6 +129,21 @@ def to_batch(images: np.ndarray) -> mx.nd.NDArray:
 # The run
 
 
+def adam_settings(lr: float, warmup_steps: int) -> dict:
+    """Adam's options for gluon.Trainer: ``lr``, reached linearly over ``warmup_steps`` updates.
+
+    Full-size first steps can push every pixel of the output sigmoid into saturation (an all-black
+    image, where its gradient vanishes) before the decoder has learnt anything; ramping the
+    learning rate up avoids that.
+    """
+    settings = {"learning_rate": lr}
+    if warmup_steps > 0:
+        # factor 1: constant after the warm-up (a step must be given; it never comes into play).
+        settings["lr_scheduler"] = mx.lr_scheduler.FactorScheduler(
+            step=2**31 - 1, factor=1.0, base_lr=lr, warmup_steps=warmup_steps, warmup_begin_lr=0.0)
+    return settings
+
+
 def run(config: TrainerConfig) -> dict:
     """Train, saving tensors through the hook; return the final run metadata."""
     dataset = data.load(config.dataset, data_dir=config.data_dir, cache_dir=config.cache_dir,
@@ -153,7 +168,7 @@ def run(config: TrainerConfig) -> dict:
     net.initialize(mx.init.Xavier())
     net.hybridize_leaves()
     loss_fn = gluon.loss.L2Loss()
-    optimizer = gluon.Trainer(net.collect_params(), "adam", {"learning_rate": config.lr})
+    optimizer = gluon.Trainer(net.collect_params(), "adam", adam_settings(config.lr, config.warmup_steps))
 
     hook = create_hook(config.out, config.save_interval)
     hook.register_block(net)
