@@ -61,6 +61,7 @@ JITTER_TARGET = 0.5
 def trainer_options(args) -> list[str]:
     return ["--steps", str(args.steps), "--eval-every", str(args.eval_every),
             "--probe-size", str(args.probe_size), "--seed", str(args.train_seed),
+            "--warmup-steps", str(args.warmup_steps),
             "--threads", str(args.train_threads), "--no-progress"]
 
 
@@ -238,6 +239,7 @@ def main(argv=None) -> int:
     parser.add_argument("--eval-every", type=int, default=20, help="trainer --eval-every (one frame each)")
     parser.add_argument("--probe-size", type=int, default=1000, help="trainer --probe-size")
     parser.add_argument("--train-seed", type=int, default=0, help="trainer --seed")
+    parser.add_argument("--warmup-steps", type=int, default=200, help="trainer --warmup-steps")
     parser.add_argument("--train-threads", type=int, default=2, help="trainer --threads")
     parser.add_argument("--frames", type=int, default=0, help="use only the first N frames (0: all)")
     parser.add_argument("--threads", type=int, default=1, help="threads for both embedding methods")

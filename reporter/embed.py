@@ -1,13 +1,15 @@
 """Warm-started openTSNE embeddings of the probe set, one frame per EVAL step.
 
 Frame 0 is a full t-SNE from a PCA initialisation. Every later frame starts from the previous
-frame, and is then turned onto it by orthogonal Procrustes. Two ways to start, chosen per frame:
+frame, is then turned onto it by orthogonal Procrustes and given its overall size (the size of
+a t-SNE layout only reflects how long it was optimised). Two ways to start, chosen per frame:
 
 - *follow* (the usual case): the previous layout, shrunk, re-expands for a short optimisation
   without early exaggeration while a weak spring holds every point near its previous position
   (scaled with the embedding as it grows). Shrinking lets points cross between clusters; the
   spring (a movement penalty as in dynamic t-SNE) stops the clusters drifting around for no
-  reason in the latents. This is where the steadiness comes from.
+  reason in the latents. This is where the steadiness comes from. Given the previous frame's
+  latents, the spring stiffens as their neighbourhoods stop changing.
 - *reorganise*: when the previous layout no longer describes the latents (fewer than
   ``reorganize_below`` of each point's nearest latent neighbours are among its nearest neighbours
   in the previous layout, typical of the first steps of training), the previous layout is
@@ -44,6 +46,12 @@ WARM_THETA = 0.8
 # Follow: start from the previous layout scaled by SHRINK, spring of strength ANCHOR.
 SHRINK = 1 / 3
 ANCHOR = 0.01
+# The spring stiffens as the latents settle: ANCHOR x SETTLED_CHANGE / (share of the 10 nearest
+# latent neighbours that changed since the previous frame), between 1x and MAX_STIFFENING x.
+# Measured: late in training 1-4% of neighbourhoods change per frame and the layout should then
+# barely move; early on 10-80% change and the spring stays at ANCHOR.
+SETTLED_CHANGE = 0.1
+MAX_STIFFENING = 10.0
 # Reorganise when fewer than this share of the 10 nearest latent neighbours are 2-D neighbours.
 REORGANIZE_BELOW = 0.4
 NEIGHBOURHOOD = 10
@@ -200,6 +208,25 @@ def neighbourhood_kept(layout, neighbours, k=NEIGHBOURHOOD):
     return float((near[:, :, None] == neighbours[:, None, :k]).any(axis=2).mean())
 
 
+def latent_change(previous_latents, neighbours, k=NEIGHBOURHOOD):
+    """Share of each point's k nearest latent neighbours that are new since the previous frame.
+
+    Parameters
+    ----------
+    previous_latents : array_like, shape (N, d)
+        The previous frame's latent vectors of the same points.
+    neighbours : np.ndarray of int, shape (N, >= k)
+        This frame's nearest latent neighbours, nearest first (from :func:`affinities`).
+
+    Returns
+    -------
+    float
+        Mean over points, in [0, 1]: 0 when no neighbourhood changed.
+    """
+    before, _ = _nearest_neighbours(np.ascontiguousarray(previous_latents, dtype=np.float64), k)
+    return 1.0 - float((before[:, :, None] == neighbours[:, None, :k]).any(axis=2).mean())
+
+
 def _anchored_gradient(anchor, strength):
     """openTSNE's Barnes-Hut KL gradient plus a spring pulling each point to its ``anchor``.
 
@@ -230,6 +257,9 @@ def embed_frame(
     anchor=ANCHOR,
     reorganize_below=REORGANIZE_BELOW,
     theta=WARM_THETA,
+    previous_latents=None,
+    settled_change=SETTLED_CHANGE,
+    max_stiffening=MAX_STIFFENING,
     n_jobs=1,
 ):
     """Embed one frame of latent vectors in 2-D, warm-started from the previous frame.
@@ -255,6 +285,15 @@ def embed_frame(
         Factor applied to the previous layout before a *follow* optimisation.
     anchor : float
         Strength of the spring to the previous positions when following; 0 for none.
+    previous_latents : array_like, shape (N, d), optional
+        The previous frame's latent vectors. When given, the spring stiffens as fewer latent
+        neighbourhoods change from frame to frame (see ``settled_change``), so a layout whose
+        latents have settled stays put instead of drifting by the optimisation's own noise.
+    settled_change : float
+        Share of changed latent neighbourhoods below which the spring stiffens, in inverse
+        proportion to the share.
+    max_stiffening : float
+        Largest factor applied to ``anchor``.
     reorganize_below : float
         Reorganise instead of following when the previous layout keeps less than this share
         of the latent neighbourhoods; 0 never reorganises.
@@ -311,8 +350,24 @@ def embed_frame(
         gradient = "bh"
     else:
         init = previous * shrink
+        if previous_latents is not None and anchor > 0:
+            change = latent_change(previous_latents, neighbours, k)
+            anchor *= float(np.clip(settled_change / max(change, 1e-9), 1.0, max_stiffening))
         gradient = _anchored_gradient(previous, anchor) if anchor > 0 else "bh"
     init -= init.mean(axis=0)
     embedding = TSNEEmbedding(init, affinity, theta=theta, negative_gradient_method=gradient, **common)
     embedding = embedding.optimize(warm_iter, inplace=True)
-    return procrustes(np.array(embedding, dtype=np.float64), previous)
+    return _same_spread(procrustes(np.array(embedding, dtype=np.float64), previous), previous)
+
+
+def _same_spread(layout, reference):
+    """``layout`` scaled about its centroid to the root-mean-square radius of ``reference``.
+
+    The overall size of a t-SNE layout says nothing about the data (it grows with every
+    iteration); keeping one size makes saved coordinates comparable from frame to frame. Sizes
+    of clusters relative to each other are untouched.
+    """
+    centre = layout.mean(axis=0)
+    radius = np.sqrt(((layout - centre) ** 2).sum(axis=1).mean())
+    target = np.sqrt(((reference - reference.mean(axis=0)) ** 2).sum(axis=1).mean())
+    return centre + (layout - centre) * (target / radius) if radius > 0 else layout

@@ -78,9 +78,9 @@ def _csv(embedding: np.ndarray, labels: np.ndarray) -> str:
     return buf.getvalue()
 
 
-def _npz(embedding: np.ndarray, labels: np.ndarray, step: int) -> bytes:
+def _npz(embedding: np.ndarray, labels: np.ndarray, step: int, latents: np.ndarray) -> bytes:
     buf = io.BytesIO()
-    np.savez(buf, embedding=embedding, labels=labels, step=np.int64(step))
+    np.savez(buf, embedding=embedding, labels=labels, step=np.int64(step), latents=latents)
     return buf.getvalue()
 
 
@@ -101,6 +101,8 @@ class Report:
                                  retry_delay=config.retry_delay)
         self.run_info: dict | None = None
         self.previous: np.ndarray | None = None
+        # Latents of the last frame embedded from finite values: the embedding steadies by them.
+        self.previous_latents: np.ndarray | None = None
         self.latents_last: np.ndarray | None = None
         self.n_points: int | None = None
         frames = self.state["frames"]
@@ -108,6 +110,12 @@ class Report:
             with np.load(self.out / frames[-1]["npz"]) as saved:
                 self.previous = saved["embedding"]
             self.n_points = len(self.previous)
+            for frame in reversed(frames):
+                if not frame.get("nonfinite_latents", False):
+                    with np.load(self.out / frame["npz"]) as saved:
+                        # Reports written before latents were kept in the npz resume without them.
+                        self.previous_latents = saved["latents"] if "latents" in saved.files else None
+                    break
         self.gif = GifWriter(self.out / GIF_FILE, delay_ms=config.gif_delay_ms,
                              budget_bytes=int(config.gif_budget_mib * 1024 * 1024))
         if self.gif.frames > len(frames):
@@ -159,7 +167,7 @@ class Report:
         index = len(self.state["frames"])
         started = time.perf_counter()
         embedding = embed_frame(probe.latents, previous=self.previous, seed=self.config.seed,
-                                n_jobs=self.config.threads)
+                                previous_latents=self.previous_latents, n_jobs=self.config.threads)
         embed_seconds = time.perf_counter() - started
         nonfinite = embedding is None
         if nonfinite:
@@ -174,6 +182,7 @@ class Report:
             "eval_loss": _finite_or_none(eval_loss), "train_loss": _finite_or_none(train_loss),
             "train_losses": [[g, _finite_or_none(v)] for g, v in probe.train_losses],
             "nonfinite": bool(nonfinite or (eval_loss is not None and not np.isfinite(eval_loss))),
+            "nonfinite_latents": nonfinite,
             "embed_seconds": round(embed_seconds, 4),
             "knn_latent": None, "knn_2d": None, "trustworthiness": None,
             **frame_paths(index),
@@ -190,7 +199,7 @@ class Report:
                          title=f"latentlapse · {(self.run_info or {}).get('dataset', 'trial')}")
         save_png(self.out / record["png"], rgb)
         atomic.write_text(self.out / record["csv"], _csv(embedding, probe.labels))
-        atomic.write_bytes(self.out / record["npz"], _npz(embedding, probe.labels, probe.step))
+        atomic.write_bytes(self.out / record["npz"], _npz(embedding, probe.labels, probe.step, probe.latents))
         save_reconstruction_grid(self.out / RECONSTRUCTION_PNG, probe.inputs, probe.reconstructions,
                                  probe.labels, class_names, colours=CLASS_COLOURS)
         if self.gif.frames == 0 and self.run_info:
@@ -204,6 +213,8 @@ class Report:
         self.state["alerts"] = evaluate(self.state["frames"], latents_last=probe.latents)
         self.state["tensors_inventory"] = self.store.inventory()
         self.previous = embedding
+        if not nonfinite:
+            self.previous_latents = probe.latents
         self.latents_last = probe.latents
         log.info("frame %d: EVAL step %d (global %d), embedded in %.2f s, 10-NN 2-D %s, GIF %.2f MB",
                  index, probe.step, probe.global_step, embed_seconds, record["knn_2d"],

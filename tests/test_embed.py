@@ -5,7 +5,7 @@ import pytest
 from openTSNE.affinity import PerplexityBasedNN
 from sklearn.datasets import load_digits
 
-from reporter.embed import affinities, embed_frame, finite_rows, neighbourhood_kept
+from reporter.embed import affinities, embed_frame, finite_rows, latent_change, neighbourhood_kept
 from reporter.quality import jitter, knn_accuracy, trustworthiness
 
 
@@ -65,6 +65,31 @@ def test_warm_frame_keeps_quality_and_stays_close_to_the_previous_one(two_frames
     from_scratch = embed_frame(blurred, seed=1)
     # Warm-started and aligned, the frame moves far less than a new t-SNE of the same latents.
     assert jitter(first, second) < 0.5 * jitter(first, from_scratch)
+
+
+def test_latent_change_counts_new_neighbours():
+    points = np.random.default_rng(0).normal(size=(400, 5))
+    _, _, neighbours = affinities(points, perplexity=10)
+    assert latent_change(points, neighbours) == 0.0
+    assert latent_change(np.random.default_rng(1).permutation(points), neighbours) > 0.9
+
+
+def test_settled_latents_hold_the_layout_still(two_frames, digits):
+    # Latents that barely changed (a little noise on each): with the previous latents known, the
+    # spring stiffens and the frame moves less than it does without them; quality stays.
+    X, _, first, _ = two_frames
+    _, y = digits
+    settled = X + np.random.default_rng(2).normal(scale=0.01, size=X.shape)
+    _, _, neighbours = affinities(settled)
+    assert latent_change(X, neighbours) < 0.1
+    blind = embed_frame(settled, previous=first, seed=0)
+    informed = embed_frame(settled, previous=first, previous_latents=X, seed=0)
+    assert jitter(first, informed) < 0.7 * jitter(first, blind)
+    assert knn_accuracy(informed, y) > 0.9
+    # Latents that changed a lot get the ordinary spring: knowing them changes nothing.
+    shuffled = np.random.default_rng(3).permutation(X)
+    assert np.array_equal(embed_frame(X, previous=first, previous_latents=shuffled, seed=0),
+                          embed_frame(X, previous=first, seed=0))
 
 
 def test_equal_inputs_give_bit_identical_frames(two_frames):
