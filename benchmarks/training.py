@@ -15,11 +15,14 @@ rounds; each variant keeps its model, optimizer and tensor store across rounds. 
 over rounds and per-round (paired) ratios against "no hook", in wall time and in process CPU time.
 
 ``layers``: forward + backward time of each layer alone: MXNet without MKLDNN, MXNet with MKLDNN
-(as the trainer runs it), PyTorch. ``learning``: runs the trainer CLI once (the default one-epoch run) and reads the
-probe loss of every EVAL step back from the store, against constant-image baselines.
+(as the trainer runs it), PyTorch. ``seeds``: the trainer CLI for seeds 0..N-1 with and without its
+learning-rate warm-up, final probe loss against an all-black and the best grey image. ``learning``:
+runs the trainer CLI once (the default one-epoch run) and reads the probe loss of every EVAL step
+back from the store, against constant-image baselines.
 
     .venv/bin/python benchmarks/training.py throughput --options --torch-python /work/torchvenv/bin/python
     .venv/bin/python benchmarks/training.py layers --torch-python /work/torchvenv/bin/python
+    .venv/bin/python benchmarks/training.py seeds
     .venv/bin/python benchmarks/training.py learning
 """
 
@@ -506,6 +509,39 @@ def learning(args) -> int:
     return 0
 
 
+def seeds(args) -> int:
+    """The trainer CLI for several seeds, with and without the learning-rate warm-up: final probe loss."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from smdebug import modes
+    from smdebug.trials import create_trial
+
+    def one(seed: int, warmup: int, tmp: str) -> float:
+        out = os.path.join(tmp, f"seed{seed}-warmup{warmup}")
+        cmd = [sys.executable, "-m", "trainer", "--out", out, "--steps", str(args.steps), "--eval-every",
+               str(args.steps), "--seed", str(seed), "--warmup-steps", str(warmup), "--no-progress"]
+        subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        trial = create_trial(out)
+        last = trial.steps(mode=modes.EVAL)[-1]
+        x = trial.tensor("convolutionalautoencoder0_input_0").value(last, mode=modes.EVAL).astype(np.float64)
+        loss = float(trial.tensor("l2loss0_output_0").value(last, mode=modes.EVAL).mean())
+        print(f"seed {seed} warm-up {warmup}: probe loss {loss:.4f}", file=sys.stderr, flush=True)
+        return loss, 0.5 * float(x.var()), 0.5 * float((x ** 2).mean())
+
+    jobs = [(seed, warmup) for seed in range(args.seeds) for warmup in (0, args.warmup)]
+    with tempfile.TemporaryDirectory(prefix="latentlapse-seeds-") as tmp, \
+            ThreadPoolExecutor(args.parallel) as pool:
+        results = dict(zip(jobs, pool.map(lambda job: one(*job, tmp), jobs)))
+    _, grey, black = next(iter(results.values()))
+    print(f"\ntrainer CLI, {args.steps} steps, {args.parallel} run(s) at a time; probe loss of the best constant "
+          f"grey {grey:.4f}, of an all-black image {black:.4f}; load average {os.getloadavg()[0]:.1f}\n")
+    print(f"| seed | no warm-up | warm-up {args.warmup} steps |\n| --- | --- | --- |")
+    for seed in range(args.seeds):
+        cells = [results[(seed, w)][0] for w in (0, args.warmup)]
+        print(f"| {seed} | " + " | ".join(f"{c:.4f}" + (" (stuck)" if c > 0.9 * grey else "") for c in cells) + " |")
+    return 0
+
+
 def own_nearest_fraction(recon: np.ndarray, inputs: np.ndarray) -> float:
     """Fraction of reconstructions nearer to their own input than to any other probe input.
 
@@ -534,11 +570,16 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--options", action="store_true", help="also time a hook saving the pictures on EVAL only")
     t.add_argument("--json", help="also write every block's timings to this file")
     y.add_argument("--engine", choices=["native", "mkldnn"], help=argparse.SUPPRESS)
+    s = sub.add_parser("seeds", help="trainer CLI per seed, with and without the learning-rate warm-up")
+    s.add_argument("--seeds", type=int, default=8, help="seeds 0..N-1")
+    s.add_argument("--steps", type=int, default=300)
+    s.add_argument("--warmup", type=int, default=200, help="the trainer's --warmup-steps to compare with none")
+    s.add_argument("--parallel", type=int, default=2, help="runs at a time (each one MXNet thread)")
     g = sub.add_parser("learning", help="run the trainer CLI once; probe loss per EVAL step against baselines")
     g.add_argument("--steps", type=int, default=938)
     g.add_argument("--eval-every", type=int, default=100)
     args = p.parse_args(argv)
-    return {"throughput": throughput, "layers": layers, "learning": learning}[args.command](args)
+    return {"throughput": throughput, "layers": layers, "seeds": seeds, "learning": learning}[args.command](args)
 
 
 if __name__ == "__main__":
