@@ -48,19 +48,21 @@ def test_layer_parameters_and_output_shapes(net):
     assert got == expected
 
 
-def test_float64_last_layer_computes_what_conv2dtranspose_does():
+def test_last_layer_kernels_compute_what_conv2dtranspose_does():
     # MKLDNN (on in this process) cannot run the plain layer's backward, so compare without it.
     script = textwrap.dedent("""
         import mxnet as mx
         import numpy as np
         from mxnet import autograd
         from mxnet.gluon import nn
-        from trainer.model import Float64Conv2DTranspose
+        from trainer.model import OneFilterConv2DTranspose
 
         mx.random.seed(1)
         x = mx.nd.random.uniform(shape=(4, 32, 24, 24))
         layers = [nn.Conv2DTranspose(1, kernel_size=5, activation="sigmoid"),
-                  Float64Conv2DTranspose(1, kernel_size=5, activation="sigmoid")]
+                  OneFilterConv2DTranspose(1, kernel_size=5, activation="sigmoid", in_channels=32),
+                  OneFilterConv2DTranspose(1, kernel_size=5, activation="sigmoid", in_channels=32)]
+        layers[2].kernel = "float64"
         results = []
         for layer in layers:
             layer.initialize(mx.init.Xavier())
@@ -75,15 +77,35 @@ def test_float64_last_layer_computes_what_conv2dtranspose_does():
             out.backward(mx.nd.ones_like(out) * 0.5)
             results.append((out, layer.weight.grad(), layer.bias.grad(), x.grad.copy()))
             assert out.dtype == layer.weight.data().dtype == np.float32
-        for a, b in zip(*results):
-            scale = max(float(mx.nd.abs(a).max().asscalar()), 1e-6)
-            assert float(mx.nd.abs(a - b).max().asscalar()) / scale < 1e-5, (a.shape, scale)
+        for other in results[1:]:
+            for a, b in zip(results[0], other):
+                scale = max(float(mx.nd.abs(a).max().asscalar()), 1e-6)
+                assert float(mx.nd.abs(a - b).max().asscalar()) / scale < 1e-5, (a.shape, scale)
         print("same")
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "MXNET_MKLDNN_ENABLED": "0"})
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "same"
+
+
+def test_padded_kernel_works_with_mkldnn_and_agrees_with_float64():
+    net = ConvolutionalAutoencoder()
+    net.initialize(mx.init.Xavier())
+    net.hybridize_leaves()
+    assert net.choose_last_kernel() == "padded"  # on this machine; float64 is the fallback
+    x = mx.nd.random.uniform(shape=(4, 1, 28, 28))
+    results = {}
+    for kernel in ("padded", "float64"):
+        net.decoder[-1].kernel = kernel
+        net.decoder[-1]._clear_cached_op()
+        with mx.autograd.record():
+            loss = ((net(x) - x) ** 2).mean()
+        loss.backward()
+        results[kernel] = [p.grad().copy() for p in net.collect_params().values()] + [loss]
+    for a, b in zip(results["padded"], results["float64"]):
+        scale = max(float(mx.nd.abs(a).max().asscalar()), 1e-9)
+        assert float(mx.nd.abs(a - b).max().asscalar()) / scale < 1e-4
 
 
 def test_bottleneck_keeps_the_name_the_reporter_looks_for(net):

@@ -167,6 +167,8 @@ def run(config: TrainerConfig) -> dict:
     net = ConvolutionalAutoencoder()
     net.initialize(mx.init.Xavier())
     net.hybridize_leaves()
+    last_kernel = net.choose_last_kernel()
+    log.info("last layer: %s kernel", last_kernel)
     loss_fn = gluon.loss.L2Loss()
     optimizer = gluon.Trainer(net.collect_params(), "adam", adam_settings(config.lr, config.warmup_steps))
 
@@ -189,6 +191,7 @@ def run(config: TrainerConfig) -> dict:
         "versions": {"python": platform.python_version(), "mxnet": mx.__version__,
                      "smdebug": _version("smdebug"), "latentlapse": __version__},
         "data_source": dataset.source,
+        "last_layer_kernel": last_kernel,
         "started": _now(),
         "progress": {"step": 0, "images_per_second": None, "updated": _now()},
         "finished": None,
