@@ -240,7 +240,7 @@ def main(argv=None) -> int:
     parser.add_argument("--probe-size", type=int, default=1000, help="trainer --probe-size")
     parser.add_argument("--train-seed", type=int, default=0, help="trainer --seed")
     parser.add_argument("--warmup-steps", type=int, default=200, help="trainer --warmup-steps")
-    parser.add_argument("--train-threads", type=int, default=2, help="trainer --threads")
+    parser.add_argument("--train-threads", type=int, default=1, help="trainer --threads (the trainer's default)")
     parser.add_argument("--frames", type=int, default=0, help="use only the first N frames (0: all)")
     parser.add_argument("--threads", type=int, default=1, help="threads for both embedding methods")
     parser.add_argument("--seed", type=int, default=0, help="random seed of both embedding methods")
