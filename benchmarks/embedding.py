@@ -142,7 +142,9 @@ def run(frames: dict, args) -> dict:
         "seed": lambda f, x, prev: seed_method(x, args.seed),
         # The notebook did not seed t-SNE: every frame started from a new random layout.
         "notebook": lambda f, x, prev: seed_method(x, args.seed + f, notebook=True),
-        "ours": lambda f, x, prev: embed_frame(x, previous=prev, seed=args.seed, n_jobs=args.threads),
+        # As reporter/pipeline.py calls it: with the previous frame's latents.
+        "ours": lambda f, x, prev: embed_frame(x, previous=prev, seed=args.seed, n_jobs=args.threads,
+                                               previous_latents=latents[f - 1] if f else None),
     }
     rows = {name: [] for name in methods}
     previous = {name: None for name in methods}

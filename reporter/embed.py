@@ -45,13 +45,16 @@ WARM_ITER = 60
 WARM_THETA = 0.8
 # Follow: start from the previous layout scaled by SHRINK, spring of strength ANCHOR.
 SHRINK = 1 / 3
-ANCHOR = 0.01
+ANCHOR = 0.005
 # The spring stiffens as the latents settle: ANCHOR x SETTLED_CHANGE / (share of the 10 nearest
 # latent neighbours that changed since the previous frame), between 1x and MAX_STIFFENING x.
 # Measured: late in training 1-4% of neighbourhoods change per frame and the layout should then
 # barely move; early on 10-80% change and the spring stays at ANCHOR.
 SETTLED_CHANGE = 0.1
 MAX_STIFFENING = 10.0
+# Above SETTLED_CHANGE the frame gets more iterations instead, in proportion, up to this factor:
+# the layout has further to go when more neighbourhoods changed.
+MAX_ITER_GAIN = 2.0
 # Reorganise when fewer than this share of the 10 nearest latent neighbours are 2-D neighbours.
 REORGANIZE_BELOW = 0.4
 NEIGHBOURHOOD = 10
@@ -260,6 +263,7 @@ def embed_frame(
     previous_latents=None,
     settled_change=SETTLED_CHANGE,
     max_stiffening=MAX_STIFFENING,
+    max_iter_gain=MAX_ITER_GAIN,
     n_jobs=1,
 ):
     """Embed one frame of latent vectors in 2-D, warm-started from the previous frame.
@@ -294,6 +298,9 @@ def embed_frame(
         proportion to the share.
     max_stiffening : float
         Largest factor applied to ``anchor``.
+    max_iter_gain : float
+        Largest factor applied to ``warm_iter`` when more than ``settled_change`` of the latent
+        neighbourhoods changed (in proportion to the share; needs ``previous_latents``).
     reorganize_below : float
         Reorganise instead of following when the previous layout keeps less than this share
         of the latent neighbourhoods; 0 never reorganises.
@@ -341,8 +348,7 @@ def embed_frame(
                                        inplace=True)
         embedding = embedding.optimize(FIRST_FRAME_ITER, inplace=True)
         previous = np.array(embedding, dtype=np.float64)
-        # Warm frames settle at a smaller size than a long run from scratch; one warm step of
-        # frame 0 onto itself puts the whole animation at one scale.
+        # Then one warm step onto itself, as every later frame gets: frame 0 looks like the rest.
 
     k = min(NEIGHBOURHOOD, neighbours.shape[1])
     if reorganize_below > 0 and neighbourhood_kept(previous, neighbours, k) < reorganize_below:
@@ -353,6 +359,7 @@ def embed_frame(
         if previous_latents is not None and anchor > 0:
             change = latent_change(previous_latents, neighbours, k)
             anchor *= float(np.clip(settled_change / max(change, 1e-9), 1.0, max_stiffening))
+            warm_iter = int(round(warm_iter * np.clip(change / settled_change, 1.0, max_iter_gain)))
         gradient = _anchored_gradient(previous, anchor) if anchor > 0 else "bh"
     init -= init.mean(axis=0)
     embedding = TSNEEmbedding(init, affinity, theta=theta, negative_gradient_method=gradient, **common)
