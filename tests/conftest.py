@@ -27,8 +27,9 @@ def pytest_configure(config):
 
 
 def trainer_env(**extra: str) -> dict:
-    """The environment a trainer subprocess gets: no TRAINER_* leaking in from the caller."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRAINER_", "REPORTER_"))}
+    """The environment a trainer subprocess gets: no TRAINER_* (or MKLDNN switch) leaking in from the caller."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TRAINER_", "REPORTER_", "MXNET_MKLDNN_ENABLED"))}
     env.update({"TRAINER_CACHE_DIR": str(DATA_CACHE), "TRAINER_THREADS": "1", "PYTHONPATH": str(ROOT)})
     env.update(extra)
     return env

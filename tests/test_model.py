@@ -108,6 +108,16 @@ def test_padded_kernel_works_with_mkldnn_and_agrees_with_float64():
         assert float(mx.nd.abs(a - b).max().asscalar()) / scale < 1e-4
 
 
+def test_without_mkldnn_the_float64_kernel_is_chosen():
+    script = ("from trainer.model import ConvolutionalAutoencoder\nimport mxnet as mx\n"
+              "net = ConvolutionalAutoencoder(); net.initialize(mx.init.Xavier()); net.hybridize_leaves()\n"
+              "print(net.choose_last_kernel())")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "MXNET_MKLDNN_ENABLED": "0"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["float64"]
+
+
 def test_bottleneck_keeps_the_name_the_reporter_looks_for(net):
     names = list(net.collect_params())
     prefix = net.prefix  # e.g. convolutionalautoencoder0_ (the index counts models per process)

@@ -28,7 +28,6 @@ def _losses(step: int) -> np.ndarray:
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory) -> Path:
     """A real smdebug run written by the MXNet hook: tensor ``echo*_output_0`` = _losses(step)."""
-    os.environ.setdefault("MXNET_MKLDNN_ENABLED", "0")
     import mxnet as mx
     from smdebug.mxnet import Hook, SaveConfig
 
