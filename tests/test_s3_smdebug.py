@@ -8,7 +8,6 @@ moto's S3, whose listing follows S3's rules, to show the fix changes nothing the
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
