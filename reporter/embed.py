@@ -54,7 +54,7 @@ SETTLED_CHANGE = 0.1
 MAX_STIFFENING = 10.0
 # Above SETTLED_CHANGE the frame gets more iterations instead, in proportion, up to this factor:
 # the layout has further to go when more neighbourhoods changed.
-MAX_ITER_GAIN = 2.0
+MAX_ITER_GAIN = 1.5
 # Reorganise when fewer than this share of the 10 nearest latent neighbours are 2-D neighbours.
 REORGANIZE_BELOW = 0.4
 NEIGHBOURHOOD = 10
