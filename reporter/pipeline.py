@@ -100,6 +100,11 @@ class Report:
         self.store = TensorStore(config.tensors, config.names(), retries=config.retries,
                                  retry_delay=config.retry_delay)
         self.run_info: dict | None = None
+        self.job = None
+        if config.training_job:
+            from reporter.sagemaker_job import JobWatcher
+
+            self.job = JobWatcher(config.training_job)
         self.previous: np.ndarray | None = None
         # Latents of the last frame embedded from finite values: the embedding steadies by them.
         self.previous_latents: np.ndarray | None = None
@@ -259,7 +264,8 @@ class Report:
         self.save()
         last_growth, last_seen = time.monotonic(), None
         while True:
-            ended = self.store.training_ended()
+            # In a SageMaker job smdebug writes no end marker: the job's own status says it ended.
+            ended = self.store.training_ended() or (self.job is not None and self.job.ended())
             self.run_info = self.store.run_info() or self.run_info
             self.catch_up()
             seen = (len(self.store.all_steps()), len(self.state["frames"]),
@@ -272,6 +278,13 @@ class Report:
             if ended:
                 # smdebug lists the last step only once it has re-read the index after the end marker.
                 if self.catch_up() == 0:
+                    if self.job is not None and self.job.status == "Failed":
+                        self.set_status("failed")
+                        self.save()
+                        log.error("training job %s failed (%s); %d frames kept in %s", self.job.job_name,
+                                  self.job.failure_reason or "no reason given", len(self.state["frames"]),
+                                  self.out)
+                        return EXIT_FAILED
                     self.set_status("finished")
                     self.save()
                     log.info("finished: %d frames, GIF at %s", len(self.state["frames"]), self.out / GIF_FILE)

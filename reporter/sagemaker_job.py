@@ -62,3 +62,46 @@ def debugger_path(job_name: str, client=None) -> str:
         raise ReporterError(f"training job {job_name!r} has no debugger hook config, so it saved no "
                             "tensors: launch it with python -m trainer.sagemaker")
     return f"{hook['S3OutputPath'].rstrip('/')}/{job_name}/debug-output"
+
+
+# A training job in one of these states writes nothing more.
+TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
+# DescribeTrainingJob is throttled per account: asking twice a minute is plenty for a job.
+STATUS_INTERVAL = 30.0
+
+
+class JobWatcher:
+    """Tells when a SageMaker training job has ended, asking DescribeTrainingJob at most every ``interval`` s.
+
+    Inside a SageMaker job smdebug does not write its end-of-training marker, so a reporter
+    following the job's tensors learns of the end from the job itself. A failed lookup (network,
+    throttling) is logged and asked again later: it never ends the report.
+    """
+
+    def __init__(self, job_name: str, client=None, interval: float = STATUS_INTERVAL, clock=None):
+        import time
+
+        self.job_name, self.client, self.interval = job_name, client, interval
+        self._clock = clock or time.monotonic
+        self._next = float("-inf")
+        self.status: str | None = None
+        self.failure_reason: str | None = None
+
+    def ended(self) -> bool:
+        """True once the job's status is Completed, Failed or Stopped."""
+        import logging
+
+        if self.status in TERMINAL_STATUSES:
+            return True
+        now = self._clock()
+        if now < self._next:
+            return False
+        self._next = now + self.interval
+        try:
+            job = describe(self.job_name, self.client)
+        except ReporterError as error:
+            logging.getLogger("reporter").warning("%s; asking again in %.0f s", error, self.interval)
+            return False
+        self.status = job.get("TrainingJobStatus")
+        self.failure_reason = job.get("FailureReason")
+        return self.status in TERMINAL_STATUSES

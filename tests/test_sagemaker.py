@@ -420,3 +420,62 @@ def test_the_job_entry_point_trains_like_sagemaker_runs_it(tmp_path, mnist_cache
     assert trial.steps(mode=modes.EVAL) == [0, 1, 2, 3]
     assert trial.steps(mode=modes.TRAIN) == [0, 5, 10, 15, 20]  # the job's save interval
     assert os.path.basename(trial.tensor_names(regex=hook.INCLUDE_REGEX[0])[0]).endswith("dense0_output_0")
+
+
+def _status_response(name: str, status: str, reason: str | None = None) -> dict:
+    response = _describe_response(name, {"S3OutputPath": "s3://my-bucket/latentlapse/"})
+    response["TrainingJobStatus"] = status
+    if reason:
+        response["FailureReason"] = reason
+    return response
+
+
+def test_job_watcher_asks_at_most_every_interval_and_stops_asking_at_the_end():
+    from reporter.sagemaker_job import JobWatcher
+
+    client, now = _sagemaker_client(), [0.0]
+    watcher = JobWatcher("job", client=client, interval=30.0, clock=lambda: now[0])
+    with Stubber(client) as stub:
+        stub.add_response("describe_training_job", _status_response("job", "InProgress"))
+        stub.add_client_error("describe_training_job", "ThrottlingException", "Rate exceeded", 400)
+        stub.add_response("describe_training_job", _status_response("job", "Completed"))
+        assert not watcher.ended()          # asks: InProgress
+        now[0] = 10.0
+        assert not watcher.ended()          # too soon: does not ask
+        now[0] = 31.0
+        assert not watcher.ended()          # asks: throttled, which is not an end
+        now[0] = 62.0
+        assert watcher.ended() and watcher.status == "Completed"
+        now[0] = 1000.0
+        assert watcher.ended()              # no more questions once ended
+        stub.assert_no_pending_responses()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("status, exit_code, report_status", [("Completed", 0, "finished"),
+                                                              ("Failed", 3, "failed")])
+def test_a_followed_job_ends_with_the_jobs_status(tmp_path, small_run, status, exit_code, report_status):
+    # A SageMaker job's store has no end marker (smdebug does not write it there): take a real
+    # store, remove the marker, and let the job's status (stubbed: AWS is the only fake) end it.
+    import shutil
+
+    from reporter.config import ReporterConfig
+    from reporter.pipeline import Report
+    from reporter.sagemaker_job import JobWatcher
+
+    store = tmp_path / "debug-output"
+    shutil.copytree(small_run, store)
+    (store / "training_job_end.ts").unlink()
+    config = ReporterConfig(tensors=str(store), out=str(tmp_path / "site"), training_job="job", follow=True,
+                            poll_interval=0.2, wait_timeout=60, retry_delay=0.1)
+    client = _sagemaker_client()
+    report = Report(config)
+    report.job = JobWatcher("job", client=client, interval=0.0)
+    with Stubber(client) as stub:
+        stub.add_response("describe_training_job", _status_response("job", "InProgress"))
+        stub.add_response("describe_training_job", _status_response("job", status, "AlgorithmError: boom"))
+        assert report.run() == exit_code
+        stub.assert_no_pending_responses()
+    state = json.loads((tmp_path / "site" / "state.json").read_text())
+    assert state["status"] == report_status
+    assert [f["step"] for f in state["frames"]] == [0, 1, 2, 3]
