@@ -63,11 +63,14 @@ class Peer:
     """One model, optimizer and batch order that live across all the blocks of a benchmark run."""
 
     def __init__(self, train_images: np.ndarray, probe_images: np.ndarray, batch_size: int,
-                 lr: float, eval_every: int, seed: int):
+                 lr: float, eval_every: int, seed: int, lr_warmup: int = 0):
         self.net, self.torch = build_model()
         torch = self.torch
         torch.manual_seed(seed)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
+        # The trainer's warm-up (trainer.train.adam_settings): lr x n / lr_warmup at update n.
+        self.schedule = None if lr_warmup <= 0 else torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda done: min(1.0, (done + 1) / lr_warmup))
         self.train_images, self.batch_size, self.eval_every = train_images, batch_size, eval_every
         self.probe_x = self._to_batch(probe_images)
         self.rng = np.random.RandomState(seed)
@@ -98,6 +101,8 @@ class Peer:
         loss = self._loss(self.net(x), x)
         loss.backward()
         self.optimizer.step()
+        if self.schedule is not None:
+            self.schedule.step()
         self.step += 1
         return loss.item()  # like the trainer's asscalar(): waits for the step to finish
 
@@ -163,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--lr-warmup", type=int, default=0, help="learning-rate warm-up steps, as the trainer's")
     p.add_argument("--eval-every", type=int, default=25)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--layers", action="store_true", help="print per-layer timings as JSON and exit")
@@ -180,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         p.error("--data is required (except with --layers)")
     peer = Peer(arrays["train_images"], arrays["probe_images"], args.batch_size, args.lr,
-                args.eval_every, args.seed)
+                args.eval_every, args.seed, args.lr_warmup)
     if args.layers:
         print(json.dumps(layer_times(peer)), flush=True)
         return 0

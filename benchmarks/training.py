@@ -123,7 +123,10 @@ class TrainerVariant:
         self.net.hybridize_leaves()
         self.net.choose_last_kernel()
         self.loss_fn = gluon.loss.L2Loss()
-        self.optimizer = gluon.Trainer(self.net.collect_params(), "adam", {"learning_rate": args.lr})
+        from trainer.train import adam_settings
+
+        self.optimizer = gluon.Trainer(self.net.collect_params(), "adam",
+                                       adam_settings(args.lr, getattr(args, "lr_warmup", 0)))
         self.hook = self.meter = None
         if hook_factory is not None:
             self.hook = hook_factory(out_dir)
@@ -198,7 +201,8 @@ class TorchVariant:
 
     def __init__(self, python: str, data_file: str, args):
         cmd = [python, str(PEER), "--data", data_file, "--threads", str(args.threads),
-               "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--eval-every", str(args.eval_every),
+               "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--lr-warmup", str(args.lr_warmup),
+               "--eval-every", str(args.eval_every),
                "--seed", str(args.seed)]
         env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
         self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
@@ -565,6 +569,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--block-steps", type=int, default=25, help="train steps per variant per round")
     t.add_argument("--warmup-steps", type=int, default=25)
     t.add_argument("--lr", type=float, default=3e-4)
+    t.add_argument("--lr-warmup", type=int, default=200,
+                   help="learning-rate warm-up steps for every variant (the trainer's default)")
     t.add_argument("--eval-every", type=int, default=25)
     t.add_argument("--probe-size", type=int, default=1000)
     t.add_argument("--seed", type=int, default=0)
