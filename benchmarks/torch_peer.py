@@ -64,9 +64,10 @@ class Peer:
 
     def __init__(self, train_images: np.ndarray, probe_images: np.ndarray, batch_size: int,
                  lr: float, eval_every: int, seed: int, lr_warmup: int = 0):
+        import torch
+
+        torch.manual_seed(seed)  # before the model: its initial weights come from this seed
         self.net, self.torch = build_model()
-        torch = self.torch
-        torch.manual_seed(seed)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
         # The trainer's warm-up (trainer.train.adam_settings): lr x n / lr_warmup at update n.
         self.schedule = None if lr_warmup <= 0 else torch.optim.lr_scheduler.LambdaLR(
