@@ -23,8 +23,8 @@ class TrainerConfig:
     epochs: float = 1.0
     batch_size: int = 64
     lr: float = 3e-4              # Adam at 1e-3 collapses this model to a constant grey image on MNIST
-    # Without a warm-up, 3 of 6 seeds saturated the output sigmoid (an all-black image) within
-    # 50 steps and stayed there; with 200 steps none did (docs/benchmarks.md, "Learning").
+    # Without a warm-up, 3 of 8 seeds saturated the output sigmoid (an all-black image) in the
+    # first steps and stayed there; with 200 steps none did (docs/benchmarks.md, "Learning-rate warm-up").
     warmup_steps: int = 200
     eval_every: int = 25
     probe_size: int = 1000

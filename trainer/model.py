@@ -36,19 +36,16 @@ class OneFilterConv2DTranspose(nn.Conv2DTranspose):
         self.kernel = "padded"
 
     def hybrid_forward(self, F, x, weight, bias=None):
-        kwargs = dict(self._kwargs)
         if self.kernel == "float64":
-            args = [F.cast(x, "float64"), F.cast(weight, "float64")]
-            if bias is not None:
-                args.append(F.cast(bias, "float64"))
-            out = F.cast(F.Deconvolution(*args, name="fwd", **kwargs), "float32")
+            args = [F.cast(a, "float64") for a in (x, weight, bias) if a is not None]
+            out = F.cast(F.Deconvolution(*args, name="fwd", **self._kwargs), "float32")
         else:
             extra = PADDED_FILTERS - 1
             args = [x, F.concat(weight, F.zeros_like(F.tile(weight, reps=(1, extra, 1, 1))), dim=1)]
             if bias is not None:
                 args.append(F.concat(bias, F.zeros_like(F.tile(bias, reps=(extra,))), dim=0))
-            kwargs["num_filter"] = PADDED_FILTERS
-            out = F.slice_axis(F.Deconvolution(*args, name="fwd", **kwargs), axis=1, begin=0, end=1)
+            out = F.Deconvolution(*args, name="fwd", **{**self._kwargs, "num_filter": PADDED_FILTERS})
+            out = F.slice_axis(out, axis=1, begin=0, end=1)
         return self.act(out) if self.act is not None else out
 
     def choose_kernel(self, x) -> str:
@@ -59,22 +56,21 @@ class OneFilterConv2DTranspose(nn.Conv2DTranspose):
         from mxnet import autograd
 
         # Without MKLDNN both run on MXNet's own kernels, where eight filters cost more than float64.
-        order = ("float64",) if os.environ.get("MXNET_MKLDNN_ENABLED") == "0" else ("padded", "float64")
-        for kernel in order:
-            self.kernel = kernel
+        candidates = ["float64"] if os.environ.get("MXNET_MKLDNN_ENABLED") == "0" else ["padded", "float64"]
+        x = x.copy()
+        x.attach_grad()
+        while True:
+            self.kernel = candidates.pop(0)
             self._clear_cached_op()
             try:
-                x = x.copy()
-                x.attach_grad()
                 with autograd.record():
                     out = self(x)
                 out.backward()
                 mx.nd.waitall()
-                return kernel
+                return self.kernel
             except mx.MXNetError:
-                if kernel == order[-1]:
+                if not candidates:  # the last one failed too: nothing left to run this layer
                     raise
-        raise AssertionError("unreachable")
 
 
 class ConvolutionalAutoencoder(nn.HybridBlock):
