@@ -108,19 +108,13 @@ class Report:
         self.previous: np.ndarray | None = None
         # Latents of the last frame embedded from finite values: the embedding steadies by them.
         self.previous_latents: np.ndarray | None = None
-        self.latents_last: np.ndarray | None = None
         self.n_points: int | None = None
         frames = self.state["frames"]
         if frames:
             with np.load(self.out / frames[-1]["npz"]) as saved:
                 self.previous = saved["embedding"]
             self.n_points = len(self.previous)
-            for frame in reversed(frames):
-                if not frame.get("nonfinite_latents", False):
-                    with np.load(self.out / frame["npz"]) as saved:
-                        # Reports written before latents were kept in the npz resume without them.
-                        self.previous_latents = saved["latents"] if "latents" in saved.files else None
-                    break
+            self.previous_latents = _last_finite_latents(self.out, frames)
         self.gif = GifWriter(self.out / GIF_FILE, delay_ms=config.gif_delay_ms,
                              budget_bytes=int(config.gif_budget_mib * 1024 * 1024))
         if self.gif.frames > len(frames):
@@ -187,7 +181,6 @@ class Report:
             "eval_loss": _finite_or_none(eval_loss), "train_loss": _finite_or_none(train_loss),
             "train_losses": [[g, _finite_or_none(v)] for g, v in probe.train_losses],
             "nonfinite": bool(nonfinite or (eval_loss is not None and not np.isfinite(eval_loss))),
-            "nonfinite_latents": nonfinite,
             "embed_seconds": round(embed_seconds, 4),
             "knn_latent": None, "knn_2d": None, "trustworthiness": None,
             **frame_paths(index),
@@ -220,7 +213,6 @@ class Report:
         self.previous = embedding
         if not nonfinite:
             self.previous_latents = probe.latents
-        self.latents_last = probe.latents
         log.info("frame %d: EVAL step %d (global %d), embedded in %.2f s, 10-NN 2-D %s, GIF %.2f MB",
                  index, probe.step, probe.global_step, embed_seconds, record["knn_2d"],
                  self.gif.bytes / 1e6)
@@ -304,6 +296,22 @@ class Report:
                 self.set_status("stalled", since=time.time() - quiet)
                 self.save()
             time.sleep(config.poll_interval)
+
+
+def _last_finite_latents(out: Path, frames: list[dict]) -> np.ndarray | None:
+    """The latents of the latest frame whose latents were all finite (the ones that seed the next).
+
+    None for reports written before the npz files kept latents.
+    """
+    from reporter.embed import finite_rows
+
+    for frame in reversed(frames):
+        with np.load(out / frame["npz"]) as saved:
+            if "latents" not in saved.files:
+                return None
+            if finite_rows(saved["latents"]).all():
+                return saved["latents"]
+    return None
 
 
 def _finite_or_none(value):

@@ -7,7 +7,12 @@ from the usual AWS variables or profile.
 
 from __future__ import annotations
 
+import logging
+import time
+
 from reporter import ReporterError
+
+log = logging.getLogger("reporter")
 
 
 def describe(job_name: str, client=None) -> dict:
@@ -78,19 +83,15 @@ class JobWatcher:
     throttling) is logged and asked again later: it never ends the report.
     """
 
-    def __init__(self, job_name: str, client=None, interval: float = STATUS_INTERVAL, clock=None):
-        import time
-
+    def __init__(self, job_name: str, client=None, interval: float = STATUS_INTERVAL, clock=time.monotonic):
         self.job_name, self.client, self.interval = job_name, client, interval
-        self._clock = clock or time.monotonic
+        self._clock = clock
         self._next = float("-inf")
         self.status: str | None = None
         self.failure_reason: str | None = None
 
     def ended(self) -> bool:
         """True once the job's status is Completed, Failed or Stopped."""
-        import logging
-
         if self.status in TERMINAL_STATUSES:
             return True
         now = self._clock()
@@ -100,7 +101,7 @@ class JobWatcher:
         try:
             job = describe(self.job_name, self.client)
         except ReporterError as error:
-            logging.getLogger("reporter").warning("%s; asking again in %.0f s", error, self.interval)
+            log.warning("%s; asking again in %.0f s", error, self.interval)
             return False
         self.status = job.get("TrainingJobStatus")
         self.failure_reason = job.get("FailureReason")
