@@ -1,7 +1,8 @@
 """The trainer's autoencoder in PyTorch: the reference peer that benchmarks/training.py times.
 
 torch is not a dependency of latentlapse. This script runs under a separate Python that has torch
-and numpy (``--torch-python`` of benchmarks/training.py) and imports nothing from the project.
+and numpy (``--torch-python`` of benchmarks/training.py) and imports nothing from the project
+but benchmarks/timing.py beside it (standard library only).
 It is driven over stdin/stdout, one JSON object per line, so its blocks of steps interleave
 with the MXNet variants in the same benchmark run:
 
@@ -19,9 +20,9 @@ import argparse
 import json
 import os
 import sys
-import time
 
 import numpy as np
+from timing import median_call_ms, timed_block  # benchmarks/timing.py: standard library only
 
 
 def build_model():
@@ -109,21 +110,7 @@ class Peer:
 
     def run_block(self, steps: int) -> dict:
         """Train ``steps`` steps, with an EVAL pass after every ``eval_every``-th step, timed."""
-        train_seconds = eval_seconds = 0.0
-        evals, loss = 0, float("nan")
-        start, cpu_start = time.perf_counter(), time.process_time()
-        for _ in range(steps):
-            t0 = time.perf_counter()
-            loss = self.train_step()
-            t1 = time.perf_counter()
-            train_seconds += t1 - t0
-            if self.step % self.eval_every == 0:
-                self.evaluate()
-                eval_seconds += time.perf_counter() - t1
-                evals += 1
-        return {"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu_start,
-                "train_seconds": train_seconds,
-                "eval_seconds": eval_seconds, "evals": evals, "loss": loss}
+        return timed_block(self, steps)
 
 
 def layer_times(peer: Peer, repeats: int = 20, groups: int = 3) -> list[dict]:
@@ -141,25 +128,12 @@ def layer_times(peer: Peer, repeats: int = 20, groups: int = 3) -> list[dict]:
         main = layer  # a stage is named after its layer with weights (Linear, not the Flatten before it)
         if isinstance(layer, torch.nn.Sequential):
             main = next(m for m in layer if list(m.parameters()))
-        rows.append({"layer": type(main).__name__, "input": list(x.shape), "ms": median(call, repeats, groups)})
+        rows.append({"layer": type(main).__name__, "input": list(x.shape), "ms": median_call_ms(call, repeats, groups)})
         with torch.no_grad():
             x = layer(x)
     rows.append({"layer": "whole train step", "input": [peer.batch_size, 1, 28, 28],
-                 "ms": median(peer.train_step, repeats, groups)})
+                 "ms": median_call_ms(peer.train_step, repeats, groups)})
     return rows
-
-
-def median(call, repeats: int, groups: int) -> float:
-    """Median over ``groups`` of the mean CPU ms of ``repeats`` calls, after three untimed calls."""
-    for _ in range(3):
-        call()
-    means = []
-    for _ in range(groups):
-        start = time.process_time()
-        for _ in range(repeats):
-            call()
-        means.append(1000 * (time.process_time() - start) / repeats)
-    return sorted(means)[groups // 2]
 
 
 def main(argv: list[str] | None = None) -> int:

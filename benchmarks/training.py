@@ -47,6 +47,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PEER = ROOT / "benchmarks" / "torch_peer.py"
 sys.path.insert(0, str(ROOT))
 
+from timing import median_call_ms, timed_block  # noqa: E402  (benchmarks/timing.py, beside this script)
+
 
 def set_threads(threads: int) -> None:
     """What trainer/cli.py does before MXNet is imported (the thread count is fixed at import).
@@ -172,22 +174,10 @@ class TrainerVariant:
         Process CPU time counts every thread (MXNet's engine, smdebug's writer) and moves less
         than wall time when other jobs share the cores.
         """
-        train_seconds = eval_seconds = 0.0
-        evals, loss = 0, float("nan")
         hook_start = self.meter.seconds() if self.meter else 0.0
-        start, cpu_start = time.perf_counter(), time.process_time()
-        for _ in range(steps):
-            t0 = time.perf_counter()
-            loss = self.train_step()
-            t1 = time.perf_counter()
-            train_seconds += t1 - t0
-            if self.step % self.eval_every == 0:
-                self.evaluate()
-                eval_seconds += time.perf_counter() - t1
-                evals += 1
-        return {"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu_start,
-                "hook_cpu_seconds": self.meter.seconds() - hook_start if self.meter else 0.0,
-                "train_seconds": train_seconds, "eval_seconds": eval_seconds, "evals": evals, "loss": loss}
+        block = timed_block(self, steps)
+        block["hook_cpu_seconds"] = self.meter.seconds() - hook_start if self.meter else 0.0
+        return block
 
     def close(self) -> None:
         if self.hook is not None:
@@ -342,19 +332,6 @@ def print_report(report: dict) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # layers
-
-
-def median_call_ms(call, repeats: int = 20, groups: int = 3) -> float:
-    """Median over ``groups`` of the mean CPU ms of ``repeats`` calls, after three untimed calls."""
-    for _ in range(3):
-        call()
-    means = []
-    for _ in range(groups):
-        start = time.process_time()
-        for _ in range(repeats):
-            call()
-        means.append(1000 * (time.process_time() - start) / repeats)
-    return sorted(means)[groups // 2]
 
 
 def mxnet_layer_times(batch_size: int) -> list[dict]:
