@@ -75,6 +75,22 @@ def test_latent_change_counts_new_neighbours():
     assert latent_change(np.random.default_rng(1).permutation(points), neighbours) > 0.9
 
 
+def test_latent_change_reuses_the_previous_frames_neighbours_exactly(digits):
+    import reporter.embed as embed
+
+    X, _ = digits
+    later = X + np.random.default_rng(4).normal(scale=0.05, size=X.shape)
+    _, _, neighbours = affinities(later)
+    embed._recent_neighbours.clear()
+    searched = latent_change(X, neighbours)
+    first = embed_frame(X, seed=0)  # leaves X's neighbours for the next frame
+    assert embed._recent_neighbours
+    assert latent_change(X, neighbours) == searched
+    assert np.array_equal(embed_frame(later, previous=first, previous_latents=X, seed=0),
+                          (embed._recent_neighbours.clear(),
+                           embed_frame(later, previous=first, previous_latents=X, seed=0))[1])
+
+
 def test_settled_latents_hold_the_layout_still(two_frames, digits):
     # Latents that barely changed (a little noise on each): with the previous latents known, the
     # spring stiffens and the frame moves less than it does without them; quality stays.
