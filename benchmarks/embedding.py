@@ -14,7 +14,7 @@ always runs on a warmer or a busier machine), three methods embed the same laten
 - notebook: the same call as the seed notebook wrote it (``TSNE(perplexity=40, n_iter=300)``)
   with the defaults sklearn had then (random init, learning rate 200) and, like the unseeded
   notebook, a new random state every frame;
-- ours: ``reporter.embed.embed_frame`` (frame 0 from scratch, then warm-started and aligned).
+- ours: ``reporter.embed.Embedder`` (frame 0 from scratch, then warm-started and aligned).
 
 All run under the same thread limit (``--threads``, applied to BLAS/OpenMP pools and to
 openTSNE). Per frame: wall and CPU time, jitter against the previous frame (after Procrustes
@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from reporter.atomic import write_bytes  # noqa: E402
-from reporter.embed import embed_frame  # noqa: E402
+from reporter.embed import Embedder  # noqa: E402
 from reporter.quality import jitter, knn_accuracy, trustworthiness  # noqa: E402
 from reporter.store import DEFAULT_NAMES  # noqa: E402
 
@@ -59,7 +59,8 @@ JITTER_TARGET = 0.5
 
 
 def trainer_options(args) -> list[str]:
-    return ["--steps", str(args.steps), "--eval-every", str(args.eval_every),
+    dataset = [] if args.dataset == "mnist" else ["--dataset", args.dataset]  # keeps older cache keys
+    return [*dataset, "--steps", str(args.steps), "--eval-every", str(args.eval_every),
             "--probe-size", str(args.probe_size), "--seed", str(args.train_seed),
             "--warmup-steps", str(args.warmup_steps),
             "--threads", str(args.train_threads), "--no-progress"]
@@ -129,7 +130,7 @@ METHODS = ("seed", "notebook", "ours")
 TITLES = {
     "seed": "seed: sklearn TSNE(perplexity=40, max_iter=300), today's defaults",
     "notebook": "seed as the notebook ran it (random init, lr 200)",
-    "ours": "ours: reporter.embed.embed_frame",
+    "ours": "ours: reporter.embed.Embedder",
 }
 
 
@@ -138,13 +139,13 @@ def run(frames: dict, args) -> dict:
 
     latents, labels = frames["latents"], frames["labels"]
     n = min(len(latents), args.frames) if args.frames else len(latents)
+    embedder = Embedder(seed=args.seed, n_jobs=args.threads)
     methods = {
         "seed": lambda f, x, prev: seed_method(x, args.seed),
         # The notebook did not seed t-SNE: every frame started from a new random layout.
         "notebook": lambda f, x, prev: seed_method(x, args.seed + f, notebook=True),
-        # As reporter/pipeline.py calls it: with the previous frame's latents.
-        "ours": lambda f, x, prev: embed_frame(x, previous=prev, seed=args.seed, n_jobs=args.threads,
-                                               previous_latents=latents[f - 1] if f else None),
+        # As the reporter calls it: one embedder remembers the frames before.
+        "ours": lambda f, x, prev: embedder.embed(x),
     }
     rows = {name: [] for name in methods}
     previous = {name: None for name in methods}
@@ -237,6 +238,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cache-dir", default=str(ROOT / ".cache" / "benchmarks"),
                         help="where the trained latents are cached (not in git)")
     parser.add_argument("--retrain", action="store_true", help="ignore the cache and train again")
+    parser.add_argument("--dataset", default="mnist", help="trainer --dataset (mnist or fashion-mnist)")
     parser.add_argument("--steps", type=int, default=500, help="trainer --steps")
     parser.add_argument("--eval-every", type=int, default=20, help="trainer --eval-every (one frame each)")
     parser.add_argument("--probe-size", type=int, default=1000, help="trainer --probe-size")
@@ -246,10 +248,13 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=0, help="use only the first N frames (0: all)")
     parser.add_argument("--threads", type=int, default=1, help="threads for both embedding methods")
     parser.add_argument("--seed", type=int, default=0, help="random seed of both embedding methods")
+    parser.add_argument("--train-only", action="store_true", help="only train (or find) the cached run")
     parser.add_argument("--json", help="also write every per-frame figure to this JSON file")
     args = parser.parse_args(argv)
 
     frames = load_frames(args)
+    if args.train_only:
+        return 0
     n_frames, n_points, dims = frames["latents"].shape
     if n_frames < 2:
         raise SystemExit("need at least two EVAL frames")

@@ -237,7 +237,7 @@ def markdown(rows: list[dict], s: dict, variant: dict | None = None) -> str:
 STAGES = {
     "read": [("reporter.store", "TensorStore.read_probe_step")],
     "inventory": [("reporter.store", "TensorStore.inventory")],
-    "embed": [("reporter.embed", "embed_frame")],
+    "embed": [("reporter.embed", "Embedder.embed")],
     "quality": [("reporter.quality", "knn_accuracy"), ("reporter.quality", "trustworthiness"),
                 ("reporter.rules", "dead_units")],
     "alerts": [("reporter.rules", "evaluate")],

@@ -20,11 +20,16 @@ probe set of a few thousand points, exact neighbours from a dense distance block
 cheaper than building a neighbour index, and the Gaussian bandwidths of all points are found
 at once by a safeguarded Newton search.
 
-Non-finite latents are not an error of the user: :func:`embed_frame` returns ``None`` for them
-and the caller marks the frame (see :func:`finite_rows`).
+What one frame needs from the frames before it (the previous layout, the previous latents and
+their nearest neighbours) is held by one :class:`Embedder` per report, restored on resume from
+the saved frames. Non-finite latents are not an error of the user: :meth:`Embedder.embed`
+returns ``None`` for them and the caller marks the frame (see :func:`finite_rows`).
 """
 
-import hashlib
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -66,10 +71,6 @@ MOMENTUM = 0.8
 # Bandwidth search: |entropy - log(perplexity)| below this, in nats.
 ENTROPY_TOL = 1e-5
 MAX_SEARCH_STEPS = 100
-# The latest frame's nearest latent neighbours (as affinities() found them), by a digest of its
-# latents: the next frame measures how they changed without searching them again (~50 ms of a
-# ~0.4 s frame). One entry; a resumed reporter searches once.
-_recent_neighbours: dict[bytes, np.ndarray] = {}
 # Rows of the distance matrix computed at once: bounds memory at N x CHUNK floats.
 DISTANCE_CHUNK = 1024
 
@@ -84,7 +85,7 @@ def finite_rows(latents):
     Returns
     -------
     np.ndarray of bool, shape (N,)
-        True where the row holds no NaN or Inf. :func:`embed_frame` returns ``None`` unless all
+        True where the row holds no NaN or Inf. :meth:`Embedder.embed` returns ``None`` unless all
         rows are finite; callers can use this to say how many points were bad.
     """
     return np.isfinite(np.asarray(latents, dtype=np.float64)).all(axis=1)
@@ -181,8 +182,8 @@ def affinities(latents, perplexity=PERPLEXITY, beta=None):
         Each point's k = 3 x perplexity nearest other points, nearest first.
     """
     n = latents.shape[0]
-    perplexity = min(perplexity, (n - 1) / 3.0)
-    k = min(n - 1, int(3 * perplexity))
+    perplexity = _usable_perplexity(n, perplexity)
+    k = _neighbour_count(n, perplexity)
     neighbours, sq_dists = _nearest_neighbours(latents, k)
     conditional, beta = _conditional_probabilities(sq_dists, perplexity, beta)
     rows = np.repeat(np.arange(n), k)
@@ -191,6 +192,15 @@ def affinities(latents, perplexity=PERPLEXITY, beta=None):
     P.sort_indices()
     P /= P.sum()
     return P, beta, neighbours
+
+
+def _usable_perplexity(n, perplexity):
+    return min(perplexity, (n - 1) / 3.0)
+
+
+def _neighbour_count(n, perplexity):
+    """How many neighbours :func:`affinities` keeps per point: 3 x perplexity, as openTSNE."""
+    return min(n - 1, int(3 * _usable_perplexity(n, perplexity)))
 
 
 def _usable_start(previous):
@@ -217,31 +227,22 @@ def neighbourhood_kept(layout, neighbours, k=NEIGHBOURHOOD):
     return float((near[:, :, None] == neighbours[:, None, :k]).any(axis=2).mean())
 
 
-def latent_change(previous_latents, neighbours, k=NEIGHBOURHOOD):
+def latent_change(before, neighbours, k=NEIGHBOURHOOD):
     """Share of each point's k nearest latent neighbours that are new since the previous frame.
 
     Parameters
     ----------
-    previous_latents : array_like, shape (N, d)
-        The previous frame's latent vectors of the same points.
+    before : np.ndarray of int, shape (N, >= k)
+        The previous frame's nearest latent neighbours of the same points, nearest first.
     neighbours : np.ndarray of int, shape (N, >= k)
-        This frame's nearest latent neighbours, nearest first (from :func:`affinities`).
+        This frame's, the same way (from :func:`affinities`).
 
     Returns
     -------
     float
         Mean over points, in [0, 1]: 0 when no neighbourhood changed.
     """
-    previous_latents = np.ascontiguousarray(previous_latents, dtype=np.float64)
-    before = _recent_neighbours.get(_digest(previous_latents))
-    if before is None or before.shape != neighbours.shape:
-        # Searched exactly as affinities() searches, so both ways give the same lists.
-        before, _ = _nearest_neighbours(previous_latents, neighbours.shape[1])
     return 1.0 - float((before[:, :k, None] == neighbours[:, None, :k]).any(axis=2).mean())
-
-
-def _digest(latents):
-    return hashlib.blake2b(latents.tobytes(), digest_size=16).digest()
 
 
 def _anchored_gradient(anchor, strength):
@@ -263,38 +264,12 @@ def _anchored_gradient(anchor, strength):
     return objective
 
 
-def embed_frame(
-    latents,
-    previous=None,
-    seed=0,
-    *,
-    perplexity=PERPLEXITY,
-    warm_iter=WARM_ITER,
-    shrink=SHRINK,
-    anchor=ANCHOR,
-    reorganize_below=REORGANIZE_BELOW,
-    theta=WARM_THETA,
-    previous_latents=None,
-    settled_change=SETTLED_CHANGE,
-    max_stiffening=MAX_STIFFENING,
-    max_iter_gain=MAX_ITER_GAIN,
-    n_jobs=1,
-):
-    """Embed one frame of latent vectors in 2-D, warm-started from the previous frame.
+@dataclass(frozen=True)
+class EmbedSettings:
+    """How a frame is optimised; the defaults are the module's measured constants.
 
-    Parameters
+    Attributes
     ----------
-    latents : array_like, shape (N, d)
-        Bottleneck vectors of the probe set at one EVAL step (N from about 50 to 5,000).
-    previous : array_like, shape (N, 2), optional
-        The previous frame's embedding of the same points in the same order. Without it the
-        frame is a t-SNE from scratch (PCA initialisation, openTSNE's early exaggeration
-        schedule, then one warm step onto itself so that frame 0 has the size of the frames
-        that follow). With it, a short optimisation from those positions (see the module
-        docstring), aligned onto them. A degenerate previous frame (NaN/Inf, or no spread
-        along an axis) is ignored: the frame is then embedded from scratch.
-    seed : int
-        Seeds every random choice: equal inputs give bit-identical outputs.
     perplexity : float
         t-SNE perplexity (lowered automatically for tiny probe sets).
     warm_iter : int
@@ -303,54 +278,154 @@ def embed_frame(
         Factor applied to the previous layout before a *follow* optimisation.
     anchor : float
         Strength of the spring to the previous positions when following; 0 for none.
-    previous_latents : array_like, shape (N, d), optional
-        The previous frame's latent vectors. When given, the spring stiffens as fewer latent
-        neighbourhoods change from frame to frame (see ``settled_change``), so a layout whose
-        latents have settled stays put instead of drifting by the optimisation's own noise.
-    settled_change : float
-        Share of changed latent neighbourhoods below which the spring stiffens, in inverse
-        proportion to the share.
-    max_stiffening : float
-        Largest factor applied to ``anchor``.
-    max_iter_gain : float
-        Largest factor applied to ``warm_iter`` when more than ``settled_change`` of the latent
-        neighbourhoods changed (in proportion to the share; needs ``previous_latents``).
     reorganize_below : float
         Reorganise instead of following when the previous layout keeps less than this share
         of the latent neighbourhoods; 0 never reorganises.
     theta : float
         Barnes-Hut trade-off of a warm frame (frame 0 uses openTSNE's default, 0.5).
+    settled_change : float
+        Share of changed latent neighbourhoods below which the spring stiffens, in inverse
+        proportion to the share (needs the previous frame's latents).
+    max_stiffening : float
+        Largest factor applied to ``anchor``.
+    max_iter_gain : float
+        Largest factor applied to ``warm_iter`` when more than ``settled_change`` of the latent
+        neighbourhoods changed (in proportion to the share).
+    """
+
+    perplexity: float = PERPLEXITY
+    warm_iter: int = WARM_ITER
+    shrink: float = SHRINK
+    anchor: float = ANCHOR
+    reorganize_below: float = REORGANIZE_BELOW
+    theta: float = WARM_THETA
+    settled_change: float = SETTLED_CHANGE
+    max_stiffening: float = MAX_STIFFENING
+    max_iter_gain: float = MAX_ITER_GAIN
+
+    def but(self, **changes) -> EmbedSettings:
+        """A copy with some settings changed."""
+        return replace(self, **changes)
+
+
+class Embedder:
+    """The embedding of one probe set, frame after frame, and its memory of the last frame.
+
+    Parameters
+    ----------
+    seed : int
+        Seeds every random choice: equal inputs give bit-identical outputs.
     n_jobs : int
         Threads openTSNE may use (results do not depend on it).
+    settings : EmbedSettings
+    layout : array_like, shape (N, 2), optional
+        The embedding to start the next frame from (the last frame's). A degenerate one
+        (NaN/Inf, or no spread along an axis) is ignored: the next frame starts from scratch.
+    latents : array_like, shape (N, d), optional
+        Latents of the last frame embedded from finite values; the spring stiffens as the
+        latents' neighbourhoods stop changing from these.
 
-    Returns
-    -------
-    np.ndarray, shape (N, 2), float64, or None
-        The embedding; ``None`` when any latent value is NaN or Inf. That is a property of the
-        training run (it diverged), not a mistake of the user, so it is not an exception: the
-        caller marks the frame as non-finite and keeps warm-starting from the last good frame.
-
-    Raises
-    ------
-    ValueError
-        If ``latents`` is not 2-D with at least 4 points or ``previous`` does not match it
-        (a bug in the caller: the pipeline checks the probe size first).
+    Attributes
+    ----------
+    layout, latents : np.ndarray or None
+        As above, updated by every :meth:`embed`.
+    neighbours : np.ndarray of int or None
+        Nearest latent neighbours of ``latents``, nearest first, as :func:`affinities` found
+        them: the next frame measures how they changed without searching them again.
+        Searched again (the same way, so the same lists) after a resume.
     """
-    latents = np.asarray(latents, dtype=np.float64)
-    if latents.ndim != 2 or latents.shape[0] < 4:
-        raise ValueError(f"latents must be (N, d) with N >= 4, got shape {latents.shape}")
-    if previous is not None:
-        previous = np.asarray(previous, dtype=np.float64)
-        if previous.shape != (latents.shape[0], 2):
+
+    def __init__(self, seed=0, n_jobs=1, settings=EmbedSettings(), *, layout=None, latents=None):
+        self.seed = seed
+        self.n_jobs = n_jobs
+        self.settings = settings
+        self.layout = None if layout is None else np.asarray(layout, dtype=np.float64)
+        self.latents = None if latents is None else np.ascontiguousarray(latents, dtype=np.float64)
+        self.neighbours = None
+
+    @classmethod
+    def resume(cls, frame_files, seed=0, n_jobs=1, settings=EmbedSettings()) -> Embedder:
+        """An embedder that continues after saved frames exactly as it would have without a restart.
+
+        Parameters
+        ----------
+        frame_files : sequence of path-like
+            The saved frames' ``.npz`` files, oldest first (``embedding`` and, since they have
+            been kept, ``latents``). The last one's embedding is the layout to start from; the
+            latest whose latents are all finite gives the latents. Reports written before the
+            files kept latents resume without them.
+        """
+        frame_files = [Path(f) for f in frame_files]
+        layout = latents = None
+        if frame_files:
+            with np.load(frame_files[-1]) as saved:
+                layout = saved["embedding"]
+        for path in reversed(frame_files):
+            with np.load(path) as saved:
+                if "latents" not in saved.files:
+                    break
+                if finite_rows(saved["latents"]).all():
+                    latents = saved["latents"]
+                    break
+        return cls(seed, n_jobs, settings, layout=layout, latents=latents)
+
+    def embed(self, latents):
+        """Embed one frame of latent vectors in 2-D, warm-started from the last frame.
+
+        Without a usable layout to start from the frame is a t-SNE from scratch (PCA
+        initialisation, openTSNE's early exaggeration schedule, then one warm step onto itself
+        so that frame 0 has the size of the frames that follow). Otherwise a short optimisation
+        from the last layout (see the module docstring), aligned onto it. The embedder then
+        remembers this frame.
+
+        Parameters
+        ----------
+        latents : array_like, shape (N, d)
+            Bottleneck vectors of the probe set at one EVAL step.
+
+        Returns
+        -------
+        np.ndarray, shape (N, 2), float64, or None
+            The embedding; ``None`` when any latent value is NaN or Inf. That is a property of
+            the training run (it diverged), not a mistake of the user, so it is not an
+            exception: the caller marks the frame as non-finite, and the embedder keeps its
+            memory of the last good frame.
+
+        Raises
+        ------
+        ValueError
+            If ``latents`` is not 2-D with at least 4 points or does not match the remembered
+            layout (a bug in the caller: the pipeline checks the probe size first).
+        """
+        latents = np.asarray(latents, dtype=np.float64)
+        if latents.ndim != 2 or latents.shape[0] < 4:
+            raise ValueError(f"latents must be (N, d) with N >= 4, got shape {latents.shape}")
+        if self.layout is not None and self.layout.shape != (latents.shape[0], 2):
             raise ValueError(
-                f"previous frame has shape {previous.shape}, expected ({latents.shape[0]}, 2)"
+                f"previous frame has shape {self.layout.shape}, expected ({latents.shape[0]}, 2)"
             )
-    if not finite_rows(latents).all():
-        return None
-    if previous is not None and not _usable_start(previous):
-        previous = None  # e.g. a placeholder after a non-finite first frame: start afresh
-    latents = np.ascontiguousarray(latents)
-    P, _, neighbours = affinities(latents, perplexity)
+        if not finite_rows(latents).all():
+            return None
+        latents = np.ascontiguousarray(latents)
+        previous = self.layout if self.layout is not None and _usable_start(self.layout) else None
+        before = None
+        if self.latents is not None and previous is not None and self.settings.anchor > 0:
+            before = self._previous_neighbours()
+        embedding, neighbours = _embed(latents, previous, before, self.settings, self.seed, self.n_jobs)
+        self.layout, self.latents, self.neighbours = embedding, latents, neighbours
+        return embedding
+
+    def _previous_neighbours(self):
+        k = _neighbour_count(len(self.latents), self.settings.perplexity)
+        if self.neighbours is None or self.neighbours.shape[1] != k:
+            # Searched exactly as affinities() searches, so both ways give the same lists.
+            self.neighbours, _ = _nearest_neighbours(self.latents, k)
+        return self.neighbours
+
+
+def _embed(latents, previous, before, settings, seed, n_jobs):
+    """One frame: (embedding, nearest latent neighbours). ``before``: the previous frame's."""
+    P, _, neighbours = affinities(latents, settings.perplexity)
     affinity = PrecomputedAffinities(P, normalize=False)
     common = dict(random_state=seed, n_jobs=n_jobs, momentum=MOMENTUM)
 
@@ -362,25 +437,26 @@ def embed_frame(
                                        inplace=True)
         embedding = embedding.optimize(FIRST_FRAME_ITER, inplace=True)
         previous = np.array(embedding, dtype=np.float64)
+        before = None  # the frame it is warm-started from is itself
         # Then one warm step onto itself, as every later frame gets: frame 0 looks like the rest.
 
     k = min(NEIGHBOURHOOD, neighbours.shape[1])
-    if reorganize_below > 0 and neighbourhood_kept(previous, neighbours, k) < reorganize_below:
+    anchor, warm_iter = settings.anchor, settings.warm_iter
+    if settings.reorganize_below > 0 and neighbourhood_kept(previous, neighbours, k) < settings.reorganize_below:
         init = initialization.rescale(previous, target_std=SMALL_SPREAD)
         gradient = "bh"
     else:
-        init = previous * shrink
-        if previous_latents is not None and anchor > 0:
-            change = latent_change(previous_latents, neighbours, k)
-            anchor *= float(np.clip(settled_change / max(change, 1e-9), 1.0, max_stiffening))
-            warm_iter = int(round(warm_iter * np.clip(change / settled_change, 1.0, max_iter_gain)))
+        init = previous * settings.shrink
+        if before is not None and anchor > 0:
+            change = latent_change(before, neighbours, k)
+            anchor *= float(np.clip(settings.settled_change / max(change, 1e-9), 1.0, settings.max_stiffening))
+            warm_iter = int(round(warm_iter * np.clip(change / settings.settled_change, 1.0,
+                                                      settings.max_iter_gain)))
         gradient = _anchored_gradient(previous, anchor) if anchor > 0 else "bh"
     init -= init.mean(axis=0)
-    embedding = TSNEEmbedding(init, affinity, theta=theta, negative_gradient_method=gradient, **common)
+    embedding = TSNEEmbedding(init, affinity, theta=settings.theta, negative_gradient_method=gradient, **common)
     embedding = embedding.optimize(warm_iter, inplace=True)
-    _recent_neighbours.clear()
-    _recent_neighbours[_digest(latents)] = neighbours
-    return _same_spread(procrustes(np.array(embedding, dtype=np.float64), previous), previous)
+    return _same_spread(procrustes(np.array(embedding, dtype=np.float64), previous), previous), neighbours
 
 
 def _same_spread(layout, reference):

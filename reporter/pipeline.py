@@ -105,16 +105,12 @@ class Report:
             from reporter.sagemaker_job import JobWatcher
 
             self.job = JobWatcher(config.training_job)
-        self.previous: np.ndarray | None = None
-        # Latents of the last frame embedded from finite values: the embedding steadies by them.
-        self.previous_latents: np.ndarray | None = None
-        self.n_points: int | None = None
+        from reporter.embed import Embedder
+
         frames = self.state["frames"]
-        if frames:
-            with np.load(self.out / frames[-1]["npz"]) as saved:
-                self.previous = saved["embedding"]
-            self.n_points = len(self.previous)
-            self.previous_latents = _last_finite_latents(self.out, frames)
+        # The embedding's memory of the last frames (layout, latents, neighbours), from their files.
+        self.embedder = Embedder.resume([self.out / f["npz"] for f in frames], config.seed, config.threads)
+        self.n_points: int | None = len(self.embedder.layout) if frames else None
         self.gif = GifWriter(self.out / GIF_FILE, delay_ms=config.gif_delay_ms,
                              budget_bytes=int(config.gif_budget_mib * 1024 * 1024))
         if self.gif.frames > len(frames):
@@ -151,7 +147,6 @@ class Report:
 
     def add_frame(self, probe: ProbeStep) -> dict:
         """Embed, draw and publish one EVAL step; return its record."""
-        from reporter.embed import embed_frame
         from reporter.quality import knn_accuracy, trustworthiness
         from reporter.render import CLASS_COLOURS, draw_frame, save_png
         from reporter.rules import dead_units, evaluate
@@ -165,14 +160,13 @@ class Report:
         self.n_points = n
         index = len(self.state["frames"])
         started = time.perf_counter()
-        embedding = embed_frame(probe.latents, previous=self.previous, seed=self.config.seed,
-                                previous_latents=self.previous_latents, n_jobs=self.config.threads)
+        embedding = self.embedder.embed(probe.latents)
         embed_seconds = time.perf_counter() - started
         nonfinite = embedding is None
         if nonfinite:
             log.warning("EVAL step %d: latents hold NaN/Inf; the frame repeats the last embedding, marked",
                         probe.step)
-            embedding = self.previous if self.previous is not None else np.zeros((n, 2))
+            embedding = self.embedder.layout if self.embedder.layout is not None else np.zeros((n, 2))
         class_names = self.class_names(probe.labels)
         eval_loss = float(np.mean(probe.losses)) if probe.losses is not None else None
         train_loss = float(np.mean([v for _, v in probe.train_losses])) if probe.train_losses else None
@@ -210,9 +204,6 @@ class Report:
                              "scale": self.gif.scale, "note": self.gif.note}
         self.state["alerts"] = evaluate(self.state["frames"], latents_last=probe.latents)
         self.state["tensors_inventory"] = self.store.inventory()
-        self.previous = embedding
-        if not nonfinite:
-            self.previous_latents = probe.latents
         log.info("frame %d: EVAL step %d (global %d), embedded in %.2f s, 10-NN 2-D %s, GIF %.2f MB",
                  index, probe.step, probe.global_step, embed_seconds, record["knn_2d"],
                  self.gif.bytes / 1e6)
@@ -296,22 +287,6 @@ class Report:
                 self.set_status("stalled", since=time.time() - quiet)
                 self.save()
             time.sleep(config.poll_interval)
-
-
-def _last_finite_latents(out: Path, frames: list[dict]) -> np.ndarray | None:
-    """The latents of the latest frame whose latents were all finite (the ones that seed the next).
-
-    None for reports written before the npz files kept latents.
-    """
-    from reporter.embed import finite_rows
-
-    for frame in reversed(frames):
-        with np.load(out / frame["npz"]) as saved:
-            if "latents" not in saved.files:
-                return None
-            if finite_rows(saved["latents"]).all():
-                return saved["latents"]
-    return None
 
 
 def _finite_or_none(value):

@@ -5,9 +5,15 @@ import pytest
 from openTSNE.affinity import PerplexityBasedNN
 from sklearn.datasets import load_digits
 
-from reporter.embed import (MAX_ITER_GAIN, WARM_ITER, affinities, embed_frame, finite_rows, latent_change,
-                            neighbourhood_kept)
+from reporter.embed import (MAX_ITER_GAIN, WARM_ITER, Embedder, EmbedSettings, affinities, finite_rows,
+                            latent_change, neighbourhood_kept)
 from reporter.quality import jitter, knn_accuracy, trustworthiness
+
+
+def embed_frame(latents, previous=None, seed=0, previous_latents=None, n_jobs=1, **settings):
+    """One frame from a given memory: the layout and latents of the frame before."""
+    embedder = Embedder(seed, n_jobs, EmbedSettings(**settings), layout=previous, latents=previous_latents)
+    return embedder.embed(latents)
 
 
 @pytest.fixture(scope="module")
@@ -71,24 +77,54 @@ def test_warm_frame_keeps_quality_and_stays_close_to_the_previous_one(two_frames
 def test_latent_change_counts_new_neighbours():
     points = np.random.default_rng(0).normal(size=(400, 5))
     _, _, neighbours = affinities(points, perplexity=10)
-    assert latent_change(points, neighbours) == 0.0
-    assert latent_change(np.random.default_rng(1).permutation(points), neighbours) > 0.9
+    _, _, shuffled = affinities(np.random.default_rng(1).permutation(points), perplexity=10)
+    assert latent_change(neighbours, neighbours) == 0.0
+    assert latent_change(shuffled, neighbours) > 0.9
 
 
-def test_latent_change_reuses_the_previous_frames_neighbours_exactly(digits):
-    import reporter.embed as embed
-
+def test_the_embedder_remembers_the_last_frame_and_a_resumed_one_continues_identically(digits, tmp_path):
     X, _ = digits
-    later = X + np.random.default_rng(4).normal(scale=0.05, size=X.shape)
-    _, _, neighbours = affinities(later)
-    embed._recent_neighbours.clear()
-    searched = latent_change(X, neighbours)
-    first = embed_frame(X, seed=0)  # leaves X's neighbours for the next frame
-    assert embed._recent_neighbours
-    assert latent_change(X, neighbours) == searched
-    assert np.array_equal(embed_frame(later, previous=first, previous_latents=X, seed=0),
-                          (embed._recent_neighbours.clear(),
-                           embed_frame(later, previous=first, previous_latents=X, seed=0))[1])
+    frames = [X + np.random.default_rng(s).normal(scale=0.05, size=X.shape) for s in range(3)]
+    embedder = Embedder(seed=0)
+    layouts = [embedder.embed(f) for f in frames[:2]]
+    assert np.array_equal(embedder.layout, layouts[1]) and np.array_equal(embedder.latents, frames[1])
+    assert np.array_equal(embedder.neighbours, affinities(frames[1])[2])  # kept for the next frame
+    # A reporter restarted after frame 1 rebuilds the memory from the saved frames: same frame 2.
+    files = []
+    for i, (layout, latents) in enumerate(zip(layouts, frames)):
+        files.append(tmp_path / f"frame-{i}.npz")
+        np.savez(files[-1], embedding=layout, latents=latents.astype(np.float32))
+    resumed = Embedder.resume(files, seed=0)
+    assert resumed.neighbours is None
+    float32_latents = frames[1].astype(np.float32).astype(np.float64)
+    assert np.array_equal(resumed.latents, float32_latents)
+    continued = Embedder(seed=0, layout=layouts[1], latents=float32_latents)
+    continued.neighbours = affinities(float32_latents)[2]
+    assert np.array_equal(resumed.embed(frames[2]), continued.embed(frames[2]))
+
+
+def test_resume_seeds_the_next_frame_with_the_last_finite_latents(tmp_path):
+    files = []
+    for i, value in enumerate([1.0, 2.0, np.nan]):
+        files.append(tmp_path / f"frame-{i}.npz")
+        np.savez(files[-1], embedding=np.full((4, 2), float(i)), latents=np.full((4, 3), value, dtype=np.float32))
+    resumed = Embedder.resume(files)
+    assert np.array_equal(resumed.latents, np.full((4, 3), 2.0))
+    assert np.array_equal(resumed.layout, np.full((4, 2), 2.0))  # the last frame's, even if not finite
+    # A report from before the npz files kept latents resumes without them.
+    np.savez(tmp_path / "old.npz", embedding=np.zeros((4, 2)), labels=np.arange(4), step=np.int64(0))
+    assert Embedder.resume([tmp_path / "old.npz"]).latents is None
+    assert Embedder.resume([]).layout is None
+
+
+def test_nonfinite_frame_leaves_the_memory_of_the_last_good_one(digits):
+    X, _ = digits
+    embedder = Embedder(seed=0)
+    first = embedder.embed(X)
+    bad = X.copy()
+    bad[3, 1] = np.nan
+    assert embedder.embed(bad) is None
+    assert embedder.layout is first and np.array_equal(embedder.latents, X)
 
 
 def test_settled_latents_hold_the_layout_still(two_frames, digits):
@@ -97,8 +133,7 @@ def test_settled_latents_hold_the_layout_still(two_frames, digits):
     X, _, first, _ = two_frames
     _, y = digits
     settled = X + np.random.default_rng(2).normal(scale=0.01, size=X.shape)
-    _, _, neighbours = affinities(settled)
-    assert latent_change(X, neighbours) < 0.1
+    assert latent_change(affinities(X)[2], affinities(settled)[2]) < 0.1
     blind = embed_frame(settled, previous=first, seed=0)
     informed = embed_frame(settled, previous=first, previous_latents=X, seed=0)
     assert jitter(first, informed) < 0.7 * jitter(first, blind)

@@ -201,18 +201,3 @@ def test_tensors_command_lists_names_shapes_modes(small_run):
     assert rows[NAMES["latent"]][0] == "100x20" or rows[NAMES["latent"]][0] == "32x20"
     assert "EVAL" in rows[NAMES["latent"]][1] and "TRAIN" in rows[NAMES["latent"]][1]
     assert rows[NAMES["loss"]][2] == str(4 + 5)
-
-
-def test_resume_seeds_the_next_frame_with_the_last_finite_latents(tmp_path):
-    from reporter.pipeline import _last_finite_latents, _npz
-
-    frames = []
-    for i, value in enumerate([1.0, 2.0, np.nan]):
-        record = {"npz": f"frame-{i}.npz"}
-        latents = np.full((4, 3), value, dtype=np.float32)
-        (tmp_path / record["npz"]).write_bytes(_npz(np.zeros((4, 2)), np.arange(4), i, latents))
-        frames.append(record)
-    assert np.array_equal(_last_finite_latents(tmp_path, frames), np.full((4, 3), 2.0, dtype=np.float32))
-    # A report from before the npz files kept latents resumes without them.
-    np.savez(tmp_path / "old.npz", embedding=np.zeros((4, 2)), labels=np.arange(4), step=np.int64(0))
-    assert _last_finite_latents(tmp_path, [{"npz": "old.npz"}]) is None
