@@ -1,0 +1,184 @@
+"""``latentlapse.mp4``: every frame at full scale, H.264, kept up to date while the run goes on.
+
+Pull requests play MP4 (up to 10 MB) at a fraction of a GIF's size. The video is made with
+imageio's ffmpeg plugin and the ffmpeg binary that the imageio-ffmpeg wheel ships, so it needs
+nothing from the system (Docker images, ``make demo``).
+
+Bounded cost. Frames are encoded once, in segments of ``every`` frames (hidden files in
+``.video/`` beside the report): each time ``every`` new frames are recorded, one segment is
+encoded from their PNGs and the segments are joined, without re-encoding, into the published
+file (ffmpeg's concat demuxer, stream copy, ``+faststart``). An update therefore costs one
+segment's encoding plus a copy of the video's bytes (<= 10 MB), whatever the run's length.
+When the run ends, the frames after the last full segment become a last, shorter segment.
+Segments are named by the frames they hold and written atomically, so a restarted reporter
+reuses them.
+
+Settings: H.264 (libx264), yuv420p (what browsers and GitHub decode), even dimensions (the
+frame is padded with white if need be), ``+faststart`` (the index first: it plays while it
+loads), one frame per GIF delay (the same pace as the GIF).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from reporter import ReporterError
+from reporter.atomic import write_bytes
+
+MP4_FILE = "latentlapse.mp4"
+SEGMENT_DIR = ".video"
+DEFAULT_EVERY = 25  # frames per segment: the video is at most this many frames behind
+CRF = 20  # x264 quality (lower is better): the small class-coloured markers stay crisp
+PRESET = "medium"
+MAX_BYTES = 10 * 1000 * 1000  # GitHub plays uploaded videos up to 10 MB
+
+
+def even_frame(rgb: np.ndarray) -> np.ndarray:
+    """The frame padded with white to even width and height (yuv420p needs both even)."""
+    h, w = rgb.shape[:2]
+    if h % 2 == 0 and w % 2 == 0:
+        return rgb
+    return np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)), constant_values=255)
+
+
+def ffmpeg_exe() -> str:
+    """The ffmpeg binary of the imageio-ffmpeg wheel."""
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        raise ReporterError("latentlapse.mp4 needs the imageio-ffmpeg package: install the "
+                            "reporter's requirements (requirements/reporter.txt)") from None
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def encode(path: str | os.PathLike, frames, fps: float, threads: int = 1) -> None:
+    """Write RGB frames (H, W, 3) uint8 to an H.264 MP4 at ``path`` (not atomic: a work file).
+
+    ``threads`` caps x264's threads (it takes every core otherwise), as the reporter's
+    ``--threads`` caps the embedding's.
+    """
+    import imageio.v2 as iio2
+
+    writer = iio2.get_writer(
+        os.fspath(path), format="FFMPEG", mode="I", fps=fps, codec="libx264",
+        pixelformat="yuv420p", quality=None, macro_block_size=2, ffmpeg_log_level="error",
+        output_params=["-crf", str(CRF), "-preset", PRESET, "-threads", str(int(threads)),
+                       "-movflags", "+faststart"])
+    try:
+        for rgb in frames:
+            writer.append_data(even_frame(np.asarray(rgb)))
+    finally:
+        writer.close()
+
+
+def join(segments: list[Path], path: str | os.PathLike) -> None:
+    """Concatenate MP4 segments of identical settings into one ``+faststart`` MP4 (stream copy)."""
+    with tempfile.TemporaryDirectory(dir=Path(segments[0]).parent) as tmp:
+        listing = Path(tmp, "segments.txt")
+        # The concat demuxer's list format: one `file '<path>'` line per segment.
+        listing.write_text("".join(f"file '{Path(s).resolve()}'\n" for s in segments))
+        cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "concat",
+               "-safe", "0", "-i", str(listing), "-c", "copy", "-movflags", "+faststart",
+               "-f", "mp4", os.fspath(path)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"ffmpeg could not join the video's segments: {done.stderr.strip()}")
+
+
+def _segment_name(start: int, stop: int) -> str:
+    return f"segment-{start:05d}-{stop:05d}.mp4"
+
+
+class VideoWriter:
+    """Keeps ``latentlapse.mp4`` in a report folder up to date from the frames' PNGs.
+
+    Parameters
+    ----------
+    out : path
+        The report folder; the video is ``out/latentlapse.mp4``, its segments ``out/.video/``.
+    fps : float
+        Frames per second (the reporter uses 1000 / the GIF delay).
+    every : int
+        Frames per segment: the video is rewritten each time this many new frames are
+        recorded, and at the end of the run.
+    threads : int
+        Threads of the encoder.
+
+    Attributes
+    ----------
+    frames : int
+        Frames in the published video (0 before the first update).
+    bytes : int
+        Size of the published video.
+    """
+
+    def __init__(self, out, *, fps: float, every: int = DEFAULT_EVERY, threads: int = 1):
+        if every < 1:
+            raise ReporterError(f"the video is updated every {every} frames: use 1 or more")
+        if not fps > 0:
+            raise ReporterError(f"a video of {fps} frames per second cannot play: use more than 0")
+        self.out = Path(out)
+        self.path = self.out / MP4_FILE
+        self.segments_dir = self.out / SEGMENT_DIR
+        self.fps = float(fps)
+        self.every = int(every)
+        self.threads = int(threads)
+        self.frames = 0
+        self.bytes = 0
+
+    def due(self, n_frames: int, final: bool = False) -> bool:
+        """Whether :meth:`update` with ``n_frames`` recorded frames would change the video."""
+        covered = n_frames if final else n_frames - n_frames % self.every
+        return covered > 0 and (covered != self.frames or not self.path.exists())
+
+    def update(self, pngs: list, final: bool = False) -> bool:
+        """Bring the video up to the recorded frames ``pngs`` (in order); True if it was rewritten.
+
+        Between two multiples of ``every`` nothing happens unless ``final`` (the run ended):
+        then the frames after the last full segment are added as a shorter one.
+        """
+        n = len(pngs)
+        if not self.due(n, final):
+            return False
+        bounds = [(a, min(a + self.every, n)) for a in range(0, n, self.every)]
+        if not final and bounds[-1][1] - bounds[-1][0] < self.every:
+            bounds.pop()
+        self.segments_dir.mkdir(parents=True, exist_ok=True)
+        segments = []
+        for start, stop in bounds:
+            segment = self.segments_dir / _segment_name(start, stop)
+            if not segment.is_file():
+                self._encode_segment(segment, pngs[start:stop])
+            segments.append(segment)
+        with tempfile.TemporaryDirectory(dir=self.segments_dir) as tmp:
+            joined = Path(tmp, MP4_FILE)
+            join(segments, joined)
+            data = joined.read_bytes()
+        write_bytes(self.path, data)
+        self.frames, self.bytes = bounds[-1][1], len(data)
+        self._drop_stale(segments)
+        return True
+
+    def _encode_segment(self, segment: Path, pngs: list) -> None:
+        with tempfile.TemporaryDirectory(dir=self.segments_dir) as tmp:
+            work = Path(tmp, segment.name)
+            encode(work, (_read_png(self.out / p) for p in pngs), self.fps, self.threads)
+            write_bytes(segment, work.read_bytes())
+
+    def _drop_stale(self, keep: list[Path]) -> None:
+        """Remove segments not in the video any more (a shorter last one, once it is full)."""
+        names = {p.name for p in keep}
+        for p in self.segments_dir.glob("segment-*.mp4"):
+            if p.name not in names:
+                p.unlink(missing_ok=True)
+
+
+def _read_png(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
