@@ -243,7 +243,7 @@ STAGES = {
     "alerts": [("reporter.rules", "evaluate")],
     "draw": [("reporter.render", "draw_frame")],
     "frame files": [("reporter.render", "save_png"), ("reporter.reconstruction", "save_reconstruction_grid"),
-                    ("reporter.pipeline", "_csv"), ("reporter.pipeline", "_npz"),
+                    ("reporter.frame", "_csv"), ("reporter.frame", "_npz"),
                     ("reporter.atomic", "write_text"), ("reporter.atomic", "write_bytes")],
     "gif": [("reporter.gif", "GifWriter.append")],
     "state": [("reporter.atomic", "write_json")],

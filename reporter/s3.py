@@ -162,6 +162,17 @@ def read_json(url: str):
         raise ReporterError(f"{url} is not JSON ({error}): is it the right file?") from None
 
 
+def object_size(url: str) -> int | None:
+    """The size in bytes of the object at ``url``; None if there is none or S3 cannot say."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, key = parse_url(url)
+    try:
+        return int(_client().head_object(Bucket=bucket, Key=key)["ContentLength"])
+    except (BotoCoreError, ClientError):
+        return None
+
+
 def patch_smdebug_s3() -> None:
     """Make smdebug's S3 reads list every key on every server and return the right bytes.
 

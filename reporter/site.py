@@ -24,6 +24,7 @@ from reporter import ReporterError, __version__, atomic, rules
 from reporter.charts import line_chart, x_domain
 from reporter.reconstruction import save_reconstruction_grid, to_rgb255
 from reporter.redact import HIDDEN, redact, redact_text
+from reporter.state import LIVE_STATUSES, ReportState
 
 __all__ = [
     "write_site",
@@ -38,9 +39,8 @@ TEMPLATE_ENV = "REPORTER_SITE_TEMPLATE"
 RECONSTRUCTION_PNG = "reconstruction.png"
 METRICS_CSV = "metrics.csv"
 RUN_JSON = "run.json"
-# While the run may still grow the page reloads itself this often; finished/failed pages don't.
+# While the run may still grow the page reloads itself this often; finished/failed/stopped pages don't.
 REFRESH_SECONDS = 5
-LIVE_STATUSES = ("running", "stalled")
 GITHUB_HOTLINK_LIMIT = 5 * 1024 * 1024
 DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
 
@@ -74,8 +74,8 @@ def write_site(out_dir, state: dict, run: dict | None, *, now: datetime | None =
     ----------
     out_dir : path
         The reporter's output folder (frames, GIF and ``state.json`` already written there).
-    state : dict
-        The reporter state, as in ``state.json`` (see docs/architecture.md).
+    state : ReportState or dict
+        The reporter state (reporter/state.py), or ``state.json`` as parsed.
     run : dict or None
         The store's ``latentlapse-run.json``, None before the trainer wrote it. A redacted copy
         is written as ``run.json``.
@@ -87,8 +87,10 @@ def write_site(out_dir, state: dict, run: dict | None, *, now: datetime | None =
     Path
         The written ``index.html``.
     """
-    if not isinstance(state, dict):
-        raise ReporterError(f"the site needs the reporter state as a dict, got {type(state).__name__}")
+    if isinstance(state, dict):
+        state = ReportState.from_json(state)
+    elif not isinstance(state, ReportState):
+        raise ReporterError(f"the site needs the reporter state (a ReportState or dict), got {type(state).__name__}")
     if run is not None and not isinstance(run, dict):
         raise ReporterError(f"the run metadata must be a JSON object, got {type(run).__name__}")
     out = Path(out_dir)
@@ -100,7 +102,7 @@ def write_site(out_dir, state: dict, run: dict | None, *, now: datetime | None =
     public_run = redact(run) if run is not None else None
     if public_run is not None:
         _write_if_changed(out / RUN_JSON, json.dumps(public_run, indent=2, sort_keys=True, default=str) + "\n")
-    frames = list(state.get("frames") or [])
+    frames = state.frame_dicts()
     _write_if_changed(out / METRICS_CSV, _metrics_csv(frames))
 
     env = Environment(
@@ -120,8 +122,8 @@ def write_site(out_dir, state: dict, run: dict | None, *, now: datetime | None =
 # -- the page's context ----------------------------------------------------------------------
 
 
-def _context(out: Path, state: dict, run: dict, frames: list, now: datetime, versions: dict) -> dict:
-    status = str(state.get("status") or "running")
+def _context(out: Path, state: ReportState, run: dict, frames: list, now: datetime, versions: dict) -> dict:
+    status = state.status
     live = status in LIVE_STATUSES
     class_names = [str(c) for c in run.get("class_names") or []]
     steps = [rules.frame_step(f) for f in frames]
@@ -129,10 +131,10 @@ def _context(out: Path, state: dict, run: dict, frames: list, now: datetime, ver
     loss = line_chart(_loss_series(frames), domain, log_if_ratio=8.0, title="Loss")
     quality = line_chart(_quality_series(frames), domain, y_range=(0.0, 1.0), title="Quality")
     frame_views = [_frame_view(out, f, i, len(frames), steps[i], loss) for i, f in enumerate(frames)]
-    alerts = state.get("alerts")
-    if not isinstance(alerts, list):
+    alerts = state.alerts
+    if alerts is None:
         alerts = rules.evaluate(frames)
-    recon_step = (state.get("reconstruction") or {}).get("step", steps[-1] if steps else None)
+    recon_step = steps[-1] if steps else None  # the grid is redrawn with every frame
     dataset = DATASET_NAMES.get(str(run.get("dataset", "")), run.get("dataset") or "unknown dataset")
     return {
         "title": f"latentlapse · {dataset}",
@@ -147,13 +149,14 @@ def _context(out: Path, state: dict, run: dict, frames: list, now: datetime, ver
         "quality_chart": quality,
         "table": _table_rows(frames, steps),
         "reconstruction": _recon_view(out, recon_step, class_names, dataset),
-        "palette": _palette(class_names, state),
+        "palette": _palette(class_names),
         "alerts": [_alert_view(a) for a in alerts if isinstance(a, dict)],
-        "inventory": [_inventory_row(t) for t in state.get("tensors_inventory") or []],
+        "inventory": [_inventory_row(t) for t in state.tensors_inventory],
         "downloads": _downloads(out, state, run),
         "config": _config_rows(run.get("config")),
         "run_facts": _run_facts(state, run),
-        "error": redact_text(str(state["error"])) if state.get("error") else None,
+        "error": redact_text(state.reason) if state.reason else None,
+        "skipped": [_skipped_view(s) for s in state.skipped],
         "written": _when(now),
         "version": __version__,
         "data_json": _script_json(
@@ -167,7 +170,7 @@ def _context(out: Path, state: dict, run: dict, frames: list, now: datetime, ver
 def _header(state, run, frames, status, dataset, now):
     progress = run.get("progress") or {}
     config = run.get("config") or {}
-    since = _parse_time(state.get("status_since"))
+    since = _parse_time(state.status_since)
     text = {"running": "Running", "finished": "Finished", "stalled": "Stalled", "failed": "Failed"}
     status_text = text.get(status, status.capitalize())
     if status == "stalled" and since:
@@ -187,7 +190,8 @@ def _header(state, run, frames, status, dataset, now):
         "expected_frames": run.get("expected_frames"),
         "status": status,
         "status_text": status_text,
-        "updated": _when(_parse_time(state.get("updated"))),
+        "updated": _when(_parse_time(state.updated)),
+        "skipped": len(state.skipped),
     }
 
 
@@ -200,8 +204,8 @@ def _total_steps(run, config):
 
 
 def _gif_view(out, state, run, dataset, n_frames, steps):
-    gif = state.get("gif") or {}
-    rel = str(gif.get("path") or "latentlapse.gif")
+    gif = state.gif
+    rel = gif.path if gif else "latentlapse.gif"
     path = out / rel
     if not path.is_file():
         return None
@@ -218,15 +222,15 @@ def _gif_view(out, state, run, dataset, n_frames, steps):
         width, height = im.size
     md_alt = alt.replace("[", "(").replace("]", ")")
     return {
-        "src": f"{rel}?v={gif.get('frames', n_frames)}-{size}",
+        "src": f"{rel}?v={gif.frames if gif else n_frames}-{size}",
         "href": rel,
         "alt": alt,
         "width": width,
         "height": height,
-        "frames": int(gif.get("frames") or n_frames),
+        "frames": int((gif.frames if gif else 0) or n_frames),
         "size": _mib(size),
         "too_big": size > GITHUB_HOTLINK_LIMIT,
-        "note": gif.get("note"),
+        "note": gif.note if gif else None,
         "markdown": f"![{md_alt}]({rel})",
         "html": f'<img src="{rel}" width="{width}" height="{height}" alt="{_attr(alt)}">',
     }
@@ -300,14 +304,18 @@ def _recon_view(out, step, class_names, dataset):
     }
 
 
-def _palette(class_names, state):
-    colours = state.get("class_colours")
-    if colours is None:  # render.py owns the frames' palette; the site's legend must match it
-        from reporter.render import CLASS_COLOURS as colours
+def _palette(class_names):
+    from reporter.render import CLASS_COLOURS as colours  # the frames' palette: the legend must match it
+
     if not colours or not class_names:
         return []
     hexes = [c if isinstance(c, str) else "#%02x%02x%02x" % to_rgb255(c) for c in colours]
     return [{"name": n, "colour": hexes[i % len(hexes)]} for i, n in enumerate(class_names)]
+
+
+def _skipped_view(s):
+    where = f"after frame {s.position}" if s.position else ("before the first frame" if s.position == 0 else None)
+    return {"step": s.step, "global_step": s.global_step, "where": where, "reason": redact_text(s.reason)}
 
 
 def _alert_view(a):
@@ -334,7 +342,7 @@ def _inventory_row(t):
 
 
 def _downloads(out, state, run):
-    gif = str((state.get("gif") or {}).get("path") or "latentlapse.gif")
+    gif = state.gif.path if state.gif else "latentlapse.gif"
     files = [
         (gif, "the animated GIF"),
         (METRICS_CSV, "losses and quality per frame (CSV)"),
@@ -359,7 +367,7 @@ def _config_rows(config):
 def _run_facts(state, run):
     versions = run.get("versions") or {}
     facts = [
-        ("tensor store", redact_text(str(state["tensors"])) if state.get("tensors") else None),
+        ("tensor store", redact_text(state.tensors) if state.tensors else None),
         ("data source", run.get("data_source")),
         ("probe set", f"{run['probe_size']:,} images" if isinstance(run.get("probe_size"), int) else None),
         ("started", _when(_parse_time(run.get("started"))) if run.get("started") else None),

@@ -52,7 +52,36 @@ class ProbeStep:
 
 
 class StepUnreadable(Exception):
-    """A complete step whose tensors could not be read after every retry (corrupted or truncated)."""
+    """A complete step whose tensors could not be read after every retry (corrupted or truncated).
+
+    ``reason`` says why in words a person understands; ``step`` is the EVAL step.
+    """
+
+    def __init__(self, step: int, reason: str):
+        super().__init__(f"EVAL step {step}: {reason}")
+        self.step, self.reason = step, reason
+
+
+class StepDamaged(Exception):
+    """The files of a step are not what smdebug wrote (truncated, or not matching the trainer's digest)."""
+
+
+def transient_errors() -> tuple[type[BaseException], ...]:
+    """What a read of a store being written may raise and a later try may not: waited out, bounded.
+
+    smdebug's "not there yet" errors, I/O errors, and S3 (botocore) errors. Anything else is a bug.
+    """
+    from smdebug.exceptions import (IndexReaderException, MissingCollectionFiles, StepNotYetAvailable,
+                                    StepUnavailable, TensorUnavailable, TensorUnavailableForStep)
+
+    errors: tuple[type[BaseException], ...] = (
+        TensorUnavailableForStep, StepNotYetAvailable, StepUnavailable, TensorUnavailable,
+        MissingCollectionFiles, IndexReaderException, OSError)
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:  # a local-only install
+        return errors
+    return errors + (BotoCoreError, ClientError)
 
 
 def is_s3(path: str) -> bool:
@@ -189,7 +218,7 @@ class TensorStore:
                     self.trial.tensor(name).value(step, mode=modes.EVAL))
             return values
 
-        values = self._retry(read, unreadable=f"EVAL step {step}")
+        values = self._retry(read, unreadable=step, diagnose=lambda error: self.damage(step, modes.EVAL, error))
         global_step = int(self.trial.global_step(modes.EVAL, step))
         latents = values["latent"].reshape(values["latent"].shape[0], -1)
         labels = values["labels"].reshape(-1)
@@ -205,6 +234,12 @@ class TensorStore:
         return ProbeStep(step, global_step, latents, labels.astype(np.int64), values["inputs"],
                          values["recon"], losses, self.train_losses(since_global_step, global_step))
 
+    def global_step_of(self, step: int) -> int | None:
+        """The global step of EVAL step ``step``, None if smdebug cannot tell."""
+        from smdebug import modes
+
+        return self._retry(lambda: int(self.trial.global_step(modes.EVAL, step)), default=None)
+
     def train_losses(self, after: int | None, upto: int) -> list[tuple[int, float]]:
         """Mean TRAIN loss of every saved TRAIN step with ``after < global step < upto``."""
         from smdebug import modes
@@ -217,7 +252,9 @@ class TensorStore:
         for step in self._retry(lambda: list(tensor.steps(mode=modes.TRAIN)), default=[]):
             g = int(self.trial.global_step(modes.TRAIN, step))
             if (after is None or g > after) and g < upto:
-                value = self._retry(lambda: tensor.value(step, mode=modes.TRAIN), default=None)
+                value = self._retry(lambda: tensor.value(step, mode=modes.TRAIN), default=None,
+                                    diagnose=lambda error: self.damage(step, modes.TRAIN, error,
+                                                                        roles=("loss",)))
                 if value is not None:
                     result.append((g, float(np.mean(value))))
         return result
@@ -244,31 +281,77 @@ class TensorStore:
             rows.append({"name": name, "shape": shape, "modes": seen, "steps": count})
         return rows
 
+    # -- checking -----------------------------------------------------------------------------
+
+    def damage(self, step: int, mode, error: Exception | None = None,
+               roles=("latent", "labels", "inputs", "recon", "loss")) -> str | None:
+        """Why the event files holding ``roles`` at ``step`` are damaged, in words; None if they look whole.
+
+        smdebug's index says where each tensor's record starts and how long it is: an event file
+        shorter than that was cut off (smdebug itself then fails with a bare IndexError). A
+        record whose length checksum fails (``error``, from smdebug's reader) was overwritten.
+        """
+        from smdebug.exceptions import SMDebugRuntimeError
+
+        if isinstance(error, SMDebugRuntimeError) and "crc" in str(error):
+            return "event file damaged: a record's length checksum does not match its length"
+        needed: dict[str, int] = {}
+        for role in roles:
+            name = self.names.get(role)
+            if name is None:
+                continue
+            # The record's place in its event file, from smdebug's index (no public accessor).
+            location = self.trial.tensor(name)._step(step, mode=mode).location
+            if location is not None:
+                end = int(location.start_idx) + int(location.length)
+                needed[location.event_file_name] = max(end, needed.get(location.event_file_name, 0))
+        for event_file, end in sorted(needed.items()):
+            size = _size_of(event_file)
+            if size is not None and size < end:
+                return f"event file truncated: {size:,} of {end:,} bytes ({os.path.basename(event_file)})"
+        return None
+
     # -- retrying ------------------------------------------------------------------------------
 
-    def _retry(self, action, default=None, unreadable: str | None = None):
-        """Run ``action``; on smdebug's realtime-reading errors wait and try again, a bounded number of times."""
-        from smdebug.exceptions import (IndexReaderException, MissingCollectionFiles, SMDebugError,
-                                        StepNotYetAvailable, StepUnavailable, TensorUnavailable,
-                                        TensorUnavailableForStep)
+    def _retry(self, action, default=None, unreadable: int | None = None, diagnose=None):
+        """Run ``action``; on a transient error (see :func:`transient_errors`) wait and try again.
 
-        transient = (TensorUnavailableForStep, StepNotYetAvailable, StepUnavailable, TensorUnavailable,
-                     MissingCollectionFiles, IndexReaderException, SMDebugError)
-        last = None
+        Any other error is a bug and propagates, unless ``diagnose(error)`` finds the step's files
+        damaged: then it is retried like a transient one (a file may still be arriving). After the
+        last try, raise StepUnreadable for ``unreadable`` (an EVAL step), else return ``default``.
+        """
+        transient = transient_errors()
+        last, reason = None, None
         for attempt in range(self.retries):
             try:
                 return action()
             except ReporterError:
                 raise
             except transient as exc:
-                last = exc
-            # A truncated or corrupted event file surfaces as whatever its decoder raised
-            # (struct.error, a protobuf DecodeError, ...): retried, then reported, never a crash.
-            except Exception as exc:  # noqa: BLE001
-                last = exc
+                last, reason = exc, None
+            except Exception as exc:
+                found = diagnose(exc) if diagnose is not None else None
+                if found is None:
+                    raise
+                last, reason = exc, found
             if attempt + 1 < self.retries:
                 time.sleep(self.retry_delay)
+        if reason is None:
+            reason = f"unreadable after {self.retries} tr{'ies' if self.retries != 1 else 'y'}: " \
+                     f"{type(last).__name__}: {last}"
         if unreadable is not None:
-            raise StepUnreadable(f"{unreadable}: {type(last).__name__}: {last}")
-        log.warning("gave up after %d tries: %s: %s", self.retries, type(last).__name__, last)
+            raise StepUnreadable(unreadable, reason)
+        log.warning("gave up: %s", reason)
         return default
+
+
+def _size_of(path: str) -> int | None:
+    """The size in bytes of a local file or an S3 object; None if it cannot be told."""
+    if is_s3(path):
+        from reporter import s3
+
+        return s3.object_size(path)
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return None

@@ -174,7 +174,7 @@ def test_stalled_page_says_since_when(copy_of):
 
 def test_failed_run_shows_its_error_redacted(copy_of):
     out, state, run = copy_of
-    state["status"], state["error"] = "failed", f"could not read s3://bucket/x?X-Amz-Credential={KEY_ID}"
+    state["status"], state["reason"] = "failed", f"could not read s3://bucket/x?X-Amz-Credential={KEY_ID}"
     write_site(out, state, run, now=NOW)
     text = html_of(out)
     assert "Failed at" in text and "could not read s3://bucket/x?" + HIDDEN in text

@@ -1,0 +1,213 @@
+"""What ``state.json`` holds: the one definition, used by the reporter that writes it and the site.
+
+The state is everything a restarted reporter needs besides the frame files themselves, and
+everything the site shows about the report's progress. It is written last after each frame,
+atomically, so every file it names is already on disk.
+
+Reading is lenient (a missing key takes its default, so a state written by an older reporter,
+or a hand-made one in a test, still loads); writing always writes every key.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+
+from reporter import ReporterError
+
+STATE_FILE = "state.json"
+STATE_FORMAT = 1
+
+# The report's status. "waiting" and "running"/"stalled" are live; the rest are final.
+WAITING, RUNNING, STALLED = "waiting", "running", "stalled"
+FINISHED, FAILED, STOPPED = "finished", "failed", "stopped"
+LIVE_STATUSES = (RUNNING, STALLED)
+FINAL_STATUSES = (FINISHED, FAILED, STOPPED)
+
+
+def now_iso(t: float | None = None) -> str:
+    """``t`` (default: now) as an ISO-8601 UTC timestamp to the second."""
+    return datetime.fromtimestamp(time.time() if t is None else t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def frame_paths(index: int) -> dict[str, str]:
+    """The files of frame ``index``, relative to the output folder."""
+    stem = f"frames/frame-{index:04d}"
+    return {"png": stem + ".png", "csv": stem + ".csv", "npz": stem + ".npz"}
+
+
+def _known(cls, obj: dict, what: str) -> dict:
+    if not isinstance(obj, dict):
+        raise ReporterError(f"the reporter state's {what} must be a JSON object, got {type(obj).__name__}")
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in obj.items() if k in names}
+
+
+@dataclass
+class FrameRecord:
+    """One published frame: which EVAL step it shows, its numbers, and its files."""
+
+    index: int
+    step: int                           # EVAL-mode step
+    global_step: int
+    png: str = ""
+    csv: str = ""
+    npz: str = ""
+    eval_loss: float | None = None      # mean per-sample loss over the probe set
+    train_loss: float | None = None     # mean of the TRAIN losses saved since the last frame
+    train_losses: list = field(default_factory=list)   # [[global step, mean loss], ...]
+    nonfinite: bool = False             # latents or eval loss held NaN/Inf: the frame repeats the last map
+    embed_seconds: float | None = None
+    knn_latent: float | None = None
+    knn_2d: float | None = None
+    trustworthiness: float | None = None
+    dead_units: list | None = None      # bottleneck units at zero for every probe image (finite frames only)
+    published: float | None = None      # Unix time the frame's files were all written
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "FrameRecord":
+        values = _known(cls, obj, "frame")
+        index = values.get("index", 0)
+        values.setdefault("index", index)
+        values.setdefault("step", index)
+        values.setdefault("global_step", values["step"])
+        for key, rel in frame_paths(int(index)).items():
+            values.setdefault(key, rel)
+        return cls(**values)
+
+    def to_json(self) -> dict:
+        obj = asdict(self)
+        if obj["dead_units"] is None:
+            del obj["dead_units"]  # not measured (a frame of NaN latents): absent, as before
+        if obj["published"] is None:
+            del obj["published"]
+        return obj
+
+
+@dataclass
+class SkippedStep:
+    """An EVAL step that has no frame, and why, in words.
+
+    ``position`` is the number of frames published before it: the gap sits between frame
+    ``position`` and frame ``position + 1`` (1-based), so the site and captions can show it in
+    its place in the sequence.
+    """
+
+    step: int
+    reason: str
+    global_step: int | None = None
+    position: int | None = None
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "SkippedStep":
+        values = _known(cls, obj, "skipped step")
+        values.setdefault("step", -1)
+        values.setdefault("reason", "no reason recorded")
+        return cls(**values)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class GifInfo:
+    """The animated GIF as last published."""
+
+    path: str = "latentlapse.gif"
+    frames: int = 0
+    bytes: int = 0
+    scale: float = 1.0
+    note: str | None = None
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "GifInfo":
+        return cls(**_known(cls, obj, "gif"))
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ReportState:
+    """The whole of ``state.json``.
+
+    ``reason`` is the one line that says why a report failed or stopped (the same line the
+    reporter prints on stderr); None while it runs and when it finished.
+    """
+
+    tensors: str = ""
+    format: int = STATE_FORMAT
+    status: str = WAITING
+    status_since: str | None = None
+    updated: str | None = None
+    reason: str | None = None
+    frames: list[FrameRecord] = field(default_factory=list)
+    skipped: list[SkippedStep] = field(default_factory=list)
+    gif: GifInfo | None = None
+    alerts: list | None = field(default_factory=list)        # reporter.rules.evaluate's records
+    tensors_inventory: list = field(default_factory=list)    # reporter.store.TensorStore.inventory rows
+
+    @classmethod
+    def new(cls, tensors: str) -> "ReportState":
+        """The state of a report that has not started: waiting, since now."""
+        now = now_iso()
+        return cls(tensors=tensors, status_since=now, updated=now)
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "ReportState":
+        """Read a parsed ``state.json``; missing keys take their defaults.
+
+        Raises
+        ------
+        ReporterError
+            If ``obj`` (or one of its parts) is not a JSON object.
+        """
+        values = _known(cls, obj, "top level")
+        values["frames"] = [FrameRecord.from_json(f) for f in values.get("frames") or []]
+        values["skipped"] = [SkippedStep.from_json(s) for s in values.get("skipped") or []]
+        gif = values.get("gif")
+        values["gif"] = GifInfo.from_json(gif) if gif else None
+        if values.get("alerts") is not None and not isinstance(values["alerts"], list):
+            values["alerts"] = None  # recomputed by the site from the frames
+        values["tensors_inventory"] = list(values.get("tensors_inventory") or [])
+        return cls(**values)
+
+    def to_json(self) -> dict:
+        return {
+            "format": self.format, "tensors": self.tensors, "status": self.status,
+            "status_since": self.status_since, "updated": self.updated, "reason": self.reason,
+            "frames": [f.to_json() for f in self.frames],
+            "skipped": [s.to_json() for s in self.skipped],
+            "gif": self.gif.to_json() if self.gif else None,
+            "alerts": self.alerts, "tensors_inventory": self.tensors_inventory,
+        }
+
+    # -- what the loop asks ----------------------------------------------------------------------
+
+    def frame_dicts(self) -> list[dict]:
+        """The frames as plain records (reporter.rules and the site's charts take these)."""
+        return [f.to_json() for f in self.frames]
+
+    def done_steps(self) -> set[int]:
+        """EVAL steps with a frame or recorded as skipped: never read again."""
+        return {f.step for f in self.frames} | {s.step for s in self.skipped}
+
+
+def load(path: Path) -> ReportState | None:
+    """The state saved at ``path``, None if there is none.
+
+    Raises
+    ------
+    ReporterError
+        If the file is not valid JSON: say to move the folder away.
+    """
+    if not path.is_file():
+        return None
+    try:
+        obj = json.loads(path.read_text())
+    except ValueError:
+        raise ReporterError(f"{path} is not valid JSON: move the folder away and start a new report") from None
+    return ReportState.from_json(obj)
