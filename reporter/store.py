@@ -115,6 +115,7 @@ class TensorStore:
         self.retry_delay = retry_delay
         self.trial = None
         self.names: dict[str, str | None] = {}
+        self._images: tuple[int, np.ndarray] | None = None  # (EVAL step, probe images saved there)
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -212,10 +213,11 @@ class TensorStore:
 
         def read():
             values = {}
-            for role in ("latent", "labels", "inputs", "recon", "loss"):
+            for role in ("latent", "labels", "recon", "loss"):
                 name = self.names.get(role)
                 values[role] = None if name is None else np.asarray(
                     self.trial.tensor(name).value(step, mode=modes.EVAL))
+            values["inputs"] = self._probe_images(step)
             return values
 
         values = self._retry(read, unreadable=step, diagnose=lambda error: self.damage(step, modes.EVAL, error))
@@ -239,6 +241,25 @@ class TensorStore:
         from smdebug import modes
 
         return self._retry(lambda: int(self.trial.global_step(modes.EVAL, step)), default=None)
+
+    def _probe_images(self, step: int) -> np.ndarray:
+        """The probe images of EVAL step ``step``: saved at that step, or else at the latest before it.
+
+        Our trainer saves them once, at the first EVAL step (they never change); older stores and
+        other trainers save them at every step. The last images read are kept, not read again.
+        """
+        from smdebug import modes
+        from smdebug.exceptions import TensorUnavailableForStep
+
+        name = self.names["inputs"]
+        tensor = self.trial.tensor(name)
+        saved = [s for s in tensor.steps(mode=modes.EVAL) if s <= step]
+        if not saved:
+            raise TensorUnavailableForStep(name, step, modes.EVAL)
+        source = max(saved)
+        if self._images is None or self._images[0] != source:
+            self._images = (source, np.asarray(tensor.value(source, mode=modes.EVAL)))
+        return self._images[1]
 
     def train_losses(self, after: int | None, upto: int) -> list[tuple[int, float]]:
         """Mean TRAIN loss of every saved TRAIN step with ``after < global step < upto``."""

@@ -201,3 +201,27 @@ def test_tensors_command_lists_names_shapes_modes(small_run):
     assert rows[NAMES["latent"]][0] == "100x20" or rows[NAMES["latent"]][0] == "32x20"
     assert "EVAL" in rows[NAMES["latent"]][1] and "TRAIN" in rows[NAMES["latent"]][1]
     assert rows[NAMES["loss"]][2] == str(4 + 5)
+
+
+def test_probe_images_are_found_whether_saved_once_or_at_every_step(tmp_path):
+    from reporter.store import TensorStore
+
+    every = [probe_arrays(100, s) for s in range(3)]
+    once = [every[0]] + [{k: v for k, v in arrays.items() if k != "inputs"} for arrays in every[1:]]
+    for name, steps, expected in [("every", every, [a["inputs"] for a in every]),
+                                  ("once", once, [every[0]["inputs"]] * 3)]:
+        store = TensorStore(str(write_trial(tmp_path / name, steps)))
+        store.open(timeout=0)
+        store.resolve_names()
+        for step, images in enumerate(expected):
+            assert np.array_equal(store.read_probe_step(step, since_global_step=None).inputs, images), (name, step)
+    # A store whose images were never saved up to a step says so for that step (after its retries).
+    from reporter.store import StepUnreadable
+
+    late = [{k: v for k, v in every[0].items() if k != "inputs"}, every[1]]
+    store = TensorStore(str(write_trial(tmp_path / "late", late)), retries=1)
+    store.open(timeout=0)
+    store.resolve_names()
+    with pytest.raises(StepUnreadable, match="EVAL step 0"):
+        store.read_probe_step(0, since_global_step=None)
+    assert store.read_probe_step(1, since_global_step=None).inputs.shape == (100, 1, 28, 28)

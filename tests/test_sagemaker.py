@@ -86,6 +86,11 @@ def expected_request(job_name=ANY) -> dict:
             "CollectionConfigurations": [{
                 "CollectionName": "latentlapse",
                 "CollectionParameters": {"include_regex": regex, **intervals},
+            }, {
+                # The probe images: EVAL and PREDICT step 0 only.
+                "CollectionName": "latentlapse_probe_images",
+                "CollectionParameters": {"include_regex": r"convolutionalautoencoder\d+_input_0", **intervals,
+                                         "eval.end_step": "1", "predict.end_step": "1"},
             }],
         },
         "ProfilerConfig": {"DisableProfiler": True},
@@ -210,6 +215,8 @@ def test_the_job_hook_saves_what_a_local_hook_saves(tmp_path, monkeypatch):
     train = job.get_collection(hook.COLLECTION).save_config
     assert [s for s in range(60) if train.should_save_step(ModeKeys.TRAIN, s)] == [0, 20, 40]
     assert all(train.should_save_step(ModeKeys.EVAL, s) for s in range(60))
+    images = job.get_collection(hook.PROBE_IMAGES_COLLECTION).save_config
+    assert [s for s in range(60) if images.should_save_step(ModeKeys.EVAL, s)] == [0]
 
 
 @pytest.mark.parametrize("changes, message", [

@@ -52,7 +52,9 @@ HELP = {
     "lr": "Adam learning rate",
     "warmup_steps": "raise the learning rate linearly from 0 to --lr over the first N steps (0: no warm-up)",
     "eval_every": "train steps between two EVAL passes over the probe set (one frame each)",
-    "probe_size": "probe images, the same at every EVAL step (a multiple of 10, equal per class)",
+    "probe_size": "probe images, the same at every EVAL step (equal per class: a multiple of 10 up to "
+                  "10 x the smallest test class, 8,920 for MNIST; beyond that as equal as the test set "
+                  "allows, up to all 10,000)",
     "save_interval": "save TRAIN tensors every N steps (every EVAL step is saved)",
     "seed": "random seed (weights, batch order)",
     "threads": "CPU threads for MXNet (OMP_NUM_THREADS)",

@@ -80,29 +80,25 @@ def check(config: LaunchConfig) -> None:
     unknown = sorted(set(config.trainer) - set(TRAINER_OPTIONS))
     if unknown:
         raise TrainerError(f"unknown trainer option(s) {', '.join(unknown)}")
-    if any("," in regex for regex in hook.INCLUDE_REGEX):
+    if any("," in regex for regexes, _ in hook.collections().values() for regex in regexes):
         raise TrainerError("a collection regex contains ',' which SageMaker's config splits on")
 
 
 def hook_config(config: LaunchConfig):
-    """The DebuggerHookConfig carrying ``trainer.hook``'s collection and save intervals."""
+    """The DebuggerHookConfig carrying ``trainer.hook``'s collections and save configs."""
     from sagemaker.debugger import CollectionConfig, DebuggerHookConfig
 
-    intervals = {
-        "train.save_interval": str(config.save_interval),
-        "eval.save_interval": str(hook.EVAL_SAVE_INTERVAL),
-        "predict.save_interval": str(hook.EVAL_SAVE_INTERVAL),
-        "global.save_interval": str(config.save_interval),
-    }
-    collection = CollectionConfig(
-        name=hook.COLLECTION,
-        parameters={"include_regex": ",".join(hook.INCLUDE_REGEX), **intervals},
-    )
+    declared = hook.collections(config.save_interval)
+    collections = [
+        CollectionConfig(name=name, parameters={"include_regex": ",".join(regexes),
+                                                **hook.spelled_for_sagemaker(per_mode)})
+        for name, (regexes, per_mode) in declared.items()
+    ]
     return DebuggerHookConfig(
         s3_output_path=config.output.rstrip("/"),
         container_local_output_path=CONTAINER_TENSORS,
-        hook_parameters=intervals,
-        collection_configs=[collection],
+        hook_parameters=hook.spelled_for_sagemaker(declared[hook.COLLECTION][1]),
+        collection_configs=collections,
     )
 
 

@@ -98,26 +98,51 @@ def write_run_file(out: str, info: dict) -> None:
 # Data
 
 
+def probe_quota(class_counts, size: int) -> np.ndarray:
+    """Probe images per class: ``size`` split equally, or as equally as the test set allows.
+
+    An equal split needs at most the smallest class's count per class (MNIST's test set has 892
+    fives, so up to 8,920 images). Beyond that every class gets the same number, except those
+    with fewer test images, which give all of theirs; the rest is shared out one by one in class
+    order. The whole test set is the largest probe set.
+    """
+    counts = np.asarray(class_counts, dtype=np.int64)
+    if size <= counts.min() * len(counts):
+        return np.full(len(counts), size // len(counts), dtype=np.int64)
+    # The largest level q with sum(min(counts, q)) <= size, found by trying each class's count.
+    level = 0
+    for q in np.unique(counts):
+        if np.minimum(counts, q).sum() <= size:
+            level = int(q)
+    below = (size - np.minimum(counts, level).sum()) // max(1, int((counts > level).sum()))
+    quota = np.minimum(counts, level + below)
+    for c in np.flatnonzero(counts > quota)[: size - quota.sum()]:
+        quota[c] += 1
+    return quota
+
+
 def choose_probe_set(labels: np.ndarray, size: int, n_classes: int) -> np.ndarray:
-    """Indices of ``size // n_classes`` test images per class, ordered by class, the same every time."""
-    per_class = size // n_classes
+    """Indices of the probe images (see :func:`probe_quota`), ordered by class, the same every time."""
+    quota = probe_quota(np.bincount(labels, minlength=n_classes), size)
     rng = np.random.RandomState(PROBE_SEED)
     picked = []
     for c in range(n_classes):
         members = np.flatnonzero(labels == c)
-        picked.append(np.sort(rng.choice(members, per_class, replace=False)))
+        picked.append(np.sort(rng.choice(members, quota[c], replace=False)))
     return np.concatenate(picked)
 
 
 def check_probe_size(size: int, dataset: data.Dataset) -> None:
     n_classes = len(dataset.class_names)
     smallest = int(np.bincount(dataset.test_labels, minlength=n_classes).min())
-    if size % n_classes:
+    total = len(dataset.test_labels)
+    if size > total:
+        raise TrainerError(f"--probe-size {size} is larger than the test set ({total} images): "
+                           f"choose at most {total}")
+    if size <= smallest * n_classes and size % n_classes:
         raise TrainerError(f"--probe-size {size} is not a multiple of the {n_classes} classes: "
-                           f"use e.g. {max(n_classes, size - size % n_classes)}")
-    if size > smallest * n_classes:
-        raise TrainerError(f"--probe-size {size} is larger than the test set allows with equal classes "
-                           f"(at most {smallest * n_classes}): choose a smaller probe set")
+                           f"use e.g. {max(n_classes, size - size % n_classes)} (equal classes up to "
+                           f"{smallest * n_classes}; beyond that as equal as the test set allows)")
 
 
 def to_batch(images: np.ndarray) -> mx.nd.NDArray:
