@@ -100,6 +100,7 @@ def make_frame(probe: ProbeStep, embedder, *, index: int, run_info: dict | None)
 
 def write_frame_files(out: Path, frame: Frame, probe: ProbeStep) -> None:
     """Write the frame's picture, coordinates, exact embedding and the reconstruction grid, atomically."""
+    from reporter.explore import write_frame as write_explore_frame
     from reporter.reconstruction import save_reconstruction_grid
     from reporter.render import CLASS_COLOURS, save_png
     from reporter.site import RECONSTRUCTION_PNG
@@ -110,6 +111,10 @@ def write_frame_files(out: Path, frame: Frame, probe: ProbeStep) -> None:
     atomic.write_bytes(out / record.npz, _npz(frame.embedding, probe.labels, probe.step, probe.latents))
     save_reconstruction_grid(out / RECONSTRUCTION_PNG, probe.inputs, probe.reconstructions,
                              probe.labels, frame.class_names, colours=CLASS_COLOURS)
+    # The interactive view's data for this frame (reporter/explore.py).
+    write_explore_frame(out, record.index, frame.embedding, probe.labels, frame.class_names, step=probe.step,
+                        global_step=probe.global_step, latents=probe.latents, inputs=probe.inputs,
+                        reconstructions=probe.reconstructions, losses=probe.losses)
 
 
 def _csv(embedding: np.ndarray, labels: np.ndarray) -> str:

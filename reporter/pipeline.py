@@ -27,7 +27,7 @@ GIF_FILE = "latentlapse.gif"
 EXIT_OK, EXIT_FAILED = 0, 3
 # Files the reporter writes at the top of its folder; any other file there means the folder is not ours.
 OWN_ENTRIES = {STATE_FILE, GIF_FILE, "index.html", "assets", "frames", "run.json", "metrics.csv",
-               "reconstruction.png"}
+               "reconstruction.png", "explore"}
 
 
 def load_state(out: Path, tensors: str) -> ReportState:

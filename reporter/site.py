@@ -20,7 +20,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from reporter import ReporterError, __version__, atomic, rules
+from reporter import ReporterError, __version__, atomic, explore, rules
 from reporter.charts import line_chart, x_domain
 from reporter.reconstruction import save_reconstruction_grid, to_rgb255
 from reporter.redact import HIDDEN, redact, redact_text
@@ -136,6 +136,7 @@ def _context(out: Path, state: ReportState, run: dict, frames: list, now: dateti
         alerts = rules.evaluate(frames)
     recon_step = steps[-1] if steps else None  # the grid is redrawn with every frame
     dataset = DATASET_NAMES.get(str(run.get("dataset", "")), run.get("dataset") or "unknown dataset")
+    palette = _palette(class_names)
     return {
         "title": f"latentlapse · {dataset}",
         "header": _header(state, run, frames, status, dataset, now),
@@ -149,7 +150,7 @@ def _context(out: Path, state: ReportState, run: dict, frames: list, now: dateti
         "quality_chart": quality,
         "table": _table_rows(frames, steps),
         "reconstruction": _recon_view(out, recon_step, class_names, dataset),
-        "palette": _palette(class_names),
+        "palette": palette,
         "alerts": [_alert_view(a) for a in alerts if isinstance(a, dict)],
         "inventory": [_inventory_row(t) for t in state.tensors_inventory],
         "downloads": _downloads(out, state, run),
@@ -159,10 +160,12 @@ def _context(out: Path, state: ReportState, run: dict, frames: list, now: dateti
         "skipped": [_skipped_view(s) for s in state.skipped],
         "written": _when(now),
         "version": __version__,
+        "explore": _explore_view(out, palette, frame_views),
         "data_json": _script_json(
             {"live": live, "refresh": REFRESH_SECONDS, "frames": [
-                {k: v[k] for k in ("number", "step", "png", "alt", "cursor_x")} for v in frame_views
-            ]}
+                {k: v[k] for k in ("number", "step", "png", "alt", "cursor_x", "explore")} for v in frame_views
+            ], "probes": explore.PROBES_JS if (out / explore.PROBES_JS).is_file() else None,
+             "colours": _class_hexes()}
         ),
     }
 
@@ -251,7 +254,15 @@ def _frame_view(out, frame, i, n, step, loss_chart):
         "alt": f"Frame {i + 1} of {n} at global step {step:,}: probe images, their reconstructions and "
         f"their 2-D embedding coloured by class{loss}",
         "cursor_x": loss_chart["x_of"](step),
+        "explore": _if_exists(out, explore.frame_files(frame.get("index", i))["js"]),
     }
+
+
+def _explore_view(out, palette, frame_views):
+    """Whether the interactive view has data: the probes' file and at least one frame's."""
+    if not (out / explore.PROBES_JS).is_file() or not any(v["explore"] for v in frame_views):
+        return None
+    return {"frames": sum(1 for v in frame_views if v["explore"]), "palette": palette}
 
 
 def _loss_series(frames):
@@ -304,12 +315,16 @@ def _recon_view(out, step, class_names, dataset):
     }
 
 
-def _palette(class_names):
+def _class_hexes():
     from reporter.render import CLASS_COLOURS as colours  # the frames' palette: the legend must match it
 
-    if not colours or not class_names:
+    return [c if isinstance(c, str) else "#%02x%02x%02x" % to_rgb255(c) for c in colours]
+
+
+def _palette(class_names):
+    hexes = _class_hexes()
+    if not hexes or not class_names:
         return []
-    hexes = [c if isinstance(c, str) else "#%02x%02x%02x" % to_rgb255(c) for c in colours]
     return [{"name": n, "colour": hexes[i % len(hexes)]} for i, n in enumerate(class_names)]
 
 
@@ -409,9 +424,8 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 
 def _script_json(obj) -> Markup:
-    # Inline JSON must not close its <script>: escape <, > and & as JSON unicode escapes.
-    text = json.dumps(obj, allow_nan=False, separators=(",", ":"))
-    return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+    # Inline JSON must not close its <script>: <, >, & (and U+2028/9) as JSON unicode escapes.
+    return Markup(explore.json_for_script(obj))
 
 
 def _if_exists(out, rel):

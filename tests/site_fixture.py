@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reporter import render, rules
+from reporter import explore, render, rules
 from reporter.gif import GifWriter
 from reporter.site import RECONSTRUCTION_PNG, save_reconstruction_grid, write_site
 
@@ -95,6 +95,7 @@ def build_output(
     extra_tensors: tuple[str, ...] = (),
     config_extra: dict | None = None,
     nonfinite_at: int | None = None,
+    class_names: list[str] | None = None,
 ) -> tuple[dict, dict]:
     """Write frames, CSVs, NPZs, a GIF and a reconstruction grid into ``out_dir``.
 
@@ -104,6 +105,7 @@ def build_output(
         The ``state.json`` dict (also written) and the run metadata, ready for ``write_site``.
     """
     out = Path(out_dir)
+    class_names = list(class_names or CLASS_NAMES)
     (out / "frames").mkdir(parents=True, exist_ok=True)
     probe, labels = mnist_rows("test", n_probe)
     train, _ = mnist_rows("train", 600)
@@ -137,7 +139,7 @@ def build_output(
             emb = _procrustes(emb, previous)
         previous = emb
         rgb = render.draw_frame(
-            emb, labels, CLASS_NAMES, probe, recon.reshape(-1, 28, 28),
+            emb, labels, class_names, probe, recon.reshape(-1, 28, 28),
             step=i, global_step=gstep, eval_loss=eval_loss,
             train_loss=train_losses[-1][1] if train_losses else None,
             nonfinite=not finite.all(),
@@ -149,6 +151,11 @@ def build_output(
             w.writerow(["x", "y", "label"])
             w.writerows([float(a), float(b), int(c)] for (a, b), c in zip(emb, labels))
         np.savez(out / f"frames/frame-{i:04d}.npz", embedding=emb, labels=labels)
+        explore.write_frame(
+            out, i, emb, labels, class_names, step=i, global_step=gstep, latents=latents,
+            inputs=probe, reconstructions=recon.reshape(-1, 28, 28),
+            losses=np.mean((recon - X) ** 2, axis=1),
+        )
         frames.append(
             {
                 "index": i, "step": i, "global_step": gstep,
@@ -164,7 +171,7 @@ def build_output(
             }
         )
     save_reconstruction_grid(
-        out / RECONSTRUCTION_PNG, probe, recon.reshape(-1, 28, 28), labels, CLASS_NAMES,
+        out / RECONSTRUCTION_PNG, probe, recon.reshape(-1, 28, 28), labels, class_names,
         colours=render.CLASS_COLOURS,
     )
     inventory = [
@@ -183,7 +190,7 @@ def build_output(
     }
     (out / "state.json").write_text(json.dumps(state, indent=2))
     run = {
-        "format": 1, "dataset": "mnist", "class_names": CLASS_NAMES, "probe_size": n_probe,
+        "format": 1, "dataset": "mnist", "class_names": class_names, "probe_size": n_probe,
         "parameters": 73909,
         "config": {"steps": frames[-1]["global_step"], "batch_size": 64, "lr": 0.0003,
                    "eval_every": EVAL_EVERY, "save_interval": 10, "seed": 0, **(config_extra or {})},

@@ -1,13 +1,15 @@
-// latentlapse site: frame scrubber, chart cursor, live refresh, copy buttons.
-// Reads its data from the inline JSON block (no fetch, so the page works from file://).
-// The scrubber position lives in the URL hash (#frame=7, #frame=latest, &play=1) so a reload
-// keeps it; "latest" follows new frames as they arrive.
+// latentlapse site: the timeline (PNG scrubber and interactive map), chart cursor, live refresh,
+// copy buttons. Reads its data from the inline JSON block (no fetch, so the page works from
+// file://). Where we are lives in the URL hash (#frame=7, #frame=latest, &play=1, &speed=4,
+// &pin=17, &classes=2,5) so a reload keeps it; "latest" follows new frames as they arrive.
 (function () {
   "use strict";
   var dataNode = document.getElementById("site-data");
   var data = dataNode ? JSON.parse(dataNode.textContent) : { frames: [], live: false };
   var frames = data.frames || [];
-  var PLAY_MS = 500;
+  var SPEEDS = [0.5, 1, 2, 4, 8, 16];  // frames per second
+  var DEFAULT_SPEED = 2;
+  var PREFETCH = 4;                    // frames loaded ahead of the playhead
 
   function byId(id) { return document.getElementById(id); }
   function storage() {
@@ -16,7 +18,7 @@
 
   // ---- where we are: parsed from and written to the hash
   function readHash() {
-    var state = { index: frames.length - 1, play: false };
+    var state = { index: frames.length - 1, play: false, speed: DEFAULT_SPEED, pin: null, classes: [] };
     var params = new URLSearchParams(window.location.hash.replace(/^#/, ""));
     var f = params.get("frame");
     if (f && f !== "latest") {
@@ -24,12 +26,30 @@
       if (n >= 1 && n <= frames.length) state.index = n - 1;
     }
     state.play = params.get("play") === "1";
+    var speed = parseFloat(params.get("speed"));
+    if (SPEEDS.indexOf(speed) >= 0) state.speed = speed;
+    var pin = parseInt(params.get("pin"), 10);
+    if (pin >= 0) state.pin = pin;
+    (params.get("classes") || "").split(",").forEach(function (c) {
+      var k = parseInt(c, 10);
+      if (k >= 0 && state.classes.indexOf(k) < 0) state.classes.push(k);
+    });
     return state;
   }
 
-  function writeHash(index, play) {
-    var value = index === frames.length - 1 && !play ? "latest" : String(index + 1);
-    var hash = "#frame=" + value + (play ? "&play=1" : "");
+  var map = null;
+  var current = 0;        // the frame shown in the PNG, the slider and the caption
+  var position = 0;       // the map's position: frame index plus a fraction while playing
+  var playing = false;
+  var speed = DEFAULT_SPEED;
+
+  function writeHash() {
+    var value = current === frames.length - 1 && !playing ? "latest" : String(current + 1);
+    var hash = "#frame=" + value + (playing ? "&play=1" : "");
+    if (speed !== DEFAULT_SPEED) hash += "&speed=" + speed;
+    var extra = map ? map.hashParams() : {};
+    if (extra.pin !== undefined) hash += "&pin=" + extra.pin;
+    if (extra.classes !== undefined) hash += "&classes=" + extra.classes;
     if (window.location.hash === hash) return;
     try {
       window.history.replaceState(null, "", hash);
@@ -38,17 +58,15 @@
     }
   }
 
-  // ---- scrubber
+  // ---- the PNG scrubber follows the whole frame the map is at
   var img = byId("frame-img");
   var slider = byId("frame-slider");
   var caption = byId("frame-caption");
   var playButton = byId("play");
-  var current = 0;
-  var timer = null;
+  var speedSelect = byId("speed");
 
-  function show(index) {
-    if (!frames.length) return;
-    current = (index + frames.length) % frames.length;
+  function showFrame(index) {
+    current = index;
     var f = frames[current];
     img.src = f.png;
     img.alt = f.alt;
@@ -60,20 +78,48 @@
       cursors[i].setAttribute("x1", f.cursor_x);
       cursors[i].setAttribute("x2", f.cursor_x);
     }
-    writeHash(current, timer !== null);
+    writeHash();
     // Warm the cache for the next frame so playing does not flicker.
     var next = frames[(current + 1) % frames.length];
     if (next) { var pre = new Image(); pre.src = next.png; }
   }
 
-  function setPlaying(on) {
-    if (timer !== null) { window.clearInterval(timer); timer = null; }
-    if (on && frames.length > 1) {
-      timer = window.setInterval(function () { show(current + 1); }, PLAY_MS);
+  function setPosition(p) {
+    position = p;
+    var whole = Math.floor(p + 1e-9);
+    if (whole !== current || img.getAttribute("src") !== frames[whole].png) showFrame(whole);
+    if (map) map.setPosition(p);
+  }
+
+  function show(index) {
+    if (!frames.length) return;
+    setPosition((index + frames.length) % frames.length);
+  }
+
+  // Playback moves the map smoothly: the position advances with time at `speed` frames per second,
+  // waiting (not skipping) when the next frame's data is still loading.
+  var last = null;
+  function tick(now) {
+    if (!playing) return;
+    if (last !== null) {
+      var next = position + Math.min(now - last, 250) / 1000 * speed;
+      if (next >= frames.length - 1 + 1e-9 && position >= frames.length - 1) next = 0;  // wrap after the last frame
+      else if (next > frames.length - 1) next = frames.length - 1;
+      if (!map || map.ready(next)) setPosition(next); else next = position;
+      if (map) map.prefetch(Math.floor(next), PREFETCH);
     }
-    playButton.textContent = timer !== null ? "Pause" : "Play";
-    playButton.setAttribute("aria-pressed", timer !== null ? "true" : "false");
-    writeHash(current, timer !== null);
+    last = now;
+    window.requestAnimationFrame(tick);
+  }
+
+  function setPlaying(on) {
+    var was = playing;
+    playing = on && frames.length > 1;
+    if (!playing && position !== current) setPosition(current);  // stop on a whole frame
+    if (playing && !was) { last = null; window.requestAnimationFrame(tick); }
+    playButton.textContent = playing ? "Pause" : "Play";
+    playButton.setAttribute("aria-pressed", playing ? "true" : "false");
+    writeHash();
   }
 
   function inFormField(target) {
@@ -83,13 +129,34 @@
 
   if (img && slider && frames.length) {
     byId("controls").hidden = false;
+    var start = readHash();
+    speed = start.speed;
+    if (speedSelect) {
+      speedSelect.value = String(speed);
+      speedSelect.addEventListener("change", function () {
+        var v = parseFloat(speedSelect.value);
+        if (SPEEDS.indexOf(v) >= 0) speed = v;
+        writeHash();
+      });
+    }
+    if (window.latentlapseMap && data.probes) {
+      var ok = window.latentlapseMap.init({
+        probes: data.probes,
+        frames: frames.map(function (f) { return f.explore || null; }),
+        colours: data.colours || [],
+        pin: start.pin,
+        classes: start.classes,
+        onChange: writeHash
+      });
+      if (ok) map = window.latentlapseMap;
+    }
     slider.addEventListener("input", function () {
       setPlaying(false);
       show(parseInt(slider.value, 10) - 1);
     });
     byId("prev").addEventListener("click", function () { setPlaying(false); show(current - 1); });
     byId("next").addEventListener("click", function () { setPlaying(false); show(current + 1); });
-    playButton.addEventListener("click", function () { setPlaying(timer === null); });
+    playButton.addEventListener("click", function () { setPlaying(!playing); });
     document.addEventListener("keydown", function (event) {
       if (event.altKey || event.ctrlKey || event.metaKey || inFormField(event.target)) return;
       if (event.target === slider && event.key.indexOf("Arrow") === 0) return; // the slider moves itself
@@ -98,12 +165,12 @@
       else if (event.key === "ArrowRight") { setPlaying(false); show(current + 1); }
       else if (event.key === "Home") { setPlaying(false); show(0); }
       else if (event.key === "End") { setPlaying(false); show(frames.length - 1); }
-      else if (event.key === " " && (event.target === document.body || event.target === slider)) {
-        setPlaying(timer === null);
+      else if (event.key === " " && (event.target === document.body || event.target === slider ||
+                                     event.target.id === "map")) {
+        setPlaying(!playing);
       } else { handled = false; }
       if (handled) event.preventDefault();
     });
-    var start = readHash();
     show(start.index);
     setPlaying(start.play);
   }

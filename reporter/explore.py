@@ -1,0 +1,255 @@
+"""The interactive view's data: written once per frame into ``explore/``, read by the page lazily.
+
+A page opened from ``file://`` may not ``fetch`` files beside it, but it may load scripts and
+images. So every data file is a small script that hands one JSON object to a function the page
+registered (``latentlapseExplore``), and pictures are PNG sprite sheets shown through ``<img>``
+or CSS backgrounds. Files:
+
+``explore/probes.js``     once: point count, labels, class names, the sprite sheet's layout.
+``explore/probes.png``    once: every probe image, row-major in a grid of ``cols`` columns.
+``explore/frame-NNNN.js`` per frame: 2-D coordinates (as in the PNG frame: each frame fitted to
+                          the box [-1, 1]), per-point loss, nearest latent neighbours.
+``explore/recon-NNNN.png`` per frame: the reconstructions, same layout as ``probes.png``.
+
+Each frame writes only its own files, so the cost of a frame does not grow with the run.
+Arrays travel as base64 of little-endian binary (coordinates int16, losses float32, neighbours
+uint16/uint32): about 24 KB per frame of 1,000 points instead of ~60 KB of decimal text.
+Everything from a trial (class names) is JSON inside a script: ``<``, ``>``, ``&`` and the
+JavaScript line separators U+2028/U+2029 are written as ``\\uXXXX`` escapes, so no string can
+close the script or the page's inline data block.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from reporter import ReporterError, atomic
+
+FOLDER = "explore"
+PROBES_JS = f"{FOLDER}/probes.js"
+PROBES_PNG = f"{FOLDER}/probes.png"
+# The function every data file calls; app.js defines it before loading any.
+CALLBACK = "latentlapseExplore"
+FORMAT = 1
+# Coordinates are fitted to [-1, 1] (render.fit_to_box); int16 steps of 1/COORD_SCALE of that.
+COORD_SCALE = 30000
+MISSING_COORD = -32768  # a point with NaN/Inf coordinates: not drawn
+# Nearest latent neighbours kept per point and frame (shown for a pinned point).
+NEIGHBOURS = 5
+# Grey levels of the reconstruction sprites: 16 keeps a default run's sprites near 150 KB a
+# frame (256 levels: ~400 KB) and is invisible at the size the page shows them.
+RECON_LEVELS = 16
+
+_JS_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def json_for_script(obj) -> str:
+    """JSON text that is safe inside ``<script>`` (inline or a ``.js`` file) and as JavaScript.
+
+    Parameters
+    ----------
+    obj : JSON-serialisable
+        No NaN/Inf (they are not JSON): pass None instead.
+
+    Returns
+    -------
+    str
+        Compact JSON with ``<``, ``>``, ``&``, U+2028 and U+2029 as unicode escapes.
+    """
+    text = json.dumps(obj, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+    return "".join(_JS_ESCAPES.get(ch, ch) for ch in text)
+
+
+def data_script(payload: dict) -> str:
+    """The text of one data file: a call of the page's registered function with ``payload``."""
+    return f"{CALLBACK}({json_for_script(payload)});\n"
+
+
+def frame_files(index: int) -> dict[str, str]:
+    """Paths (relative to the report folder) of frame ``index``'s data and reconstruction sprite."""
+    return {"js": f"{FOLDER}/frame-{index:04d}.js", "recon": f"{FOLDER}/recon-{index:04d}.png"}
+
+
+# -- pure parts -----------------------------------------------------------------------------
+
+
+def pack(array: np.ndarray, dtype: str) -> str:
+    """Base64 of ``array`` as little-endian ``dtype`` (e.g. ``'<i2'``)."""
+    return base64.b64encode(np.ascontiguousarray(array, dtype=dtype).tobytes()).decode("ascii")
+
+
+def quantise_coordinates(embedding: np.ndarray) -> np.ndarray:
+    """Fit an (N, 2) embedding to the box [-1, 1] as the PNG frames are, as int16 (N*2,).
+
+    Rows holding NaN/Inf become :data:`MISSING_COORD`.
+    """
+    from reporter.render import fit_to_box
+
+    y = fit_to_box(np.asarray(embedding, dtype=np.float64))
+    finite = np.isfinite(y).all(axis=1)
+    q = np.full(y.shape, MISSING_COORD, dtype=np.int16)
+    q[finite] = np.clip(np.round(y[finite] * COORD_SCALE), -32767, 32767).astype(np.int16)
+    return q.ravel()
+
+
+def latent_neighbours(latents: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray:
+    """The ``k`` nearest other points of each point in the latent space, nearest first.
+
+    Points with NaN/Inf latents have no neighbours and are nobody's: their rows and any missing
+    places (fewer than ``k + 1`` finite points) hold -1.
+
+    Returns
+    -------
+    array (N, k) of int64
+    """
+    from scipy.spatial import cKDTree
+
+    X = np.asarray(latents, dtype=np.float64).reshape(len(latents), -1)
+    out = np.full((len(X), k), -1, dtype=np.int64)
+    finite = np.flatnonzero(np.isfinite(X).all(axis=1))
+    kk = min(k + 1, len(finite))
+    if kk < 2:
+        return out
+    _, near = cKDTree(X[finite]).query(X[finite], k=kk)
+    # Drop each point itself (an exact duplicate may come before it), keep the order of the rest.
+    near = finite[near.reshape(len(finite), kk)]
+    other = near != finite[:, None]
+    order = np.argsort(~other, axis=1, kind="stable")[:, :k]
+    picked = np.take_along_axis(near, order, axis=1)
+    picked[~np.take_along_axis(other, order, axis=1)] = -1
+    out[finite, : picked.shape[1]] = picked
+    return out
+
+
+def image_grid(images) -> np.ndarray | None:
+    """Probe images as (N, H, W) grey or (N, H, W, 3) colour floats; None if they are not pictures."""
+    a = np.asarray(images, dtype=np.float64)
+    if a.ndim == 4 and a.shape[1] in (1, 3) and a.shape[-1] not in (1, 3):
+        a = np.moveaxis(a, 1, -1)  # channels first -> last
+    if a.ndim == 4 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.ndim == 3 or (a.ndim == 4 and a.shape[-1] == 3):
+        return a
+    return None
+
+
+def pixel_range(inputs: np.ndarray) -> tuple[float, float]:
+    """The value range drawn black..white: [0, 1] or [0, 255] pictures as they are, else min..max."""
+    finite = inputs[np.isfinite(inputs)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    low, high = float(finite.min()), float(finite.max())
+    if low >= -0.01:
+        return 0.0, 255.0 if high > 1.5 else 1.0
+    return low, high
+
+
+def sprite_layout(n: int) -> int:
+    """Columns of a near-square sprite sheet of ``n`` images."""
+    return max(1, int(np.ceil(np.sqrt(n))))
+
+
+def sprite_sheet(images: np.ndarray, value_range: tuple[float, float], cols: int, levels: int = 256) -> np.ndarray:
+    """Tile (N, H, W[, 3]) images row-major into one uint8 picture of ``cols`` columns.
+
+    Values are mapped from ``value_range`` to 0..255 with ``levels`` grey levels; NaN is black.
+    """
+    n, h, w = images.shape[:3]
+    rows = -(-n // cols)
+    low, high = value_range
+    v = np.nan_to_num((images - low) / ((high - low) or 1.0), nan=0.0, posinf=1.0, neginf=0.0)
+    v = np.round(np.clip(v, 0.0, 1.0) * (levels - 1)) * (255.0 / (levels - 1))
+    v = np.round(v).astype(np.uint8)
+    pad = rows * cols - n
+    if pad:
+        v = np.concatenate([v, np.zeros((pad, *v.shape[1:]), dtype=np.uint8)])
+    tiles = v.reshape(rows, cols, h, w, *v.shape[3:])
+    return np.swapaxes(tiles, 1, 2).reshape(rows * h, cols * w, *v.shape[3:])
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    """An 8-bit grey (H, W) or RGB (H, W, 3) PNG."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(pixels, "L" if pixels.ndim == 2 else "RGB").save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()
+
+
+# -- the files ------------------------------------------------------------------------------
+
+
+def write_probes(out_dir, labels, inputs, class_names) -> dict:
+    """Write ``explore/probes.js`` (and ``probes.png`` when the inputs are pictures); return the payload."""
+    out = Path(out_dir)
+    labels = np.asarray(labels).astype(np.int64).ravel()
+    grid = image_grid(inputs) if inputs is not None else None
+    payload = {
+        "kind": "probes", "format": FORMAT, "n": int(len(labels)), "labels": labels.tolist(),
+        "classes": [str(c) for c in class_names], "sprite": None,
+    }
+    if grid is not None and len(grid) == len(labels):
+        cols = sprite_layout(len(grid))
+        atomic.write_bytes(out / PROBES_PNG, encode_png(sprite_sheet(grid, pixel_range(grid), cols)))
+        payload["sprite"] = {"src": PROBES_PNG, "cols": cols, "width": int(grid.shape[2]),
+                             "height": int(grid.shape[1])}
+    atomic.write_text(out / PROBES_JS, data_script(payload))
+    return payload
+
+
+def write_frame(out_dir, index: int, embedding, labels, class_names, *, step: int, global_step: int,
+                latents=None, inputs=None, reconstructions=None, losses=None) -> dict:
+    """Write frame ``index``'s data (and the probes' files if missing); return the payload.
+
+    Parameters
+    ----------
+    out_dir : path
+        The report folder.
+    index : int
+        The frame's index (0-based), as in ``state.json``.
+    embedding : array (N, 2)
+        The frame's 2-D coordinates, as drawn (any scale: fitted to the box here).
+    labels, class_names :
+        Class index per point and the name of each class.
+    step, global_step : int
+        The EVAL step and smdebug's global step of the frame.
+    latents : array (N, D), optional
+        Bottleneck vectors: the pinned point's neighbours are found among them.
+    inputs, reconstructions : arrays of N images, optional
+        The reconstructions become this frame's sprite sheet, on the inputs' value range.
+    losses : array (N,), optional
+        Per-sample loss.
+    """
+    out = Path(out_dir)
+    n = len(embedding)
+    if len(labels) != n:
+        raise ReporterError(f"explore data: {n} points but {len(labels)} labels: check --labels-regex")
+    if not (out / PROBES_JS).is_file():
+        write_probes(out, labels, inputs, class_names)
+    files = frame_files(index)
+    payload = {"kind": "frame", "format": FORMAT, "index": int(index), "step": int(step),
+               "global_step": int(global_step), "n": int(n), "scale": COORD_SCALE,
+               "xy": pack(quantise_coordinates(embedding), "<i2"), "loss": None, "nn": None, "k": 0,
+               "recon": None}
+    if losses is not None and len(losses) == n:
+        payload["loss"] = pack(np.asarray(losses, dtype=np.float64).ravel(), "<f4")
+    if latents is not None and len(latents) == n:
+        near = latent_neighbours(latents)
+        wide = n > 65535
+        near = np.where(near < 0, 0xFFFFFFFF if wide else 0xFFFF, near)
+        payload.update(nn=pack(near, "<u4" if wide else "<u2"), k=int(near.shape[1]), nn_bytes=4 if wide else 2)
+    grid = image_grid(reconstructions) if reconstructions is not None else None
+    probe_grid = image_grid(inputs) if inputs is not None else None
+    if grid is not None and len(grid) == n:
+        value_range = pixel_range(probe_grid if probe_grid is not None else grid)
+        sheet = sprite_sheet(grid, value_range, sprite_layout(n), levels=RECON_LEVELS)
+        atomic.write_bytes(out / files["recon"], encode_png(sheet))
+        payload["recon"] = files["recon"]
+    # The script last: a page that sees it can rely on the sprite it names.
+    atomic.write_text(out / files["js"], data_script(payload))
+    return payload

@@ -1,0 +1,547 @@
+// latentlapse site: the interactive map of the probe points, drawn on a canvas from explore/.
+// Data files are scripts that call window.latentlapseExplore(payload) (a page on file:// may not
+// fetch), loaded only when needed: the frame shown, the next few while playing, all of them for
+// a pinned point's trail. Everything from the trial is put into the page as text, never as HTML.
+// app.js owns the timeline and the URL hash; this file exposes window.latentlapseMap for it.
+(function () {
+  "use strict";
+  var BOX = 1.06;             // the PNG frames' fixed axes: coordinates fitted to [-1, 1] plus a margin
+  var SPRITE_ZOOM = 3;        // probe and reconstruction pictures at 3x
+  var HOVER_PX = 14;          // how near the pointer must be to a point (touch: twice that)
+  var IN_FLIGHT = 6;          // data scripts loading at once
+  var MAX_ZOOM = 40;
+  var SVG = "http://www.w3.org/2000/svg";
+
+  function byId(id) { return document.getElementById(id); }
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+  function svg(tag, attrs) {
+    var e = document.createElementNS(SVG, tag);
+    for (var k in attrs) e.setAttribute(k, attrs[k]);
+    return e;
+  }
+  function bytes(b64) {
+    var s = window.atob(b64), out = new Uint8Array(s.length);
+    for (var i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+    return new DataView(out.buffer);
+  }
+
+  // ---- data: payloads arrive through the registered function, in any order
+  var probes = null;
+  var frames = [];            // per frame index: decoded payload, or undefined
+  var sources = [];           // per frame index: its script's path (null: none written)
+  var requested = {};
+  var queue = [];
+  var loading = 0;
+  var listeners = [];
+
+  function decodeFrame(p) {
+    var n = p.n, xy = new Float32Array(2 * n), view = bytes(p.xy);
+    for (var i = 0; i < 2 * n; i++) {
+      var q = view.getInt16(2 * i, true);
+      xy[i] = q === -32768 ? NaN : q / p.scale;
+    }
+    var loss = null, nn = null;
+    if (p.loss) {
+      var lv = bytes(p.loss);
+      loss = new Float32Array(n);
+      for (var j = 0; j < n; j++) loss[j] = lv.getFloat32(4 * j, true);
+    }
+    if (p.nn && p.k) {
+      var nv = bytes(p.nn), size = p.nn_bytes || 2, none = size === 2 ? 0xffff : 0xffffffff;
+      nn = new Int32Array(n * p.k);
+      for (var m = 0; m < n * p.k; m++) {
+        var v = size === 2 ? nv.getUint16(2 * m, true) : nv.getUint32(4 * m, true);
+        nn[m] = v === none ? -1 : v;
+      }
+    }
+    return { index: p.index, step: p.step, n: n, xy: xy, loss: loss, nn: nn, k: p.k || 0, recon: p.recon };
+  }
+
+  window.latentlapseExplore = function (payload) {
+    if (!payload || typeof payload !== "object") return;
+    if (payload.kind === "probes") {
+      probes = payload;
+      probes.classOf = new Int32Array(payload.labels);
+    } else if (payload.kind === "frame" && typeof payload.index === "number") {
+      frames[payload.index] = decodeFrame(payload);
+    }
+    for (var i = 0; i < listeners.length; i++) listeners[i](payload);
+  };
+
+  function pump() {
+    while (loading < IN_FLIGHT && queue.length) {
+      var src = queue.shift();
+      loading++;
+      var s = document.createElement("script");
+      s.src = src;
+      s.onload = s.onerror = function () { loading--; this.remove(); pump(); };
+      document.body.appendChild(s);
+    }
+  }
+  function request(src, first) {
+    if (!src || requested[src]) return;
+    requested[src] = true;
+    if (first) queue.unshift(src); else queue.push(src);
+    pump();
+  }
+  function need(index, first) {
+    if (index >= 0 && index < sources.length && !frames[index]) request(sources[index], first);
+  }
+
+  // ---- the view
+  var canvas, ctx, overlay, wrap, tooltip, legendBox, onChange;
+  var colours = [];
+  var pos = 0;                // the timeline's position: frame index plus a fraction
+  var zoom = 1, cx = 0, cy = 0;
+  var hovered = -1, pinned = -1;
+  var highlight = {};         // class index -> true; empty: every class shown
+  var positions = null;       // the coordinates drawn last (world units), for picking points
+  var blend = null;           // the buffer interpolated coordinates are written into
+  var size = { w: 0, h: 0, dpr: 1 };
+  var palette = { bg: "#fff", fg: "#000", line: "#ccc", muted: "#666" };
+  var drawQueued = false;
+
+  function readPalette() {
+    var cs = window.getComputedStyle(wrap);
+    function v(name, fallback) { return (cs.getPropertyValue(name) || "").trim() || fallback; }
+    palette = { bg: v("--card", "#fff"), fg: v("--fg", "#000"), line: v("--line", "#ccc"), muted: v("--muted", "#666") };
+  }
+
+  function fit() {
+    var rect = canvas.getBoundingClientRect();
+    var dpr = window.devicePixelRatio || 1;
+    var w = Math.max(1, Math.round(rect.width)), h = Math.max(1, Math.round(rect.height));
+    if (w !== size.w || h !== size.h || dpr !== size.dpr) {
+      size = { w: w, h: h, dpr: dpr };
+      canvas.width = Math.round(w * dpr);
+      canvas.height = Math.round(h * dpr);
+      overlay.setAttribute("viewBox", "0 0 " + w + " " + h);
+    }
+  }
+
+  // World (fitted coordinates, y up) to CSS pixels of the canvas, and back.
+  function scale() { return Math.min(size.w, size.h) / (2 * BOX) * zoom; }
+  function toScreenX(x) { return (x - cx) * scale() + size.w / 2; }
+  function toScreenY(y) { return size.h / 2 - (y - cy) * scale(); }
+  function toWorld(sx, sy) { return [(sx - size.w / 2) / scale() + cx, (size.h / 2 - sy) / scale() + cy]; }
+
+  // The coordinates at position p: between two loaded frames, each point moves on a straight line.
+  function interpolate(p) {
+    var a = Math.floor(p), t = p - a, fa = frames[a], fb = frames[Math.min(a + 1, sources.length - 1)];
+    if (!fa) return null;
+    if (!fb || t < 1e-6) return fa.xy;
+    if (!blend || blend.length !== fa.xy.length) blend = new Float32Array(fa.xy.length);
+    for (var i = 0; i < fa.xy.length; i++) {
+      var u = fa.xy[i], v = fb.xy[i];
+      blend[i] = u !== u ? v : v !== v ? u : u + (v - u) * t;  // x !== x: NaN, not drawn there
+    }
+    return blend;
+  }
+
+  function pointRadius() { return Math.min(6, (size.w < 420 ? 1.8 : 2.3) * Math.sqrt(zoom)); }
+
+  function draw() {
+    drawQueued = false;
+    if (!probes) return;
+    fit();
+    var xy = interpolate(pos);
+    var dpr = size.dpr;
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.globalAlpha = 1;
+    ctx.fillStyle = palette.bg;
+    ctx.fillRect(0, 0, size.w, size.h);
+    ctx.strokeStyle = palette.line;
+    ctx.lineWidth = 1;
+    ctx.strokeRect(toScreenX(-BOX), toScreenY(BOX), 2 * BOX * scale(), 2 * BOX * scale());
+    if (!xy) { drawOverlay(null); return; }
+    positions = xy;
+    var r = pointRadius(), d = 2 * r, k = scale(), ox = size.w / 2 - cx * k, oy = size.h / 2 + cy * k;
+    var any = false;
+    for (var key in highlight) { any = true; break; }
+    var order = probes.byClass;
+    // Faded classes first, so the highlighted ones are drawn on top.
+    for (var pass = 0; pass < 2; pass++) {
+      for (var c = 0; c < order.length; c++) {
+        var lit = !any || highlight[c];
+        if ((pass === 0) === !!lit) continue;
+        var members = order[c];
+        ctx.globalAlpha = lit ? 0.9 : 0.12;
+        ctx.fillStyle = colours[c % colours.length] || palette.fg;
+        ctx.beginPath();
+        for (var m = 0; m < members.length; m++) {
+          var i = members[m], x = xy[2 * i], y = xy[2 * i + 1];
+          if (x !== x || y !== y) continue;
+          ctx.rect(ox + x * k - r, oy - y * k - r, d, d);
+        }
+        ctx.fill();
+      }
+    }
+    ctx.globalAlpha = 1;
+    drawOverlay(xy);
+  }
+
+  function requestDraw() {
+    if (!drawQueued) { drawQueued = true; window.requestAnimationFrame(draw); }
+  }
+
+  // ---- the pinned point: its trail over every frame and its nearest latent neighbours (SVG)
+  function drawOverlay(xy) {
+    while (overlay.firstChild) overlay.removeChild(overlay.firstChild);
+    var spot = hovered >= 0 ? hovered : -1;
+    if (pinned >= 0 && xy) {
+      var frame = frames[Math.round(pos)] || frames[Math.floor(pos)];
+      if (frame && frame.nn) {
+        for (var j = 0; j < frame.k; j++) {
+          var nb = frame.nn[pinned * frame.k + j];
+          if (nb < 0 || xy[2 * nb] !== xy[2 * nb]) continue;
+          overlay.appendChild(svg("line", { "class": "neighbour-link", x1: toScreenX(xy[2 * pinned]), y1: toScreenY(xy[2 * pinned + 1]),
+            x2: toScreenX(xy[2 * nb]), y2: toScreenY(xy[2 * nb + 1]) }));
+          overlay.appendChild(svg("circle", { "class": "neighbour", "data-index": nb, cx: toScreenX(xy[2 * nb]), cy: toScreenY(xy[2 * nb + 1]), r: 5 }));
+        }
+      }
+      var trail = trailPoints();
+      if (trail) {
+        var g = svg("g", { "class": "trail", id: "trail" });
+        g.appendChild(svg("polyline", { points: trail.join(" ") }));
+        for (var t = 0; t < trail.length; t++) {
+          var p = trail[t].split(",");
+          g.appendChild(svg("circle", { "class": "trail-vertex", cx: p[0], cy: p[1], r: 1.8 }));
+        }
+        overlay.appendChild(g);
+      }
+      if (xy[2 * pinned] === xy[2 * pinned]) {
+        overlay.appendChild(svg("circle", { "class": "pinned-marker", cx: toScreenX(xy[2 * pinned]), cy: toScreenY(xy[2 * pinned + 1]), r: 7 }));
+      }
+    }
+    if (spot >= 0 && xy && xy[2 * spot] === xy[2 * spot]) {
+      overlay.appendChild(svg("circle", { "class": "hover-marker", cx: toScreenX(xy[2 * spot]), cy: toScreenY(xy[2 * spot + 1]), r: 6 }));
+    }
+  }
+
+  // One vertex per frame once every frame's coordinates are here (they are requested on pin).
+  function trailPoints() {
+    var pts = [];
+    for (var f = 0; f < sources.length; f++) {
+      if (!sources[f]) continue;
+      var fr = frames[f];
+      if (!fr) return null;
+      var x = fr.xy[2 * pinned], y = fr.xy[2 * pinned + 1];
+      if (x !== x) continue;
+      pts.push(toScreenX(x).toFixed(1) + "," + toScreenY(y).toFixed(1));
+    }
+    return pts;
+  }
+
+  // ---- what a point is: picture, reconstruction, class, loss, index
+  function spriteInto(box, src, index) {
+    var s = probes.sprite;
+    if (!s || !src) { box.hidden = true; return; }
+    box.hidden = false;
+    var col = index % s.cols, row = Math.floor(index / s.cols);
+    box.style.width = s.width * SPRITE_ZOOM + "px";
+    box.style.height = s.height * SPRITE_ZOOM + "px";
+    box.style.backgroundImage = "url(\"" + src + "\")";
+    box.style.backgroundSize = s.cols * s.width * SPRITE_ZOOM + "px auto";
+    box.style.backgroundPosition = (-col * s.width * SPRITE_ZOOM) + "px " + (-row * s.height * SPRITE_ZOOM) + "px";
+  }
+
+  function describe(box, index) {
+    var f = Math.round(pos), frame = frames[f];
+    var cls = probes.classOf[index];
+    spriteInto(box.querySelector(".probe-image"), probes.sprite && probes.sprite.src, index);
+    spriteInto(box.querySelector(".recon-image"), frame && frame.recon, index);
+    box.querySelector(".point-class").textContent = probes.classes[cls] !== undefined ? probes.classes[cls] : String(cls);
+    box.querySelector(".point-swatch").style.background = colours[cls % colours.length] || palette.fg;
+    box.querySelector(".point-index").textContent = String(index);
+    var loss = frame && frame.loss ? frame.loss[index] : null;
+    box.querySelector(".point-loss").textContent = loss === null ? "not saved" :
+      (isFinite(loss) ? loss.toPrecision(4) : String(loss));
+    box.querySelector(".point-frame").textContent = String(f + 1);
+  }
+
+  function showTooltip(index, sx, sy) {
+    if (index < 0) { tooltip.hidden = true; return; }
+    describe(tooltip, index);
+    tooltip.hidden = false;
+    var w = tooltip.offsetWidth, h = tooltip.offsetHeight;
+    var left = sx + 16 + w > size.w ? Math.max(0, sx - 16 - w) : sx + 16;
+    var top = Math.min(Math.max(0, sy - h / 2), Math.max(0, size.h - h));
+    tooltip.style.left = left + "px";
+    tooltip.style.top = top + "px";
+  }
+
+  function showPinned() {
+    var panel = byId("pin-detail");
+    var input = byId("pin-input");
+    byId("unpin").hidden = pinned < 0;
+    if (pinned < 0) { panel.hidden = true; if (document.activeElement !== input) input.value = ""; return; }
+    panel.hidden = false;
+    if (document.activeElement !== input) input.value = String(pinned);
+    describe(panel, pinned);
+    var list = byId("neighbours");
+    while (list.firstChild) list.removeChild(list.firstChild);
+    var frame = frames[Math.round(pos)];
+    if (!frame || !frame.nn) { list.appendChild(el("li", "muted", "not saved for this frame")); return; }
+    for (var j = 0; j < frame.k; j++) {
+      var nb = frame.nn[pinned * frame.k + j];
+      if (nb < 0) continue;
+      var li = el("li"), b = el("button", "neighbour-button");
+      b.type = "button";
+      b.setAttribute("data-index", String(nb));
+      var cls = probes.classOf[nb];
+      var sw = el("span", "point-swatch");
+      sw.style.background = colours[cls % colours.length] || palette.fg;
+      b.appendChild(sw);
+      b.appendChild(document.createTextNode("#" + nb + " " + (probes.classes[cls] !== undefined ? probes.classes[cls] : cls)));
+      li.appendChild(b);
+      list.appendChild(li);
+    }
+  }
+
+  function pin(index) {
+    pinned = index >= 0 && probes && index < probes.n ? index : -1;
+    if (pinned >= 0) for (var f = 0; f < sources.length; f++) need(f);
+    showPinned();
+    requestDraw();
+    if (onChange) onChange();
+  }
+
+  function nearest(sx, sy, radius) {
+    if (!positions || !probes) return -1;
+    var best = -1, bestD = radius * radius, k = scale(), ox = size.w / 2 - cx * k, oy = size.h / 2 + cy * k;
+    var any = false;
+    for (var key in highlight) { any = true; break; }
+    for (var i = 0; i < probes.n; i++) {
+      var x = positions[2 * i], y = positions[2 * i + 1];
+      if (x !== x) continue;
+      if (any && !highlight[probes.classOf[i]]) continue;  // faded points are not picked
+      var dx = ox + x * k - sx, dy = oy - y * k - sy, d = dx * dx + dy * dy;
+      if (d < bestD) { bestD = d; best = i; }
+    }
+    return best;
+  }
+
+  // ---- legend: one button per class; several may be lit at once
+  function buildLegend() {
+    while (legendBox.firstChild) legendBox.removeChild(legendBox.firstChild);
+    for (var c = 0; c < probes.classes.length; c++) {
+      var li = el("li"), b = el("button", "class-button");
+      b.type = "button";
+      b.setAttribute("data-class", String(c));
+      b.setAttribute("aria-pressed", highlight[c] ? "true" : "false");
+      var sw = el("span", "point-swatch");
+      sw.style.background = colours[c % colours.length] || palette.fg;
+      b.appendChild(sw);
+      b.appendChild(document.createTextNode(probes.classes[c]));
+      li.appendChild(b);
+      legendBox.appendChild(li);
+    }
+  }
+  function syncLegend() {
+    var buttons = legendBox.querySelectorAll("button");
+    for (var i = 0; i < buttons.length; i++) {
+      var c = parseInt(buttons[i].getAttribute("data-class"), 10);
+      buttons[i].setAttribute("aria-pressed", highlight[c] ? "true" : "false");
+    }
+    var none = true;
+    for (var k in highlight) { none = false; break; }
+    byId("classes-clear").hidden = none;
+    wrap.setAttribute("data-highlight", Object.keys(highlight).join(","));
+  }
+  function toggleClass(c) {
+    if (highlight[c]) delete highlight[c]; else highlight[c] = true;
+    syncLegend();
+    requestDraw();
+    if (onChange) onChange();
+  }
+
+  // ---- zoom and pan (the axes stay the PNG frames' box; only the view moves)
+  function zoomAt(factor, sx, sy) {
+    var before = toWorld(sx, sy);
+    zoom = Math.min(MAX_ZOOM, Math.max(1, zoom * factor));
+    if (zoom === 1) { cx = 0; cy = 0; } else {
+      var after = toWorld(sx, sy);
+      cx += before[0] - after[0];
+      cy += before[1] - after[1];
+    }
+    viewChanged();
+  }
+  function panBy(dx, dy) {
+    if (zoom === 1) return;
+    cx -= dx / scale();
+    cy += dy / scale();
+    viewChanged();
+  }
+  function resetView() { zoom = 1; cx = 0; cy = 0; viewChanged(); }
+  function viewChanged() {
+    wrap.setAttribute("data-zoom", zoom.toFixed(3));
+    byId("zoom-reset").disabled = zoom === 1;
+    // Touch drags scroll the page until the map is zoomed in; then they pan it.
+    canvas.style.touchAction = zoom === 1 ? "pan-x pan-y" : "none";
+    requestDraw();
+  }
+
+  function wire() {
+    var drag = null, moved = false;
+    canvas.addEventListener("pointerdown", function (e) {
+      drag = { x: e.clientX, y: e.clientY, id: e.pointerId, type: e.pointerType };
+      moved = false;
+    });
+    canvas.addEventListener("pointermove", function (e) {
+      var rect = canvas.getBoundingClientRect(), sx = e.clientX - rect.left, sy = e.clientY - rect.top;
+      if (drag && drag.id === e.pointerId && (e.buttons & 1 || e.pointerType === "touch")) {
+        var dx = e.clientX - drag.x, dy = e.clientY - drag.y;
+        if (moved || dx * dx + dy * dy > 16) {
+          if (!moved && zoom > 1 && canvas.setPointerCapture) canvas.setPointerCapture(e.pointerId);
+          moved = true;
+          panBy(dx, dy);
+          drag.x = e.clientX; drag.y = e.clientY;
+          return;
+        }
+      }
+      if (e.pointerType === "touch") return;
+      var i = nearest(sx, sy, HOVER_PX);
+      if (i !== hovered) { hovered = i; requestDraw(); }
+      showTooltip(i, sx, sy);
+      canvas.style.cursor = i >= 0 ? "pointer" : zoom > 1 ? "grab" : "default";
+    });
+    canvas.addEventListener("pointerup", function (e) {
+      var wasDrag = moved;
+      drag = null; moved = false;
+      if (wasDrag) return;
+      var rect = canvas.getBoundingClientRect(), sx = e.clientX - rect.left, sy = e.clientY - rect.top;
+      var i = nearest(sx, sy, e.pointerType === "touch" ? 2 * HOVER_PX : HOVER_PX);
+      if (e.pointerType === "touch") {  // a tap shows the point and pins it
+        hovered = -1;
+        tooltip.hidden = true;
+        pin(i);
+        return;
+      }
+      pin(i === pinned ? -1 : i);
+    });
+    canvas.addEventListener("pointerleave", function () {
+      hovered = -1; tooltip.hidden = true; requestDraw();
+    });
+    canvas.addEventListener("wheel", function (e) {
+      var rect = canvas.getBoundingClientRect();
+      e.preventDefault();
+      zoomAt(Math.exp(-e.deltaY * 0.002), e.clientX - rect.left, e.clientY - rect.top);
+    }, { passive: false });
+    canvas.addEventListener("keydown", function (e) {
+      var step = 40, handled = true;
+      if (e.key === "+" || e.key === "=") zoomAt(1.5, size.w / 2, size.h / 2);
+      else if (e.key === "-" || e.key === "_") zoomAt(1 / 1.5, size.w / 2, size.h / 2);
+      else if (e.key === "0") resetView();
+      else if (e.shiftKey && e.key === "ArrowLeft") panBy(step, 0);
+      else if (e.shiftKey && e.key === "ArrowRight") panBy(-step, 0);
+      else if (e.shiftKey && e.key === "ArrowUp") panBy(0, step);
+      else if (e.shiftKey && e.key === "ArrowDown") panBy(0, -step);
+      else if (e.key === "Escape") pin(-1);
+      else handled = false;
+      if (handled) { e.preventDefault(); e.stopPropagation(); }
+    });
+    byId("zoom-in").addEventListener("click", function () { zoomAt(1.5, size.w / 2, size.h / 2); });
+    byId("zoom-out").addEventListener("click", function () { zoomAt(1 / 1.5, size.w / 2, size.h / 2); });
+    byId("zoom-reset").addEventListener("click", resetView);
+    legendBox.addEventListener("click", function (e) {
+      var b = e.target.closest ? e.target.closest("button[data-class]") : null;
+      if (b) toggleClass(parseInt(b.getAttribute("data-class"), 10));
+    });
+    byId("classes-clear").addEventListener("click", function () { highlight = {}; syncLegend(); requestDraw(); if (onChange) onChange(); });
+    byId("neighbours").addEventListener("click", function (e) {
+      var b = e.target.closest ? e.target.closest("button[data-index]") : null;
+      if (b) pin(parseInt(b.getAttribute("data-index"), 10));
+    });
+    byId("pin-form").addEventListener("submit", function (e) {
+      e.preventDefault();
+      var v = parseInt(byId("pin-input").value, 10);
+      pin(isFinite(v) ? v : -1);
+    });
+    byId("unpin").addEventListener("click", function () { pin(-1); });
+    window.addEventListener("resize", requestDraw);
+    if (window.matchMedia) {
+      var mq = window.matchMedia("(prefers-color-scheme: dark)");
+      var onScheme = function () { readPalette(); requestDraw(); };
+      if (mq.addEventListener) mq.addEventListener("change", onScheme);
+    }
+  }
+
+  function onData(payload) {
+    if (payload.kind === "probes") {
+      var by = [];
+      for (var c = 0; c < probes.classes.length; c++) by.push([]);
+      for (var i = 0; i < probes.n; i++) {
+        var k = probes.classOf[i];
+        while (by.length <= k) { by.push([]); probes.classes.push(String(by.length - 1)); }
+        by[k].push(i);
+      }
+      probes.byClass = by;
+      buildLegend();
+      syncLegend();
+      byId("pin-input").max = String(probes.n - 1);
+      byId("explore").hidden = false;
+      if (pendingPin >= 0) { var p = pendingPin; pendingPin = -1; pin(p); }
+    }
+    if (pinned >= 0) showPinned();
+    requestDraw();
+  }
+
+  var pendingPin = -1;
+
+  // ---- what app.js calls
+  window.latentlapseMap = {
+    // options: {probes: path, frames: [path or null per frame], colours, pin, classes, onChange}
+    init: function (options) {
+      canvas = byId("map");
+      wrap = byId("explore");
+      if (!canvas || !canvas.getContext || !options.probes) return false;
+      ctx = canvas.getContext("2d");
+      overlay = byId("map-overlay");
+      tooltip = byId("tooltip");
+      legendBox = byId("classes");
+      colours = options.colours || [];
+      sources = options.frames || [];
+      onChange = options.onChange;
+      (options.classes || []).forEach(function (c) { highlight[c] = true; });
+      pendingPin = typeof options.pin === "number" ? options.pin : -1;
+      readPalette();
+      listeners.push(onData);
+      wire();
+      viewChanged();
+      request(options.probes, true);
+      return true;
+    },
+    // Show position p (frame index + fraction).
+    setPosition: function (p) {
+      var before = Math.round(pos);
+      pos = p;
+      var a = Math.floor(p);
+      need(a, true);
+      need(a + 1, true);
+      if (pinned >= 0 && Math.round(p) !== before) showPinned();
+      requestDraw();
+    },
+    // Whether position p can be drawn now (both frames around it loaded); requests them if not.
+    ready: function (p) {
+      var a = Math.floor(p), b = Math.min(a + 1, sources.length - 1);
+      need(a, true);
+      need(b, true);
+      return (!!frames[a] || !sources[a]) && (!!frames[b] || !sources[b]);
+    },
+    // Load ahead while playing, so the motion does not wait.
+    prefetch: function (from, count) { for (var i = 1; i <= count; i++) need((from + i) % sources.length); },
+    hashParams: function () {
+      var out = {};
+      if (pinned >= 0) out.pin = String(pinned);
+      var cls = Object.keys(highlight);
+      if (cls.length) out.classes = cls.sort(function (a, b) { return a - b; }).join(",");
+      return out;
+    },
+    drawNow: function () { draw(); }
+  };
+})();
