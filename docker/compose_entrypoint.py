@@ -195,6 +195,8 @@ def reporter(args: list[str]) -> None:
     os.environ["HOME"] = "/tmp"
     os.environ["REPORTER_TENSORS"] = tensors
     os.environ["REPORTER_OUT"] = str(OUT / name)
+    # Beside the runs: ./out/index.html lists every report in ./out, rebuilt as statuses change.
+    os.environ.setdefault("REPORTER_RUNS_INDEX", str(OUT / "index.html"))
     host_out = os.environ.get("LATENTLAPSE_OUT_HOST", "./out")
     print(f"latentlapse: run {name}: site in {host_out}/{name}/index.html (uid {os.getuid()})", flush=True)
     os.execvp("latentlapse-reporter", ["latentlapse-reporter", *args])

@@ -17,6 +17,7 @@ class ReporterConfig:
     tensors: str = ""
     out: str = ""
     training_job: str | None = None
+    runs_index: str | None = None
     follow: bool = False
     wait_timeout: float = 600.0
     stall_after: float = 120.0
@@ -42,6 +43,7 @@ HELP = {
     "tensors": "the trainer's tensor store: a folder or s3://bucket/prefix",
     "out": "folder for the site, GIF and frames (default: 'site' beside a local store)",
     "training_job": "a SageMaker training job whose debugger output to follow (instead of --tensors)",
+    "runs_index": "also keep this index.html of every report in its folder up to date (e.g. out/index.html)",
     "follow": "keep reading until training ends, then finish the last frame and exit",
     "wait_timeout": "seconds to wait for a trial to appear, and for a silent store before giving up (exit 3)",
     "stall_after": "seconds without new steps before the site says the run has stalled",
@@ -128,6 +130,10 @@ def from_args(argv: list[str] | None = None, environ: dict | None = None) -> Rep
                  "gif_budget_mib"):
         if getattr(config, name) <= 0:
             raise ReporterError(f"--{name.replace('_', '-')} must be positive, got {getattr(config, name)}")
+    if config.runs_index:
+        from reporter.runs_index import check_path
+
+        config.runs_index = check_path(config.runs_index)
     if config.retry_delay < 0:
         raise ReporterError(f"--retry-delay must not be negative, got {config.retry_delay}")
     if not config.tensors.startswith("s3://"):

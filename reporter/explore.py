@@ -44,6 +44,8 @@ NEIGHBOURS = 5
 # Grey levels of the reconstruction sprites: 16 keeps a default run's sprites near 150 KB a
 # frame (256 levels: ~400 KB) and is invisible at the size the page shows them.
 RECON_LEVELS = 16
+# Pictures converted at once when a sprite sheet is made.
+SPRITE_BLOCK = 1024
 
 _JS_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
@@ -126,50 +128,65 @@ def latent_neighbours(latents: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray:
     return out
 
 
-def image_grid(images) -> np.ndarray | None:
-    """Probe images as (N, H, W) grey or (N, H, W, 3) colour floats; None if they are not pictures."""
-    a = np.asarray(images, dtype=np.float64)
-    if a.ndim == 4 and a.shape[1] in (1, 3) and a.shape[-1] not in (1, 3):
-        a = np.moveaxis(a, 1, -1)  # channels first -> last
-    if a.ndim == 4 and a.shape[-1] == 1:
-        a = a[..., 0]
-    if a.ndim == 3 or (a.ndim == 4 and a.shape[-1] == 3):
-        return a
-    return None
-
-
-def pixel_range(inputs: np.ndarray) -> tuple[float, float]:
-    """The value range drawn black..white: [0, 1] or [0, 255] pictures as they are, else min..max."""
-    finite = inputs[np.isfinite(inputs)]
-    if finite.size == 0:
-        return 0.0, 1.0
-    low, high = float(finite.min()), float(finite.max())
-    if low >= -0.01:
-        return 0.0, 255.0 if high > 1.5 else 1.0
-    return low, high
-
-
 def sprite_layout(n: int) -> int:
     """Columns of a near-square sprite sheet of ``n`` images."""
     return max(1, int(np.ceil(np.sqrt(n))))
 
 
-def sprite_sheet(images: np.ndarray, value_range: tuple[float, float], cols: int, levels: int = 256) -> np.ndarray:
-    """Tile (N, H, W[, 3]) images row-major into one uint8 picture of ``cols`` columns.
+def to_levels(values: np.ndarray, levels: int = 256) -> np.ndarray:
+    """Values in [0, 1] as uint8 with ``levels`` evenly spaced grey levels (0 and 255 included)."""
+    v = np.round(np.clip(values, 0.0, 1.0) * (levels - 1)) * (255.0 / (levels - 1))
+    return np.round(v).astype(np.uint8)
 
-    Values are mapped from ``value_range`` to 0..255 with ``levels`` grey levels; NaN is black.
+
+def view_pixels(view, levels: int = 256) -> np.ndarray:
+    """Every picture of an :class:`reporter.images.ImageView` as uint8, (N, H, W) grey or (N, H, W, 3).
+
+    Converted a block at a time: a float copy of 10,000 RGB pictures at once would take ~190 MB.
     """
-    n, h, w = images.shape[:3]
+    n = len(view.pixels)
+    parts = []
+    for start in range(0, n, SPRITE_BLOCK):
+        pictures = view.take(np.arange(start, min(n, start + SPRITE_BLOCK)))
+        if view.shape[2] == 1:
+            pictures = pictures[..., 0]
+        parts.append(to_levels(pictures, levels))
+    return np.concatenate(parts)
+
+
+def sprite_sheet(pictures: np.ndarray, cols: int) -> np.ndarray:
+    """Tile (N, H, W[, 3]) uint8 pictures row-major into one picture of ``cols`` columns (black padding)."""
+    n, h, w = pictures.shape[:3]
     rows = -(-n // cols)
-    low, high = value_range
-    v = np.nan_to_num((images - low) / ((high - low) or 1.0), nan=0.0, posinf=1.0, neginf=0.0)
-    v = np.round(np.clip(v, 0.0, 1.0) * (levels - 1)) * (255.0 / (levels - 1))
-    v = np.round(v).astype(np.uint8)
     pad = rows * cols - n
     if pad:
-        v = np.concatenate([v, np.zeros((pad, *v.shape[1:]), dtype=np.uint8)])
-    tiles = v.reshape(rows, cols, h, w, *v.shape[3:])
-    return np.swapaxes(tiles, 1, 2).reshape(rows * h, cols * w, *v.shape[3:])
+        pictures = np.concatenate([pictures, np.zeros((pad, *pictures.shape[1:]), dtype=np.uint8)])
+    tiles = pictures.reshape(rows, cols, h, w, *pictures.shape[3:])
+    return np.swapaxes(tiles, 1, 2).reshape(rows * h, cols * w, *pictures.shape[3:])
+
+
+def probe_views(inputs, reconstructions, n: int):
+    """How the inputs and reconstructions are shown (reporter/images.py): the frames' rules, one scale.
+
+    Returns (inputs view or None, reconstructions view or None); None where nothing can be shown.
+    """
+    from reporter.images import image_view
+
+    if inputs is None:
+        return None, None
+    try:
+        inputs_view = image_view(inputs, n, role="inputs")
+    except ReporterError:
+        return None, None
+    if not inputs_view.shown:
+        return None, None
+    recon_view = None
+    if reconstructions is not None:
+        try:
+            recon_view = image_view(reconstructions, n, role="recon", like=inputs_view)
+        except ReporterError:
+            recon_view = None
+    return inputs_view, recon_view if recon_view is not None and recon_view.shown else None
 
 
 def encode_png(pixels: np.ndarray) -> bytes:
@@ -184,20 +201,23 @@ def encode_png(pixels: np.ndarray) -> bytes:
 # -- the files ------------------------------------------------------------------------------
 
 
-def write_probes(out_dir, labels, inputs, class_names) -> dict:
+def write_probes(out_dir, labels, inputs, class_names, *, inputs_view=None) -> dict:
     """Write ``explore/probes.js`` (and ``probes.png`` when the inputs are pictures); return the payload."""
     out = Path(out_dir)
     labels = np.asarray(labels).astype(np.int64).ravel()
-    grid = image_grid(inputs) if inputs is not None else None
+    if inputs_view is None:
+        inputs_view = probe_views(inputs, None, len(labels))[0]
     payload = {
         "kind": "probes", "format": FORMAT, "n": int(len(labels)), "labels": labels.tolist(),
         "classes": [str(c) for c in class_names], "sprite": None,
+        "note": inputs_view.note if inputs_view is not None else "no pictures of the probe points",
     }
-    if grid is not None and len(grid) == len(labels):
-        cols = sprite_layout(len(grid))
-        atomic.write_bytes(out / PROBES_PNG, encode_png(sprite_sheet(grid, pixel_range(grid), cols)))
-        payload["sprite"] = {"src": PROBES_PNG, "cols": cols, "width": int(grid.shape[2]),
-                             "height": int(grid.shape[1])}
+    if inputs_view is not None:
+        pictures = view_pixels(inputs_view)
+        cols = sprite_layout(len(pictures))
+        atomic.write_bytes(out / PROBES_PNG, encode_png(sprite_sheet(pictures, cols)))
+        payload["sprite"] = {"src": PROBES_PNG, "cols": cols, "width": int(pictures.shape[2]),
+                             "height": int(pictures.shape[1])}
     atomic.write_text(out / PROBES_JS, data_script(payload))
     return payload
 
@@ -221,7 +241,8 @@ def write_frame(out_dir, index: int, embedding, labels, class_names, *, step: in
     latents : array (N, D), optional
         Bottleneck vectors: the pinned point's neighbours are found among them.
     inputs, reconstructions : arrays of N images, optional
-        The reconstructions become this frame's sprite sheet, on the inputs' value range.
+        Shown as the frames show them (reporter/images.py: layout, and one scale chosen from the
+        inputs); the reconstructions become this frame's sprite sheet.
     losses : array (N,), optional
         Per-sample loss.
     """
@@ -229,8 +250,9 @@ def write_frame(out_dir, index: int, embedding, labels, class_names, *, step: in
     n = len(embedding)
     if len(labels) != n:
         raise ReporterError(f"explore data: {n} points but {len(labels)} labels: check --labels-regex")
+    inputs_view, recon_view = probe_views(inputs, reconstructions, n)
     if not (out / PROBES_JS).is_file():
-        write_probes(out, labels, inputs, class_names)
+        write_probes(out, labels, inputs, class_names, inputs_view=inputs_view)
     files = frame_files(index)
     payload = {"kind": "frame", "format": FORMAT, "index": int(index), "step": int(step),
                "global_step": int(global_step), "n": int(n), "scale": COORD_SCALE,
@@ -243,11 +265,8 @@ def write_frame(out_dir, index: int, embedding, labels, class_names, *, step: in
         wide = n > 65535
         near = np.where(near < 0, 0xFFFFFFFF if wide else 0xFFFF, near)
         payload.update(nn=pack(near, "<u4" if wide else "<u2"), k=int(near.shape[1]), nn_bytes=4 if wide else 2)
-    grid = image_grid(reconstructions) if reconstructions is not None else None
-    probe_grid = image_grid(inputs) if inputs is not None else None
-    if grid is not None and len(grid) == n:
-        value_range = pixel_range(probe_grid if probe_grid is not None else grid)
-        sheet = sprite_sheet(grid, value_range, sprite_layout(n), levels=RECON_LEVELS)
+    if recon_view is not None:
+        sheet = sprite_sheet(view_pixels(recon_view, RECON_LEVELS), sprite_layout(n))
         atomic.write_bytes(out / files["recon"], encode_png(sheet))
         payload["recon"] = files["recon"]
     # The script last: a page that sees it can rely on the sprite it names.

@@ -15,6 +15,7 @@ from pathlib import Path
 from reporter import ReporterError, atomic
 from reporter.config import ReporterConfig
 from reporter.frame import make_frame, resume_embedder, write_frame_files
+from reporter.runs_index import RunsIndex
 from reporter.state import (FAILED, FINISHED, RUNNING, STALLED, STATE_FILE, FrameRecord, GifInfo, ReportState,
                             SkippedStep, now_iso)
 from reporter.state import load as load_saved_state
@@ -60,6 +61,7 @@ class Report:
         self.store = TensorStore(config.tensors, config.names(), retries=config.retries,
                                  retry_delay=config.retry_delay)
         self.run_info: dict | None = None
+        self.runs_index = RunsIndex(config.runs_index) if config.runs_index else None
         self.job = None
         if config.training_job:
             from reporter.sagemaker_job import JobWatcher
@@ -89,6 +91,8 @@ class Report:
         self.state.updated = now_iso()
         atomic.write_json(self.out / STATE_FILE, self.state.to_json())
         write_site(self.out, self.state, self.run_info)
+        if self.runs_index is not None:  # after state.json: the index is rebuilt from the folders
+            self.runs_index.update(self.state.status)
 
     def end(self, status: str, code: int, reason: str | None = None) -> int:
         """Record the final ``status`` (and the one-line ``reason``), save, and return ``code``."""

@@ -13,7 +13,8 @@ trainer=$!
 trap 'kill "$trainer" 2>/dev/null || true' INT TERM
 
 status=0
-"$PY" -m reporter --tensors "$run/tensors" --out "$run/site" --follow --threads 1 || status=$?
+"$PY" -m reporter --tensors "$run/tensors" --out "$run/site" --follow --threads 1 \
+  --runs-index runs/index.html || status=$?
 if ! wait "$trainer"; then
   echo "demo: the trainer failed; its log:" >&2
   tail -n 20 "$run/trainer.log" >&2
@@ -22,4 +23,4 @@ fi
 [ "$status" -eq 0 ] || exit "$status"
 ln -sfn "$(basename "$run")" runs/latest
 echo
-echo "demo: open $run/site/index.html  (GIF: $run/site/latentlapse.gif)"
+echo "demo: open $run/site/index.html  (GIF: $run/site/latentlapse.gif; every run: runs/index.html)"

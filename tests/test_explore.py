@@ -87,17 +87,28 @@ def test_sprite_sheet_cell_i_is_image_i():
     rng = np.random.default_rng(1)
     images = rng.random((23, 5, 7))
     cols = explore.sprite_layout(len(images))
-    sheet = explore.sprite_sheet(images, (0.0, 1.0), cols)
+    sheet = explore.sprite_sheet(explore.to_levels(images), cols)
     assert cols == 5 and sheet.shape == (5 * 5, 5 * 7)
     for i in range(23):
         r, c = divmod(i, cols)
         assert np.array_equal(sheet[r * 5 : (r + 1) * 5, c * 7 : (c + 1) * 7], np.round(images[i] * 255).astype(np.uint8))
     assert not sheet[4 * 5 :, 3 * 7 :].any()  # the two unused cells are black
-    coarse = explore.sprite_sheet(images, (0.0, 1.0), cols, levels=16)
-    assert set(np.unique(coarse)) <= {round(v * 17) for v in range(16)}
-    assert explore.image_grid(rng.random((4, 1, 5, 7))).shape == (4, 5, 7)
-    assert explore.image_grid(rng.random((4, 3, 5, 7))).shape == (4, 5, 7, 3)
-    assert explore.image_grid(rng.random((4, 20))) is None
+    assert set(np.unique(explore.to_levels(images, 16))) <= {v * 17 for v in range(16)}
+
+
+def test_pictures_follow_the_frames_rules_on_the_inputs_scale():
+    rng = np.random.default_rng(4)
+    inputs = rng.integers(0, 256, size=(6, 1, 5, 7)).astype(np.float64)  # 0..255, channels first
+    recons = inputs[:, 0] / 2  # another layout, judged on the inputs' scale
+    inputs_view, recon_view = explore.probe_views(inputs, recons, 6)
+    grey = explore.view_pixels(inputs_view)
+    assert grey.shape == (6, 5, 7) and np.array_equal(grey, inputs[:, 0].astype(np.uint8))
+    half = explore.view_pixels(recon_view)
+    assert np.abs(half.astype(int) - np.round(inputs[:, 0] / 2)).max() <= 1
+    rgb_view, _ = explore.probe_views(rng.random((4, 3, 5, 7)), None, 4)
+    assert explore.view_pixels(rgb_view).shape == (4, 5, 7, 3)
+    assert explore.probe_views(None, None, 4) == (None, None)
+    assert explore.probe_views(rng.random((3, 5, 7)), None, 4) == (None, None)  # not one per point
 
 
 def test_a_frame_writes_only_its_own_files(tmp_path):
