@@ -119,12 +119,20 @@ def test_launch_sends_the_expected_create_training_job_request(tmp_path):
     session.s3_resource.meta.client.meta.events.register(
         "before-parameter-build.s3.PutObject",
         lambda params, **_: uploaded.update(key=params["Key"], body=params["Body"].read()))
+    sent = {}
+    session.sagemaker_client.meta.events.register(
+        "before-parameter-build.sagemaker.CreateTrainingJob",
+        lambda params, **_: sent.update(collections=params["DebugHookConfig"]["CollectionConfigurations"]))
     sm = Stubber(session.sagemaker_client)
+    expected = expected_request()
+    collections = expected["DebugHookConfig"]["CollectionConfigurations"]
+    expected["DebugHookConfig"]["CollectionConfigurations"] = ANY  # order checked below
     sm.add_response("create_training_job", {"TrainingJobArn": "arn:aws:sagemaker:us-west-2:123456789012:"
-                                                              "training-job/x"}, expected_request())
+                                                              "training-job/x"}, expected)
     with s3, sm:
         name = launch(_config(), session=session)
     sm.assert_no_pending_responses()
+    _assert_matches(_by_name(sent["collections"]), _by_name(collections))
     s3.assert_no_pending_responses()
     assert re.fullmatch(r"latentlapse-\d{4}(-\d{2}){5}-\d{3}", name)
     assert uploaded["key"] == f"latentlapse/{name}/source/sourcedir.tar.gz"
@@ -159,11 +167,18 @@ def test_dry_run_prints_the_request_without_any_network(monkeypatch):
                      "ml.c5.2xlarge", "--steps", "940", "--batch-size", "64", "--save-interval", "20"])
     assert code == 0
     request = json.loads(out.getvalue())
+    hook = request["DebugHookConfig"]
+    hook["CollectionConfigurations"] = _by_name(hook["CollectionConfigurations"])
     _assert_matches(request, expected_request())
     job = request["TrainingJobName"]
     assert request["HyperParameters"]["sagemaker_job_name"] == f'"{job}"'
     assert request["HyperParameters"]["sagemaker_submit_directory"] == \
         f'"s3://my-bucket/latentlapse/{job}/source/sourcedir.tar.gz"'
+
+
+def _by_name(collections: list) -> list:
+    """The SDK gathers collection configs in a set: their order in a request changes from run to run."""
+    return sorted(collections, key=lambda c: c["CollectionName"])
 
 
 def _assert_matches(actual, expected, path="request"):
