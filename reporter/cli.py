@@ -1,4 +1,5 @@
-"""``python -m reporter``: follow a tensor store; ``python -m reporter tensors PATH``: list its tensors."""
+"""``python -m reporter``: follow a tensor store; ``python -m reporter tensors PATH``: list its tensors;
+``python -m reporter figure --report DIR``: re-make a report's paper figure."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ def _quiet_third_parties() -> None:
     logging.getLogger("botocore").setLevel(logging.WARNING)  # "Found endpoint for s3" on every poll
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
     logging.getLogger("PIL").setLevel(logging.WARNING)
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # a line per table when a PDF embeds a font
 
 
 def list_tensors(argv: list[str]) -> int:
@@ -41,6 +43,27 @@ def list_tensors(argv: list[str]) -> int:
     return 0
 
 
+def make_figure(argv: list[str]) -> int:
+    """Re-make a report's paper figure from its frames (no tensor store needed)."""
+    import argparse
+
+    from reporter.figure import DEFAULT_PANELS, FIGURE_FILES, parse_steps, write_figure
+
+    p = argparse.ArgumentParser(prog="python -m reporter figure",
+                                description="Re-make figure.pdf/.svg/.png of a report from its frames.")
+    p.add_argument("--report", required=True, help="the report folder (the reporter's --out)")
+    p.add_argument("--steps", help="training steps to show, e.g. 0,200,500,937 (default: evenly spaced)")
+    p.add_argument("--frames", type=int, default=DEFAULT_PANELS,
+                   help=f"how many evenly spaced frames when --steps is not given (default {DEFAULT_PANELS})")
+    p.add_argument("--figure-width", default="single", help="single (3.5 in) or double (7 in)")
+    args = p.parse_args(argv)
+    steps = parse_steps(args.steps) if args.steps is not None else None
+    shown = write_figure(args.report, steps=steps, k=args.frames, width=args.figure_width)
+    print(f"reporter: figure of training steps {', '.join(map(str, shown))}: "
+          + ", ".join(os.path.join(args.report, f) for f in FIGURE_FILES))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns the exit code."""
     argv = sys.argv[1:] if argv is None else argv
@@ -49,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv[:1] == ["tensors"]:
             return list_tensors(argv[1:])
+        if argv[:1] == ["figure"]:
+            return make_figure(argv[1:])
         from reporter.config import from_args
 
         config = from_args(argv)

@@ -28,6 +28,9 @@ class ReporterConfig:
     retry_delay: float = 1.0
     gif_delay_ms: int = 250
     gif_budget_mib: float = 5.0
+    mp4_every: int = 25
+    figure_frames: int = 6
+    figure_width: str = "single"
     latent_regex: str = DEFAULT_NAMES["latent"]
     labels_regex: str = DEFAULT_NAMES["labels"]
     inputs_regex: str = DEFAULT_NAMES["inputs"]
@@ -54,6 +57,9 @@ HELP = {
     "retry_delay": "seconds between those tries",
     "gif_delay_ms": "display time of each GIF frame (>= 20 ms)",
     "gif_budget_mib": "size the GIF must stay under (GitHub hot-links up to 5 MiB)",
+    "mp4_every": "rewrite latentlapse.mp4 every N frames (and when the run ends); each update encodes N frames",
+    "figure_frames": "frames in the paper figure (figure.pdf/.svg/.png), evenly spaced in training steps",
+    "figure_width": "width of the paper figure: single (3.5 in, one column) or double (7 in)",
     "latent_regex": "regex of the bottleneck tensor",
     "labels_regex": "regex of the labels tensor",
     "inputs_regex": "regex of the input images tensor",
@@ -127,13 +133,16 @@ def from_args(argv: list[str] | None = None, environ: dict | None = None) -> Rep
             raise ReporterError("--out is needed for an s3:// store: pass the folder to write the site into")
         config.out = os.path.join(os.path.dirname(os.path.abspath(config.tensors)), "site")
     for name in ("wait_timeout", "stall_after", "poll_interval", "threads", "retries", "gif_delay_ms",
-                 "gif_budget_mib"):
+                 "gif_budget_mib", "mp4_every", "figure_frames"):
         if getattr(config, name) <= 0:
             raise ReporterError(f"--{name.replace('_', '-')} must be positive, got {getattr(config, name)}")
     if config.runs_index:
         from reporter.runs_index import check_path
 
         config.runs_index = check_path(config.runs_index)
+    from reporter.figure import check_width
+
+    check_width(config.figure_width)
     if config.retry_delay < 0:
         raise ReporterError(f"--retry-delay must not be negative, got {config.retry_delay}")
     if not config.tensors.startswith("s3://"):

@@ -66,6 +66,7 @@ def make_frame(probe: ProbeStep, embedder, *, index: int, run_info: dict | None)
     from reporter.quality import knn_accuracy, trustworthiness
     from reporter.render import draw_frame
     from reporter.rules import dead_units
+    from reporter.steps import total_steps, training_step
 
     started = time.perf_counter()
     layout = embedder.layout  # the last frame's, repeated if this one cannot be embedded
@@ -79,8 +80,10 @@ def make_frame(probe: ProbeStep, embedder, *, index: int, run_info: dict | None)
     class_names = class_names_of(run_info, probe.labels)
     eval_loss = float(np.mean(probe.losses)) if probe.losses is not None else None
     train_loss = float(np.mean([v for _, v in probe.train_losses])) if probe.train_losses else None
+    train_step, total = training_step(probe.step, probe.global_step, run_info), total_steps(run_info)
     record = FrameRecord(
         index=index, step=probe.step, global_step=probe.global_step,
+        train_step=train_step, total_steps=total,
         eval_loss=_finite_or_none(eval_loss), train_loss=_finite_or_none(train_loss),
         train_losses=[[g, _finite_or_none(v)] for g, v in probe.train_losses],
         nonfinite=bool(not latents_finite or (eval_loss is not None and not np.isfinite(eval_loss))),
@@ -92,7 +95,7 @@ def make_frame(probe: ProbeStep, embedder, *, index: int, run_info: dict | None)
         record.knn_2d = round(float(knn_accuracy(embedding, probe.labels)), 4)
         record.trustworthiness = round(float(trustworthiness(probe.latents, embedding)), 4)
     picture = draw_frame(embedding, probe.labels, class_names, probe.inputs, probe.reconstructions,
-                         step=probe.step, global_step=probe.global_step, eval_loss=eval_loss,
+                         step=train_step, total_steps=total, eval_loss=eval_loss,
                          train_loss=train_loss, nonfinite=not latents_finite,
                          title=f"latentlapse · {(run_info or {}).get('dataset', 'trial')}")
     return Frame(record, picture, embedding, latents_finite, class_names)
@@ -108,7 +111,7 @@ def write_frame_files(out: Path, frame: Frame, probe: ProbeStep) -> None:
     record = frame.record
     save_png(out / record.png, frame.picture)
     atomic.write_text(out / record.csv, _csv(frame.embedding, probe.labels))
-    atomic.write_bytes(out / record.npz, _npz(frame.embedding, probe.labels, probe.step, probe.latents))
+    atomic.write_bytes(out / record.npz, _npz(frame.embedding, probe.labels, probe, record.train_step))
     save_reconstruction_grid(out / RECONSTRUCTION_PNG, probe.inputs, probe.reconstructions,
                              probe.labels, frame.class_names, colours=CLASS_COLOURS)
     # The interactive view's data for this frame (reporter/explore.py).
@@ -125,9 +128,12 @@ def _csv(embedding: np.ndarray, labels: np.ndarray) -> str:
     return buf.getvalue()
 
 
-def _npz(embedding: np.ndarray, labels: np.ndarray, step: int, latents: np.ndarray) -> bytes:
+def _npz(embedding: np.ndarray, labels: np.ndarray, probe: ProbeStep, train_step: int) -> bytes:
+    # step: the EVAL step (as before); global_step: smdebug's; train_step: train steps done.
     buf = io.BytesIO()
-    np.savez(buf, embedding=embedding, labels=labels, step=np.int64(step), latents=latents)
+    np.savez(buf, embedding=embedding, labels=labels, step=np.int64(probe.step),
+             global_step=np.int64(probe.global_step), train_step=np.int64(train_step),
+             latents=probe.latents)
     return buf.getvalue()
 
 

@@ -28,7 +28,7 @@ GIF_FILE = "latentlapse.gif"
 EXIT_OK, EXIT_FAILED = 0, 3
 # Files the reporter writes at the top of its folder; any other file there means the folder is not ours.
 OWN_ENTRIES = {STATE_FILE, GIF_FILE, "index.html", "assets", "frames", "run.json", "metrics.csv",
-               "reconstruction.png", "explore"}
+               "reconstruction.png", "explore", "latentlapse.mp4", "figure.pdf", "figure.svg", "figure.png"}
 
 
 def load_state(out: Path, tensors: str) -> ReportState:
@@ -75,6 +75,10 @@ class Report:
         if self.gif.frames > len(self.state.frames):
             # Killed between publishing the GIF and recording the frame: the state is the truth.
             self.gif.truncate(len(self.state.frames))
+        from reporter.video import VideoWriter
+
+        self.video = VideoWriter(self.out, fps=1000.0 / config.gif_delay_ms, every=config.mp4_every,
+                                 threads=config.threads)
 
     # -- status and saving ---------------------------------------------------------------------
 
@@ -96,6 +100,7 @@ class Report:
 
     def end(self, status: str, code: int, reason: str | None = None) -> int:
         """Record the final ``status`` (and the one-line ``reason``), save, and return ``code``."""
+        self.publish_outputs(complete=True)
         self.set_status(status)
         self.state.reason = reason
         self.save()
@@ -122,13 +127,22 @@ class Report:
 
         self.state.frames.append(record)
         self.state.gif = GifInfo(path=GIF_FILE, frames=self.gif.frames, bytes=self.gif.bytes,
-                                 scale=self.gif.scale, note=self.gif.note)
+                                 scale=self.gif.scale, note=self.gif.note, kept=self.gif.kept,
+                                 width=self.gif.size[0], height=self.gif.size[1])
+        self.publish_outputs(complete=False)
         self.state.alerts = evaluate(self.state.frame_dicts(), latents_last=probe.latents)
         self.state.tensors_inventory = self.store.inventory()
         log.info("frame %d: EVAL step %d (global %d), embedded in %.2f s, 10-NN 2-D %s, GIF %.2f MB",
                  record.index, probe.step, probe.global_step, record.embed_seconds, record.knn_2d,
                  self.gif.bytes / 1e6)
         return record
+
+    def publish_outputs(self, complete: bool) -> None:
+        """The MP4 and, once ``complete``, the paper figure (reporter/outputs.py)."""
+        from reporter.outputs import publish
+
+        publish(self.out, self.state, self.video, self.run_info, complete=complete,
+                figure_frames=self.config.figure_frames, figure_width=self.config.figure_width)
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -187,6 +201,7 @@ class Report:
                     return self.ended()
                 continue
             if not config.follow:
+                self.publish_outputs(complete=True)  # the frames read so far, in every output
                 self.save()
                 return EXIT_OK
             quiet = time.monotonic() - last_growth

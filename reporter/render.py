@@ -21,9 +21,11 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
 
 from reporter import ReporterError
 from reporter.atomic import write_bytes
+from reporter.steps import step_text
 
 #: Petroff's 10-colour sequence (M. A. Petroff, "Accessible Color Sequences for Data
 #: Visualization", 2021; matplotlib's ``petroff10`` style): chosen in a survey to stay
@@ -38,13 +40,17 @@ PALETTE_NAME = "Petroff 10"
 #: on the edge whole.
 BOX_LIMITS = (-1.06, 1.06, -1.06, 1.06)
 
-#: Default picture: 900 x 380 px, small enough for a GIF of ~40 frames under 5 MiB.
-FIGSIZE_INCHES = (9.0, 3.8)
+#: Default picture: 900 x 540 px. Read at ~700 px wide in a pull request (its text is >= 12 px
+#: high at 900 px, so >= 9 px there) and on a 16:9-ish slide.
+FIGSIZE_INCHES = (9.0, 5.4)
 DPI = 100
 
 BANNER_COLOUR = CLASS_COLOURS[2]  # a palette colour, so the GIF keeps it exactly
-MARKER_AREA = 9.0  # points^2: ~4 px across, so each marker has a pure-colour centre
+MARKER_AREA = 16.0  # points^2: ~5.5 px across, so each marker has a pure-colour centre
 MAX_EXAMPLE_CLASSES = 10
+AXIS_COLOUR = "#bfbfbf"
+TEXT_GREY = "#555555"
+BAR_TRACK, BAR_DONE = "#e6e6e6", "#555555"  # greys: the GIF's palette holds them exactly
 
 
 def class_colour(k: int) -> str:
@@ -125,29 +131,24 @@ def _examples(labels: np.ndarray, n_classes: int) -> list[int | None]:
     return picks
 
 
-def _mosaic(inputs, recons, picks, cols):
-    """Tiles: each class's input above its reconstruction; NaN marks gaps (drawn as background)."""
+def _thumbnails(inputs, recons, picks):
+    """One row per class: its example's input, a gap, its reconstruction; NaN marks gaps."""
     h, w = inputs.shape[1:]
-    label_gap, gap = max(h // 4, 4), 1
-    pair_rows = math.ceil(len(picks) / cols)
-    block_h = label_gap + h + gap + h
-    canvas = np.full((pair_rows * block_h, cols * w + (cols - 1) * 2), np.nan)
+    gap = max(w // 7, 2)
+    row_h = h + gap
+    canvas = np.full((len(picks) * row_h, 2 * w + gap), np.nan)
     shown = [i for i in picks if i is not None]
     lo = float(np.nanmin(inputs[shown])) if shown else 0.0
     hi = float(np.nanmax(inputs[shown])) if shown else 1.0
     if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
         lo, hi = 0.0, 1.0
-    anchors = []
     for slot, i in enumerate(picks):
-        r, c = divmod(slot, cols)
-        top, left = r * block_h + label_gap, c * (w + 2)
-        anchors.append((left, top))
         if i is None:
             continue
-        canvas[top:top + h, left:left + w] = np.clip((inputs[i] - lo) / (hi - lo), 0, 1)
-        rec = np.clip((recons[i] - lo) / (hi - lo), 0, 1)
-        canvas[top + h + gap:top + 2 * h + gap, left:left + w] = rec
-    return canvas, anchors
+        top = slot * row_h
+        canvas[top:top + h, :w] = np.clip((inputs[i] - lo) / (hi - lo), 0, 1)
+        canvas[top:top + h, w + gap:] = np.clip((recons[i] - lo) / (hi - lo), 0, 1)
+    return canvas
 
 
 def _fmt_loss(value) -> str:
@@ -155,6 +156,41 @@ def _fmt_loss(value) -> str:
         return "n/a"
     value = float(value)
     return f"{value:.4g}" if math.isfinite(value) else str(value)
+
+
+def scatter_by_class(ax, embedding, labels, limits, *, marker_area: float, rasterized: bool = False,
+                     spine_width: float = 0.8) -> None:
+    """The embedding's finite points in their class colours on ``ax``, square, no ticks.
+
+    Points are drawn in a fixed shuffled order so no class is always painted over the others.
+    The frame and the paper figure draw their maps with this.
+    """
+    finite = np.isfinite(embedding).all(axis=1)
+    order = np.random.default_rng(0).permutation(len(embedding))
+    order = order[finite[order]]
+    ax.scatter(embedding[order, 0], embedding[order, 1], s=marker_area, linewidths=0,
+               c=[class_colour(k) for k in np.asarray(labels)[order]], rasterized=rasterized)
+    ax.set_xlim(limits[0], limits[1])
+    ax.set_ylim(limits[2], limits[3])
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_aspect("equal", adjustable="box")
+    for spine in ax.spines.values():
+        spine.set_color(AXIS_COLOUR)
+        spine.set_linewidth(spine_width)
+
+
+class _Layout:
+    """Places in pixels from the top left of a ``width`` x ``height`` picture, in figure fractions."""
+
+    def __init__(self, width: float, height: float):
+        self.width, self.height = width, height
+
+    def box(self, left, top, w, h):
+        return (left / self.width, 1 - (top + h) / self.height, w / self.width, h / self.height)
+
+    def point(self, x, y):
+        return (x / self.width, 1 - y / self.height)
 
 
 def draw_frame(
@@ -165,16 +201,22 @@ def draw_frame(
     reconstructions,
     *,
     step: int,
-    global_step: int,
-    eval_loss,
+    total_steps: int | None = None,
+    eval_loss=None,
     train_loss=None,
     limits=None,
     title: str | None = None,
     nonfinite: bool = False,
+    global_step: int | None = None,
     figsize=FIGSIZE_INCHES,
     dpi: int = DPI,
 ) -> np.ndarray:
-    """Draw one frame: probe images over their reconstructions, and the embedding by class.
+    """Draw one frame: the embedding by class, large, and beside it each class with an example.
+
+    Layout (900 x 540 px by default), made to be read at ~700 px wide in a pull request and on
+    a slide: a heading with the training step and a progress bar of it; the probe set's
+    embedding in a square that is the largest element; on the right one row per class: its
+    colour, its name, one of its probe images and the autoencoder's reconstruction of it.
 
     Parameters
     ----------
@@ -185,9 +227,13 @@ def draw_frame(
     class_names : sequence of str
         Legend text per class.
     inputs, reconstructions : array (N, H, W) or (N, 1, H, W)
-        Probe images and the autoencoder's output; one example per class is shown.
-    step, global_step : int
-        EVAL step of this frame and the trainer's global step.
+        Probe images and the autoencoder's output; one example per class is shown (up to
+        ten classes).
+    step : int
+        The training step of this frame (train steps done), as people count them.
+    total_steps : int, optional
+        Train steps of the whole run: the heading says "step 925 of 937" and a bar shows the
+        progress. Without it, "step 925" and no bar.
     eval_loss, train_loss : float or None
         Losses printed on the frame.
     limits : (xmin, xmax, ymin, ymax) or None
@@ -198,14 +244,18 @@ def draw_frame(
     nonfinite : bool
         The latents held NaN/Inf: a banner marks the frame (also shown when ``embedding``
         itself has non-finite rows).
+    global_step : int, optional
+        Accepted and not drawn: smdebug's global step (it counts EVAL passes too) belongs in
+        the data files, not in the picture.
     figsize, dpi
-        Picture size; the default is 900 x 380 px.
+        Picture size; the default is 900 x 540 px.
 
     Returns
     -------
     array (H, W, 3), uint8
         The RGB picture; identical inputs give identical pixels.
     """
+    del global_step
     emb = np.asarray(embedding, dtype=np.float64)
     if emb.ndim != 2 or emb.shape[1] != 2:
         raise ReporterError(f"the embedding must be shaped (N, 2), got {emb.shape}")
@@ -233,62 +283,81 @@ def draw_frame(
 
     fig = Figure(figsize=figsize, dpi=dpi, facecolor="white")
     FigureCanvasAgg(fig)
+    # Sizes below are pixels of the default 900 x 540 picture, scaled to the one asked for.
+    px = _Layout(900.0, 540.0)
+    unit = figsize[0] * dpi / 900.0  # points per default pixel, times the dpi ratio
+    pt = 72.0 / 100.0 * unit  # a default pixel in points
 
-    # Left: one probe image per class, input above reconstruction.
-    picks = _examples(lab, len(names))
-    cols = min(5, max(len(picks), 1))
-    canvas, anchors = _mosaic(ins, recs, picks, cols)
-    ax_img = fig.add_axes((0.045, 0.05, 0.30, 0.80))
-    ax_img.imshow(canvas, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
-    ax_img.set_anchor("N")
-    ax_img.set_axis_off()
-    h = ins.shape[1]
-    # Long names (Fashion-MNIST's "T-shirt/top") get a smaller font so neighbours don't touch.
-    long_names = max((len(names[k]) for k in range(len(anchors))), default=0) > 7
-    for slot, (left, top) in enumerate(anchors):
-        ax_img.text(left, top - 1.5, names[slot][:12], color=class_colour(slot),
-                    fontsize=6 if long_names else 7, fontweight="normal" if long_names else "bold",
-                    ha="left", va="bottom", clip_on=False)
-        if slot % cols == 0:
-            ax_img.text(-2, top + h / 2, "in", fontsize=6.5, ha="right", va="center", clip_on=False)
-            ax_img.text(-2, top + 1 + 1.5 * h, "out", fontsize=6.5, ha="right", va="center",
-                        clip_on=False)
+    # Heading: title, the training step, and a bar of it.
+    fig.text(*px.point(24, 26), title or "latentlapse", fontsize=15 * pt, fontweight="bold",
+             va="center", ha="left")
+    fig.text(*px.point(876, 26), step_text(step, total_steps), fontsize=15 * pt,
+             va="center", ha="right")
+    if total_steps:
+        done = min(max(float(step) / float(total_steps), 0.0), 1.0)
+        bar = fig.add_axes(px.box(24, 46, 852, 6))
+        bar.set_axis_off()
+        bar.set_xlim(0, 1)
+        bar.set_ylim(0, 1)
+        bar.add_patch(Rectangle((0, 0), 1, 1, facecolor=BAR_TRACK, edgecolor="none"))
+        bar.add_patch(Rectangle((0, 0), done, 1, facecolor=BAR_DONE, edgecolor="none"))
 
-    # Middle: the probe set's embedding, drawn in a fixed shuffled order so no class is
-    # always painted over the others.
-    ax = fig.add_axes((0.37, 0.05, 0.80 * figsize[1] / figsize[0], 0.80))
-    order = np.random.default_rng(0).permutation(n)
-    order = order[finite[order]]
-    colours = np.array([class_colour(k) for k in lab[order]], dtype=object)
-    ax.scatter(emb[order, 0], emb[order, 1], s=MARKER_AREA, c=list(colours), linewidths=0,
-               rasterized=True)
-    ax.set_xlim(limits[0], limits[1])
-    ax.set_ylim(limits[2], limits[3])
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_aspect("equal", adjustable="box")
-    for spine in ax.spines.values():
-        spine.set_color("#94a4a2")
+    # The probe set's embedding, the largest element, drawn in a fixed shuffled order so no
+    # class is always painted over the others.
+    ax = fig.add_axes(px.box(24, 64, 460, 460))
+    scatter_by_class(ax, emb, lab, limits, marker_area=MARKER_AREA * unit ** 2, rasterized=True)
     if marked:
         for spine in ax.spines.values():
             spine.set_color(BANNER_COLOUR)
             spine.set_linewidth(3)
         ax.text(0.5, 0.985, f"latents contain NaN/Inf\n{int(finite.sum())} of {n} points shown",
-                transform=ax.transAxes, ha="center", va="top", fontsize=8, fontweight="bold",
-                color="white", bbox=dict(boxstyle="square,pad=0.3", facecolor=BANNER_COLOUR,
-                                         edgecolor=BANNER_COLOUR))
+                transform=ax.transAxes, ha="center", va="top", fontsize=11 * pt,
+                fontweight="bold", color="white",
+                bbox=dict(boxstyle="square,pad=0.3", facecolor=BANNER_COLOUR,
+                          edgecolor=BANNER_COLOUR))
 
-    # Right: legend, step and losses.
-    handles = [Line2D([], [], linestyle="none", marker="o", markersize=6, markeredgewidth=0,
-                      markerfacecolor=class_colour(k), label=name) for k, name in enumerate(names)]
-    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.74, 0.86), frameon=False,
-               fontsize=8, ncols=1 if len(names) <= 10 else 2, handletextpad=0.3,
-               borderaxespad=0.0, labelspacing=0.45)
-    fig.text(0.045, 0.94, title or "latentlapse", fontsize=12, fontweight="bold", va="center")
-    fig.text(0.37, 0.94, f"EVAL step {step}   (global step {global_step})", fontsize=9,
-             va="center")
-    fig.text(0.74, 0.94, f"eval loss {_fmt_loss(eval_loss)}\ntrain loss {_fmt_loss(train_loss)}",
-             fontsize=8, va="center", family="monospace")
+    # One row per class: colour, name, an example and its reconstruction.
+    n_rows = len(names)
+    with_images = n_rows <= MAX_EXAMPLE_CLASSES
+    top, height = 84.0, 420.0
+    columns = 1 if n_rows <= 10 else 2
+    per_column = math.ceil(n_rows / columns)
+    row_h = min(height / max(per_column, 1), 46.0)
+    name_size = min(14.0, 0.4 * row_h) * pt
+    # Name column: the marker and the longest name (~0.6 em per character), then the images;
+    # the whole block centred in the space right of the scatter.
+    longest = max((len(name[:16]) for name in names), default=1)
+    name_column = 0.4 * row_h + 0.6 * longest * name_size / pt + 24
+    left, right = 500.0, 876.0
+    if with_images:
+        picks = _examples(lab, n_rows)
+        thumbs = _thumbnails(ins, recs, picks)
+        scale = row_h / (ins.shape[1] + max(ins.shape[2] // 7, 2))
+        width_px = thumbs.shape[1] * scale
+        left = max(left, left + (right - left - name_column - width_px) / 2)
+        x_img = left + name_column
+        ax_img = fig.add_axes(px.box(x_img, top, width_px, thumbs.shape[0] * scale))
+        ax_img.imshow(thumbs, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest",
+                      aspect="auto")
+        ax_img.set_axis_off()
+        for x, word in ((x_img + width_px * 0.25, "in"), (x_img + width_px * 0.75, "out")):
+            fig.text(*px.point(x, top - 4), word, fontsize=11 * pt, ha="center", va="bottom",
+                     color=TEXT_GREY)
+    else:
+        left = max(left, left + (right - left - columns * name_column) / 2)
+    for k, name in enumerate(names):
+        col, row = divmod(k, per_column)
+        x = left + 8 + col * name_column
+        # With images, centre the name on the picture of the row (its gap is below it).
+        y = top + (row + 0.5) * row_h - (0.06 * row_h if with_images else 0)
+        fig.add_artist(Line2D([px.point(x, y)[0]], [px.point(x, y)[1]], linestyle="none",
+                              marker="o", markersize=0.32 * row_h * pt, markeredgewidth=0,
+                              markerfacecolor=class_colour(k), transform=fig.transFigure))
+        fig.text(*px.point(x + 0.4 * row_h, y), name[:16], fontsize=name_size, va="center",
+                 ha="left")
+    fig.text(*px.point(500, 524), f"eval loss {_fmt_loss(eval_loss)}    "
+             f"train loss {_fmt_loss(train_loss)}", fontsize=11 * pt, va="bottom", ha="left",
+             color=TEXT_GREY)
 
     fig.canvas.draw()
     rgba = np.asarray(fig.canvas.buffer_rgba())

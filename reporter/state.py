@@ -52,7 +52,9 @@ class FrameRecord:
 
     index: int
     step: int                           # EVAL-mode step
-    global_step: int
+    global_step: int                    # smdebug's: counts EVAL passes too
+    train_step: int | None = None       # train steps done (what frames and captions say); reporter/steps.py
+    total_steps: int | None = None      # train steps of the whole run, when the run file says
     png: str = ""
     csv: str = ""
     npz: str = ""
@@ -117,14 +119,37 @@ class GifInfo:
     """The animated GIF as last published."""
 
     path: str = "latentlapse.gif"
-    frames: int = 0
+    frames: int = 0                     # frames of the run it covers (M)
     bytes: int = 0
     scale: float = 1.0
     note: str | None = None
+    kept: int | None = None             # frames in the GIF (N of M); None: all (older reports)
+    width: int | None = None
+    height: int | None = None
 
     @classmethod
     def from_json(cls, obj: dict) -> "GifInfo":
         return cls(**_known(cls, obj, "gif"))
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class OutputInfo:
+    """A file made from the frames for people to take away (the MP4, the paper figure)."""
+
+    path: str
+    frames: int = 0                     # frames it shows
+    bytes: int = 0
+    steps: list | None = None           # the figure: training step of each panel
+    width: str | None = None            # the figure: "single" or "double"
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "OutputInfo":
+        values = _known(cls, obj, "output")
+        values.setdefault("path", "")
+        return cls(**values)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -147,6 +172,8 @@ class ReportState:
     frames: list[FrameRecord] = field(default_factory=list)
     skipped: list[SkippedStep] = field(default_factory=list)
     gif: GifInfo | None = None
+    video: OutputInfo | None = None                          # latentlapse.mp4 (reporter/video.py)
+    figure: OutputInfo | None = None                         # figure.pdf/.svg/.png (reporter/figure.py)
     alerts: list | None = field(default_factory=list)        # reporter.rules.evaluate's records
     tensors_inventory: list = field(default_factory=list)    # reporter.store.TensorStore.inventory rows
 
@@ -170,6 +197,8 @@ class ReportState:
         values["skipped"] = [SkippedStep.from_json(s) for s in values.get("skipped") or []]
         gif = values.get("gif")
         values["gif"] = GifInfo.from_json(gif) if gif else None
+        for key in ("video", "figure"):
+            values[key] = OutputInfo.from_json(values[key]) if values.get(key) else None
         if values.get("alerts") is not None and not isinstance(values["alerts"], list):
             values["alerts"] = None  # recomputed by the site from the frames
         values["tensors_inventory"] = list(values.get("tensors_inventory") or [])
@@ -182,6 +211,8 @@ class ReportState:
             "frames": [f.to_json() for f in self.frames],
             "skipped": [s.to_json() for s in self.skipped],
             "gif": self.gif.to_json() if self.gif else None,
+            "video": self.video.to_json() if self.video else None,
+            "figure": self.figure.to_json() if self.figure else None,
             "alerts": self.alerts, "tensors_inventory": self.tensors_inventory,
         }
 

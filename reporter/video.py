@@ -129,8 +129,20 @@ class VideoWriter:
         self.fps = float(fps)
         self.every = int(every)
         self.threads = int(threads)
-        self.frames = 0
-        self.bytes = 0
+        self.frames, self.bytes = self._published()
+
+    def _published(self) -> tuple[int, int]:
+        """Frames and size of a video already in the folder: its segments run from 0 without gaps."""
+        if not self.path.is_file() or not self.segments_dir.is_dir():
+            return 0, 0
+        ranges = sorted(tuple(int(x) for x in p.stem.split("-")[1:3])
+                        for p in self.segments_dir.glob("segment-*-*.mp4"))
+        stop = 0
+        for start, end in ranges:
+            if start != stop:
+                return 0, 0
+            stop = end
+        return stop, self.path.stat().st_size
 
     def due(self, n_frames: int, final: bool = False) -> bool:
         """Whether :meth:`update` with ``n_frames`` recorded frames would change the video."""

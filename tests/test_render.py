@@ -10,10 +10,12 @@ import pytest
 from PIL import Image
 
 from reporter import ReporterError
-from reporter.render import (BANNER_COLOUR, BOX_LIMITS, CLASS_COLOURS, draw_frame, fit_to_box,
-                             save_png, stable_limits)
+from reporter.render import (AXIS_COLOUR, BANNER_COLOUR, BAR_DONE, BAR_TRACK, BOX_LIMITS,
+                             CLASS_COLOURS, draw_frame, fit_to_box, save_png, stable_limits)
+from reporter.steps import step_text
 
 N_PER_CLASS = 20
+SCATTER = slice(24, 484)  # the columns of the scatter in a 900 px wide frame
 NAMES = [str(d) for d in range(10)]
 
 
@@ -42,16 +44,16 @@ def probe():
 
 def draw(probe, embedding=None, **kw):
     emb, labels, inputs, recons = probe
-    kw.setdefault("step", 3)
-    kw.setdefault("global_step", 75)
+    kw.setdefault("step", 75)
+    kw.setdefault("total_steps", 300)
     kw.setdefault("eval_loss", 0.0123)
     return draw_frame(emb if embedding is None else embedding, labels, NAMES, inputs, recons, **kw)
 
 
-def test_frame_is_a_900x380_rgb_picture_and_identical_inputs_give_identical_pixels(probe):
+def test_frame_is_a_900x540_rgb_picture_and_identical_inputs_give_identical_pixels(probe):
     a = draw(probe, train_loss=0.02)
     b = draw(probe, train_loss=0.02)
-    assert a.shape == (380, 900, 3) and a.dtype == np.uint8
+    assert a.shape == (540, 900, 3) and a.dtype == np.uint8
     assert np.array_equal(a, b)
     # Something else on the frame changes its pixels: the text is really drawn.
     assert not np.array_equal(a, draw(probe, train_loss=0.03))
@@ -83,14 +85,14 @@ def test_points_land_where_their_coordinates_say(probe):
     right = draw(probe, -emb, limits=limits)
 
     def x_of(img, k):  # mean column of class k's colour inside the scatter
-        return np.nonzero(pixels_of(img[:, 330:650], CLASS_COLOURS[k]))[1].mean()
+        return np.nonzero(pixels_of(img[:, SCATTER], CLASS_COLOURS[k]))[1].mean()
 
     assert x_of(left, 0) < x_of(left, 1)
     assert x_of(right, 0) > x_of(right, 1)
     # Fixed limits: a point moved out of view disappears instead of the view following it.
     far = emb.copy()
     far[labels == 1] = [50.0, 0.0]
-    assert pixels_of(draw(probe, far, limits=limits)[:, 330:650], CLASS_COLOURS[1]).sum() == 0
+    assert pixels_of(draw(probe, far, limits=limits)[:, SCATTER], CLASS_COLOURS[1]).sum() == 0
 
 
 def test_fit_to_box_fills_the_box_and_keeps_nonfinite_rows():
@@ -130,12 +132,12 @@ def test_nonfinite_latents_mark_the_frame_and_draw_the_finite_points(probe):
 
 def test_channel_axis_is_optional_and_long_class_names_fit(probe):
     emb, labels, inputs, recons = probe
-    a = draw_frame(emb, labels, NAMES, inputs, recons, step=0, global_step=0, eval_loss=0.1)
-    b = draw_frame(emb, labels, NAMES, inputs[:, 0], recons[:, 0], step=0, global_step=0, eval_loss=0.1)
+    a = draw_frame(emb, labels, NAMES, inputs, recons, step=0, eval_loss=0.1)
+    b = draw_frame(emb, labels, NAMES, inputs[:, 0], recons[:, 0], step=0, eval_loss=0.1)
     assert np.array_equal(a, b)
     fashion = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                "Sneaker", "Bag", "Ankle boot"]
-    c = draw_frame(emb, labels, fashion, inputs, recons, step=0, global_step=0, eval_loss=0.1,
+    c = draw_frame(emb, labels, fashion, inputs, recons, step=0, eval_loss=0.1,
                    title="fashion-mnist")
     assert c.shape == a.shape and not np.array_equal(a, c)
 
@@ -154,7 +156,7 @@ def test_tensors_of_the_wrong_kind_are_refused_with_a_hint(probe, change, words)
     args.update(change)
     with pytest.raises(ReporterError, match=words.replace("(", r"\(").replace(")", r"\)")):
         draw_frame(args["embedding"], args["labels"], NAMES, args["inputs"], args["reconstructions"],
-                   step=0, global_step=0, eval_loss=0.1)
+                   step=0, eval_loss=0.1)
 
 
 def test_save_png_writes_the_exact_pixels_atomically(tmp_path, probe):
@@ -169,4 +171,30 @@ def test_save_png_writes_the_exact_pixels_atomically(tmp_path, probe):
     assert [p.name for p in path.parent.iterdir()] == ["frame-0000.png"]  # no temp files left
     with pytest.raises(ValueError):
         save_png(path, img.astype(np.float32))
-    assert Image.open(io.BytesIO(path.read_bytes())).size == (900, 380)
+    assert Image.open(io.BytesIO(path.read_bytes())).size == (900, 540)
+
+
+def test_the_heading_says_the_training_step_and_a_bar_shows_how_far_the_run_is(probe):
+    assert step_text(925, 937) == "step 925 of 937"
+    assert step_text(1250, None) == "step 1,250"  # a trial from another trainer: no total
+
+    def bar(img):  # the filled part of the progress bar, in pixels along its row
+        return int(pixels_of(img[46:52], BAR_DONE).any(axis=0).sum())
+
+    quarter, half, done = (draw(probe, step=s, total_steps=400) for s in (100, 200, 400))
+    assert bar(done) == pytest.approx(852, abs=2)  # the whole track, 24 px to 876 px
+    assert bar(half) == pytest.approx(426, abs=2) and bar(quarter) == pytest.approx(213, abs=2)
+    unknown = draw(probe, step=200, total_steps=None)
+    assert bar(unknown) == 0 and pixels_of(unknown[46:52], BAR_TRACK).sum() == 0
+    # The step is drawn, the global step is not: smdebug's count does not change the picture.
+    assert not np.array_equal(draw(probe, step=201), draw(probe, step=200))
+    assert np.array_equal(draw(probe, global_step=208), draw(probe, global_step=975))
+
+
+def test_the_scatter_is_the_largest_element(probe):
+    img = draw(probe)
+    rows, cols = np.nonzero(pixels_of(img, AXIS_COLOUR))
+    area = (rows.max() - rows.min()) * (cols.max() - cols.min())
+    assert area >= 0.4 * img.shape[0] * img.shape[1]  # 460 x 460 of 900 x 540
+    images = (img[64:, 500:] < 40).all(axis=2).sum()  # the example images' black backgrounds
+    assert 5000 < images < 0.25 * area

@@ -51,6 +51,8 @@ def test_one_frame_per_eval_step(small_report, small_run):
     assert state["status"] == "finished"
     assert [f["step"] for f in state["frames"]] == [0, 1, 2, 3]
     assert [f["global_step"] for f in state["frames"]] == [0, 11, 22, 27]  # EVAL passes between 24 TRAIN steps
+    # What people count: train steps done (the frame says "step 24 of 24"); the global step stays in the data.
+    assert [(f["train_step"], f["total_steps"]) for f in state["frames"]] == [(0, 24), (10, 24), (20, 24), (24, 24)]
     gif = iio.imread(small_report / "latentlapse.gif", index=None)
     assert gif.shape[0] == 4 and gif.shape[-1] == 3
     for frame in state["frames"]:
@@ -58,6 +60,7 @@ def test_one_frame_per_eval_step(small_report, small_run):
         assert coords.shape == (100, 3)
         with np.load(small_report / frame["npz"]) as saved:
             assert np.allclose(saved["embedding"], coords[:, :2], rtol=1e-5, atol=1e-5)
+            assert (saved["train_step"], saved["global_step"]) == (frame["train_step"], frame["global_step"])
         assert (small_report / frame["png"]).stat().st_size > 0
         assert 0.0 <= frame["knn_2d"] <= 1.0 and 0.5 <= frame["trustworthiness"] <= 1.0
     # TRAIN losses saved between EVAL passes reach the frame that follows them.
@@ -106,7 +109,8 @@ def test_killed_and_restarted_ends_with_the_same_outputs(tmp_path, small_run, sm
     proc.wait()
     assert 2 <= len(state_of(out)["frames"]) < 4, "the reporter was not killed mid-run"
     assert report(small_run, out) == 0
-    for name in ["latentlapse.gif", *(f"frames/frame-{i:04d}.{ext}" for i in range(4) for ext in ("npz", "csv", "png"))]:
+    for name in ["latentlapse.gif", "latentlapse.mp4", "figure.pdf", "figure.svg", "figure.png",
+                 *(f"frames/frame-{i:04d}.{ext}" for i in range(4) for ext in ("npz", "csv", "png"))]:
         assert (out / name).read_bytes() == (small_report / name).read_bytes(), name
 
 

@@ -1,0 +1,49 @@
+"""Training steps, as people count them, from smdebug's steps.
+
+smdebug numbers every forward call of the registered block: its global step counts EVAL passes
+too (the last frame of a 937-step run with 39 EVAL passes is "global step 975"), and an EVAL
+step's own number counts EVAL passes only. People mean the number of train steps done
+("step 925 of 937"). The frames, the GIF, the figure and the site say that; the data files keep
+the global step as well.
+"""
+
+from __future__ import annotations
+
+
+def training_step(eval_step: int, global_step: int, run_info: dict | None = None) -> int:
+    """Train steps done when EVAL step ``eval_step`` (at ``global_step``) ran.
+
+    Parameters
+    ----------
+    eval_step : int
+        smdebug's EVAL-mode step: how many EVAL forward calls came before this one.
+    global_step : int
+        smdebug's global step of it: how many forward calls of any mode came before.
+    run_info : dict, optional
+        The trainer's run file. Its ``eval_steps`` (the train step of each EVAL pass) is the
+        trainer's own account and is used when it covers this pass.
+
+    Returns
+    -------
+    int
+        From the run file when it has this pass; otherwise ``global_step - eval_step``: every
+        forward call before this one that was not an EVAL pass was a train step (a trial
+        from another trainer with only TRAIN and EVAL modes).
+    """
+    listed = (run_info or {}).get("eval_steps")
+    if isinstance(listed, list) and 0 <= eval_step < len(listed) and isinstance(listed[eval_step], int):
+        return int(listed[eval_step])
+    return max(int(global_step) - int(eval_step), 0)
+
+
+def total_steps(run_info: dict | None) -> int | None:
+    """Train steps of the whole run from the trainer's run file; None when it is not known."""
+    steps = (run_info or {}).get("steps")
+    return int(steps) if isinstance(steps, int) and steps > 0 else None
+
+
+def step_text(step: int, total: int | None = None) -> str:
+    """The training step as people say it: "step 925 of 937", or "step 925" without a total."""
+    if total:
+        return f"step {int(step):,} of {int(total):,}"
+    return f"step {int(step):,}"

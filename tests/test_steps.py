@@ -1,0 +1,35 @@
+"""Training steps (what people count) from smdebug's steps, on a real trainer's store."""
+
+from __future__ import annotations
+
+from smdebug.core.modes import ModeKeys
+
+from reporter.steps import step_text, total_steps, training_step
+from reporter.store import TensorStore
+
+
+def test_the_run_file_says_the_training_step_of_each_eval_pass():
+    run = {"steps": 937, "eval_steps": [0, 25, 50, 937]}
+    assert training_step(3, 975, run) == 937 and total_steps(run) == 937
+    assert step_text(training_step(3, 975, run), total_steps(run)) == "step 937 of 937"
+
+
+def test_without_a_run_file_every_forward_call_that_was_not_an_eval_pass_was_a_train_step():
+    # Another trainer (no run file): EVAL step 38 at global step 975 came after 38 EVAL passes.
+    assert training_step(38, 975, None) == 937 and total_steps(None) is None
+    assert step_text(training_step(38, 975, None), total_steps(None)) == "step 937"
+    assert training_step(5, 105, {"eval_steps": [0, 20]}) == 100  # a run file that lacks the pass
+    assert total_steps({"steps": "many"}) is None
+
+
+def test_both_ways_agree_on_a_real_store(small_run):
+    """smdebug's own numbering (real MXNet hook): 24 train steps, an EVAL pass every 10."""
+    store = TensorStore(str(small_run))
+    store.open(timeout=0)
+    run = store.run_info()
+    passes = [(k, store.trial.global_step(ModeKeys.EVAL, k)) for k in store.eval_steps()]
+    assert [g for _, g in passes] == [0, 11, 22, 27]  # the global step counts EVAL passes too
+    from_run_file = [training_step(k, g, run) for k, g in passes]
+    from_global_steps = [training_step(k, g, None) for k, g in passes]
+    assert from_run_file == from_global_steps == [0, 10, 20, 24] and total_steps(run) == 24
+
