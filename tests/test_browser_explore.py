@@ -215,8 +215,13 @@ def test_zoom_and_reset_move_the_view_not_the_axes(visit, site):
     page.locator("#tooltip").wait_for(state="visible")
     assert page.locator("#tooltip .point-index").inner_text() == str(i)
 
+    assert "view=1.500," in page.evaluate("location.hash")  # a live page's reload keeps the view
+    page.reload()
+    page.wait_for_selector("#explore:not([hidden])")
+    assert float(page.get_attribute("#explore", "data-zoom")) == pytest.approx(1.5)
     page.click("#zoom-reset")
     assert page.get_attribute("#explore", "data-zoom") == "1.000"
+    assert "view=" not in page.evaluate("location.hash")
     page.mouse.move(x, y)
     page.locator("#tooltip").wait_for(state="visible")
     assert page.locator("#tooltip .point-index").inner_text() == str(i)

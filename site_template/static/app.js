@@ -18,7 +18,7 @@
 
   // ---- where we are: parsed from and written to the hash
   function readHash() {
-    var state = { index: frames.length - 1, play: false, speed: DEFAULT_SPEED, pin: null, classes: [] };
+    var state = { index: frames.length - 1, play: false, speed: DEFAULT_SPEED, pin: null, classes: [], view: null };
     var params = new URLSearchParams(window.location.hash.replace(/^#/, ""));
     var f = params.get("frame");
     if (f && f !== "latest") {
@@ -28,6 +28,8 @@
     state.play = params.get("play") === "1";
     var speed = parseFloat(params.get("speed"));
     if (SPEEDS.indexOf(speed) >= 0) state.speed = speed;
+    var view = (params.get("view") || "").split(",").map(parseFloat);
+    if (view.length === 3 && view.every(isFinite)) state.view = view;
     var pin = parseInt(params.get("pin"), 10);
     if (pin >= 0) state.pin = pin;
     (params.get("classes") || "").split(",").forEach(function (c) {
@@ -50,6 +52,7 @@
     var extra = map ? map.hashParams() : {};
     if (extra.pin !== undefined) hash += "&pin=" + extra.pin;
     if (extra.classes !== undefined) hash += "&classes=" + extra.classes;
+    if (extra.view !== undefined) hash += "&view=" + extra.view;
     if (window.location.hash === hash) return;
     try {
       window.history.replaceState(null, "", hash);
@@ -146,6 +149,7 @@
         colours: data.colours || [],
         pin: start.pin,
         classes: start.classes,
+        view: start.view,
         onChange: writeHash
       });
       if (ok) map = window.latentlapseMap;

@@ -10,6 +10,7 @@
   var HOVER_PX = 14;          // how near the pointer must be to a point (touch: twice that)
   var IN_FLIGHT = 6;          // data scripts loading at once
   var MAX_ZOOM = 40;
+  var DETAIL_DELAY_MS = 250;  // the pinned card follows the playhead after it rests this long
   var SVG = "http://www.w3.org/2000/svg";
 
   function byId(id) { return document.getElementById(id); }
@@ -190,21 +191,23 @@
   }
 
   // ---- the pinned point: its trail over every frame and its nearest latent neighbours (SVG)
+  // The trail does not move with the playhead: it is rebuilt only when the pin, the view or the
+  // loaded frames change. What moves (markers, neighbour links) is a handful of elements.
+  var trailLayer = null, movingLayer = null, trailKey = "";
   function drawOverlay(xy) {
-    while (overlay.firstChild) overlay.removeChild(overlay.firstChild);
-    var spot = hovered >= 0 ? hovered : -1;
-    if (pinned >= 0 && xy) {
-      var frame = frames[Math.round(pos)] || frames[Math.floor(pos)];
-      if (frame && frame.nn) {
-        for (var j = 0; j < frame.k; j++) {
-          var nb = frame.nn[pinned * frame.k + j];
-          if (nb < 0 || xy[2 * nb] !== xy[2 * nb]) continue;
-          overlay.appendChild(svg("line", { "class": "neighbour-link", x1: toScreenX(xy[2 * pinned]), y1: toScreenY(xy[2 * pinned + 1]),
-            x2: toScreenX(xy[2 * nb]), y2: toScreenY(xy[2 * nb + 1]) }));
-          overlay.appendChild(svg("circle", { "class": "neighbour", "data-index": nb, cx: toScreenX(xy[2 * nb]), cy: toScreenY(xy[2 * nb + 1]), r: 5 }));
-        }
-      }
-      var trail = trailPoints();
+    if (!trailLayer) {
+      trailLayer = svg("g", {});
+      movingLayer = svg("g", {});
+      overlay.appendChild(trailLayer);
+      overlay.appendChild(movingLayer);
+    }
+    var loaded = 0;
+    for (var f = 0; f < sources.length; f++) if (frames[f]) loaded++;
+    var key = pinned < 0 ? "" : [pinned, zoom, cx, cy, size.w, size.h, loaded].join(" ");
+    if (key !== trailKey) {
+      trailKey = key;
+      while (trailLayer.firstChild) trailLayer.removeChild(trailLayer.firstChild);
+      var trail = pinned >= 0 ? trailPoints() : null;
       if (trail) {
         var g = svg("g", { "class": "trail", id: "trail" });
         g.appendChild(svg("polyline", { points: trail.join(" ") }));
@@ -212,14 +215,27 @@
           var p = trail[t].split(",");
           g.appendChild(svg("circle", { "class": "trail-vertex", cx: p[0], cy: p[1], r: 1.8 }));
         }
-        overlay.appendChild(g);
-      }
-      if (xy[2 * pinned] === xy[2 * pinned]) {
-        overlay.appendChild(svg("circle", { "class": "pinned-marker", cx: toScreenX(xy[2 * pinned]), cy: toScreenY(xy[2 * pinned + 1]), r: 7 }));
+        trailLayer.appendChild(g);
       }
     }
-    if (spot >= 0 && xy && xy[2 * spot] === xy[2 * spot]) {
-      overlay.appendChild(svg("circle", { "class": "hover-marker", cx: toScreenX(xy[2 * spot]), cy: toScreenY(xy[2 * spot + 1]), r: 6 }));
+    while (movingLayer.firstChild) movingLayer.removeChild(movingLayer.firstChild);
+    if (pinned >= 0 && xy) {
+      var frame = frames[Math.round(pos)] || frames[Math.floor(pos)];
+      if (frame && frame.nn) {
+        for (var j = 0; j < frame.k; j++) {
+          var nb = frame.nn[pinned * frame.k + j];
+          if (nb < 0 || xy[2 * nb] !== xy[2 * nb]) continue;
+          movingLayer.appendChild(svg("line", { "class": "neighbour-link", x1: toScreenX(xy[2 * pinned]), y1: toScreenY(xy[2 * pinned + 1]),
+            x2: toScreenX(xy[2 * nb]), y2: toScreenY(xy[2 * nb + 1]) }));
+          movingLayer.appendChild(svg("circle", { "class": "neighbour", "data-index": nb, cx: toScreenX(xy[2 * nb]), cy: toScreenY(xy[2 * nb + 1]), r: 5 }));
+        }
+      }
+      if (xy[2 * pinned] === xy[2 * pinned]) {
+        movingLayer.appendChild(svg("circle", { "class": "pinned-marker", cx: toScreenX(xy[2 * pinned]), cy: toScreenY(xy[2 * pinned + 1]), r: 7 }));
+      }
+    }
+    if (hovered >= 0 && xy && xy[2 * hovered] === xy[2 * hovered]) {
+      movingLayer.appendChild(svg("circle", { "class": "hover-marker", cx: toScreenX(xy[2 * hovered]), cy: toScreenY(xy[2 * hovered + 1]), r: 6 }));
     }
   }
 
@@ -303,6 +319,14 @@
     }
   }
 
+  // While playing, the pinned point's card (and its reconstruction sprite, a whole frame's sheet)
+  // is redrawn once the playhead rests, not at every frame it passes.
+  var detailTimer = null;
+  function detailSoon() {
+    if (detailTimer !== null) window.clearTimeout(detailTimer);
+    detailTimer = window.setTimeout(function () { detailTimer = null; showPinned(); }, DETAIL_DELAY_MS);
+  }
+
   function pin(index) {
     pinned = index >= 0 && probes && index < probes.n ? index : -1;
     if (pinned >= 0) for (var f = 0; f < sources.length; f++) need(f);
@@ -380,6 +404,7 @@
   function resetView() { zoom = 1; cx = 0; cy = 0; viewChanged(); }
   function viewChanged() {
     wrap.setAttribute("data-zoom", zoom.toFixed(3));
+    if (onChange) onChange();
     byId("zoom-reset").disabled = zoom === 1;
     // Touch drags scroll the page until the map is zoomed in; then they pan it.
     canvas.style.touchAction = zoom === 1 ? "pan-x pan-y" : "none";
@@ -509,6 +534,10 @@
       onChange = options.onChange;
       (options.classes || []).forEach(function (c) { highlight[c] = true; });
       pendingPin = typeof options.pin === "number" ? options.pin : -1;
+      var v = options.view || [];
+      if (v.length === 3 && v[0] >= 1 && v[0] <= MAX_ZOOM && Math.abs(v[1]) <= BOX && Math.abs(v[2]) <= BOX) {
+        zoom = v[0]; cx = v[1]; cy = v[2];  // a zoomed view survives the live page's reloads
+      }
       readPalette();
       listeners.push(onData);
       wire();
@@ -523,7 +552,7 @@
       var a = Math.floor(p);
       need(a, true);
       need(a + 1, true);
-      if (pinned >= 0 && Math.round(p) !== before) showPinned();
+      if (pinned >= 0 && Math.round(p) !== before) detailSoon();
       requestDraw();
     },
     // Whether position p can be drawn now (both frames around it loaded); requests them if not.
@@ -540,6 +569,7 @@
       if (pinned >= 0) out.pin = String(pinned);
       var cls = Object.keys(highlight);
       if (cls.length) out.classes = cls.sort(function (a, b) { return a - b; }).join(",");
+      if (zoom > 1) out.view = [zoom.toFixed(3), cx.toFixed(4), cy.toFixed(4)].join(",");
       return out;
     },
     drawNow: function () { draw(); }
