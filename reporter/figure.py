@@ -196,6 +196,9 @@ def draw_figure(panels: list[Panel], class_names: list[str], *, width: str = "si
     handles = [Line2D([], [], linestyle="none", marker="o", markersize=3.5, markeredgewidth=0,
                       markerfacecolor=class_colour(k), label=name[:16])
                for k, name in enumerate(class_names)]
+    # The legend fills its columns top to bottom: reorder so that it reads by rows (0 1 2 3 4 / 5 ...).
+    handles = [handles[r * legend_cols + c] for c in range(legend_cols) for r in range(legend_rows)
+               if r * legend_cols + c < len(handles)]
     fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncols=legend_cols,
                frameon=False, fontsize=FONT_POINTS, handletextpad=0.1, columnspacing=0.6,
                borderaxespad=0.1, labelspacing=0.3)

@@ -21,6 +21,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from reporter import ReporterError, __version__, atomic, explore, rules
+from reporter import site_outputs
 from reporter.charts import line_chart, x_domain
 from reporter.reconstruction import save_reconstruction_grid, to_rgb255
 from reporter.redact import HIDDEN, redact, redact_text
@@ -41,7 +42,6 @@ METRICS_CSV = "metrics.csv"
 RUN_JSON = "run.json"
 # While the run may still grow the page reloads itself this often; finished/failed/stopped pages don't.
 REFRESH_SECONDS = 5
-GITHUB_HOTLINK_LIMIT = 5 * 1024 * 1024
 DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
 
 
@@ -130,7 +130,8 @@ def _context(out: Path, state: ReportState, run: dict, frames: list, now: dateti
     domain = x_domain(frames)
     loss = line_chart(_loss_series(frames), domain, log_if_ratio=8.0, title="Loss")
     quality = line_chart(_quality_series(frames), domain, y_range=(0.0, 1.0), title="Quality")
-    frame_views = [_frame_view(out, f, i, len(frames), steps[i], loss) for i, f in enumerate(frames)]
+    frame_views = [_frame_view(out, f, i, len(frames), steps[i], loss, site_outputs.frame_label(f, run))
+                   for i, f in enumerate(frames)]
     alerts = state.alerts
     if alerts is None:
         alerts = rules.evaluate(frames)
@@ -143,12 +144,15 @@ def _context(out: Path, state: ReportState, run: dict, frames: list, now: dateti
         "live": live,
         "refresh_seconds": REFRESH_SECONDS,
         "assets": {name: f"assets/{name}?v={digest}" for name, digest in versions.items()},
-        "gif": _gif_view(out, state, run, dataset, len(frames), steps),
+        # The GIF, the MP4 and the paper figure with their snippets (reporter/site_outputs.py).
+        "gif": site_outputs.gif_view(out, state, run, dataset, frames),
+        "video": site_outputs.video_view(out, state, run, dataset, frames),
+        "figure": site_outputs.figure_view(out, state, run, dataset),
         "frames": frame_views,
         "latest": frame_views[-1] if frame_views else None,
         "loss_chart": loss,
         "quality_chart": quality,
-        "table": _table_rows(frames, steps),
+        "table": _table_rows(frames, [v["label"] for v in frame_views]),
         "reconstruction": _recon_view(out, recon_step, class_names, dataset),
         "palette": palette,
         "alerts": [_alert_view(a) for a in alerts if isinstance(a, dict)],
@@ -163,7 +167,8 @@ def _context(out: Path, state: ReportState, run: dict, frames: list, now: dateti
         "explore": _explore_view(out, palette, frame_views),
         "data_json": _script_json(
             {"live": live, "refresh": REFRESH_SECONDS, "frames": [
-                {k: v[k] for k in ("number", "step", "png", "alt", "cursor_x", "explore")} for v in frame_views
+                {k: v[k] for k in ("number", "step", "label", "png", "alt", "cursor_x", "explore")}
+                for v in frame_views
             ], "probes": explore.PROBES_JS if (out / explore.PROBES_JS).is_file() else None,
              "colours": _class_hexes()}
         ),
@@ -206,40 +211,7 @@ def _total_steps(run, config):
     return None
 
 
-def _gif_view(out, state, run, dataset, n_frames, steps):
-    gif = state.gif
-    rel = gif.path if gif else "latentlapse.gif"
-    path = out / rel
-    if not path.is_file():
-        return None
-    size = path.stat().st_size
-    probe = run.get("probe_size")
-    span = f"steps {steps[0]:,}–{steps[-1]:,}" if steps else "training"
-    alt = (
-        f"Animated t-SNE map of {probe or 'the'} {dataset} probe images encoded by an autoencoder, "
-        f"{n_frames} frames over {span}, points coloured by class"
-    )
-    from PIL import Image
-
-    with Image.open(path) as im:
-        width, height = im.size
-    md_alt = alt.replace("[", "(").replace("]", ")")
-    return {
-        "src": f"{rel}?v={gif.frames if gif else n_frames}-{size}",
-        "href": rel,
-        "alt": alt,
-        "width": width,
-        "height": height,
-        "frames": int((gif.frames if gif else 0) or n_frames),
-        "size": _mib(size),
-        "too_big": size > GITHUB_HOTLINK_LIMIT,
-        "note": gif.note if gif else None,
-        "markdown": f"![{md_alt}]({rel})",
-        "html": f'<img src="{rel}" width="{width}" height="{height}" alt="{_attr(alt)}">',
-    }
-
-
-def _frame_view(out, frame, i, n, step, loss_chart):
+def _frame_view(out, frame, i, n, step, loss_chart, label):
     png = str(frame.get("png") or f"frames/frame-{i:04d}.png")
     eval_loss = frame.get("eval_loss")
     loss = f"; eval loss {eval_loss:.4g}" if isinstance(eval_loss, (int, float)) else ""
@@ -247,12 +219,13 @@ def _frame_view(out, frame, i, n, step, loss_chart):
         "number": i + 1,
         "index": frame.get("index", i),
         "step": step,
+        "label": label,  # the training step: "step 925 of 937"
         "png": png,
         "csv": _if_exists(out, frame.get("csv")),
         "npz": _if_exists(out, frame.get("npz")),
         "png_exists": (out / png).is_file(),
-        "alt": f"Frame {i + 1} of {n} at global step {step:,}: probe images, their reconstructions and "
-        f"their 2-D embedding coloured by class{loss}",
+        "alt": f"Frame {i + 1} of {n} at {label}: the 2-D embedding of the probe set coloured by class, "
+        f"an example of each class and its reconstruction{loss}",
         "cursor_x": loss_chart["x_of"](step),
         "explore": _if_exists(out, explore.frame_files(frame.get("index", i))["js"]),
     }
@@ -360,6 +333,7 @@ def _downloads(out, state, run):
     gif = state.gif.path if state.gif else "latentlapse.gif"
     files = [
         (gif, "the animated GIF"),
+        *site_outputs.downloads(out, state),
         (METRICS_CSV, "losses and quality per frame (CSV)"),
         (RUN_JSON, "run metadata, secrets removed (JSON)"),
     ]

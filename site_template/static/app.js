@@ -74,8 +74,7 @@
     img.src = f.png;
     img.alt = f.alt;
     slider.value = String(current + 1);
-    caption.textContent = "Frame " + f.number + " of " + frames.length + ", global step " +
-      f.step.toLocaleString("en-US");
+    caption.textContent = "Frame " + f.number + " of " + frames.length + ", " + f.label;
     var cursors = document.querySelectorAll(".chart-cursor");
     for (var i = 0; i < cursors.length; i++) {
       cursors[i].setAttribute("x1", f.cursor_x);
