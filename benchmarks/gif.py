@@ -33,8 +33,9 @@ from reporter.render import draw_frame  # noqa: E402
 DELAY_MS = 250
 
 
-def make_frames(n_frames: int, seed: int = 0) -> list[np.ndarray]:
-    """Frames of a probe set whose ten clusters separate as training goes on."""
+def iter_frames(n_frames: int, seed: int = 0):
+    """Frames of a probe set whose ten clusters separate as training goes on, drawn one by one
+    (a run of 25 train steps per frame, ``n_frames`` frames)."""
     rng = np.random.default_rng(seed)
     labels = np.repeat(np.arange(10), 100)
     angle = labels * 2 * np.pi / 10
@@ -43,15 +44,18 @@ def make_frames(n_frames: int, seed: int = 0) -> list[np.ndarray]:
     radius = np.hypot(yy - 14, xx - 14)
     inputs = np.stack([np.exp(-((radius - 4 - k) ** 2) / 3) for k in labels]).astype(np.float32)
     emb = rng.normal(scale=4.0, size=(len(labels), 2))
-    frames = []
     for k in range(n_frames):
         emb = 0.9 * emb + 0.1 * target + rng.normal(scale=0.4, size=emb.shape)
         noise = 0.5 / (1 + k) * rng.normal(size=inputs.shape)
         recons = np.clip(inputs + noise, 0, 1)
-        frames.append(draw_frame(emb, labels, [str(d) for d in range(10)], inputs, recons,
-                                 step=k, global_step=25 * k, eval_loss=0.05 / (1 + 0.1 * k),
-                                 train_loss=0.06 / (1 + 0.1 * k)))
-    return frames
+        yield draw_frame(emb, labels, [str(d) for d in range(10)], inputs, recons,
+                         step=25 * k, total_steps=25 * (n_frames - 1),
+                         eval_loss=0.05 / (1 + 0.1 * k), train_loss=0.06 / (1 + 0.1 * k))
+
+
+def make_frames(n_frames: int, seed: int = 0) -> list[np.ndarray]:
+    """:func:`iter_frames` as a list."""
+    return list(iter_frames(n_frames, seed))
 
 
 def naive_publish(path: Path, frames: list[np.ndarray]) -> None:

@@ -24,3 +24,4 @@ fi
 ln -sfn "$(basename "$run")" runs/latest
 echo
 echo "demo: open $run/site/index.html  (GIF: $run/site/latentlapse.gif; every run: runs/index.html)"
+echo "demo: video $run/site/latentlapse.mp4, paper figure $run/site/figure.pdf"
