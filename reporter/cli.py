@@ -87,7 +87,15 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except ReporterError as exc:
         print(f"reporter: error: {exc}", file=sys.stderr)
-        return 1
+        return getattr(exc, "exit_code", 1)
+    except Exception as exc:  # a bug: its traceback, then the same line the site shows (exit 3)
+        import traceback
+
+        from reporter.pipeline import EXIT_FAILED, internal_error_line
+
+        traceback.print_exc()
+        print(f"reporter: error: {internal_error_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("reporter: interrupted; run the same command again to continue", file=sys.stderr)
         return 130

@@ -8,24 +8,32 @@ ends with the same outputs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 
 from reporter import ReporterError, atomic
 from reporter.config import ReporterConfig
 from reporter.frame import make_frame, resume_embedder, write_frame_files
+from reporter.reserve import Reserve, is_disk_full
 from reporter.runs_index import RunsIndex
-from reporter.state import (FAILED, FINISHED, RUNNING, STALLED, STATE_FILE, FrameRecord, GifInfo, ReportState,
-                            SkippedStep, now_iso)
+from reporter.state import (FAILED, FINISHED, RUNNING, STALLED, STATE_FILE, STOPPED, FrameRecord, GifInfo,
+                            ReportState, SkippedStep, now_iso)
 from reporter.state import load as load_saved_state
 from reporter.store import ProbeStep, StepUnreadable, TensorStore
 
 log = logging.getLogger("reporter")
 
 GIF_FILE = "latentlapse.gif"
-# Exit codes (docs/architecture.md).
+# Exit codes (docs/architecture.md): 0 finished (or one pass done), 1 bad input (raised as
+# ReporterError, printed by the CLI), 3 the run failed, 128 + the signal's number when stopped
+# by SIGINT (130) or SIGTERM (143), as a shell reports a process a signal ended.
 EXIT_OK, EXIT_FAILED = 0, 3
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # Files the reporter writes at the top of its folder; any other file there means the folder is not ours.
 OWN_ENTRIES = {STATE_FILE, GIF_FILE, "index.html", "assets", "frames", "run.json", "metrics.csv",
                "reconstruction.png", "explore", "latentlapse.mp4", "figure.pdf", "figure.svg", "figure.png"}
@@ -47,6 +55,20 @@ def load_state(out: Path, tensors: str) -> ReportState:
             raise ReporterError(f"--out {out} holds files that are not a latentlapse report "
                                 f"({', '.join(foreign[:3])}): choose an empty or new folder")
     return ReportState.new(tensors)
+
+
+class Stopped(BaseException):
+    """SIGTERM or SIGINT arrived: end now, as "stopped" (a BaseException: no ``except Exception`` keeps it)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class RunFailed(ReporterError):
+    """The report cannot go on (its own files cannot be written): exit 3, the reason on stderr and the site."""
+
+    exit_code = EXIT_FAILED
 
 
 class Report:
@@ -79,6 +101,13 @@ class Report:
 
         self.video = VideoWriter(self.out, fps=1000.0 / config.gif_delay_ms, every=config.mp4_every,
                                  threads=config.threads)
+        self.reserve = Reserve(self.out)
+        # Whether this report has a state on disk: only then is a final status written (a bad
+        # --tensors must not leave a folder behind that claims a report).
+        self.started = (self.out / STATE_FILE).is_file()
+        self._stop: int | None = None          # a stop signal that came during a frame
+        self._publishing = False               # a frame is being written: finish it first
+        self._ending = False
 
     # -- status and saving ---------------------------------------------------------------------
 
@@ -94,16 +123,39 @@ class Report:
 
         self.state.updated = now_iso()
         atomic.write_json(self.out / STATE_FILE, self.state.to_json())
+        self.started = True
         write_site(self.out, self.state, self.run_info)
         if self.runs_index is not None:  # after state.json: the index is rebuilt from the folders
             self.runs_index.update(self.state.status)
+        if not self._ending:
+            self.reserve.keep()
 
     def end(self, status: str, code: int, reason: str | None = None) -> int:
-        """Record the final ``status`` (and the one-line ``reason``), save, and return ``code``."""
-        self.publish_outputs(complete=True)
+        """Record the final ``status`` (and the one-line ``reason``), save, and return ``code``.
+
+        Signals no longer interrupt; the space kept in reserve is given back first (a full disk
+        still gets its "failed" page), and the folder keeps no reserve once the report has ended.
+        """
+        self._ending = True
+        self.reserve.release()
+        if status == FINISHED:
+            self.publish_outputs(complete=True)
         self.set_status(status)
         self.state.reason = reason
-        self.save()
+        try:
+            self.save()
+        except OSError as exc:
+            # Nothing more can be done; the previous state.json and its frames are intact.
+            log.error("could not record the status %r in %s: %s", status, self.out / STATE_FILE, exc)
+            return code
+        if status != FINISHED:
+            # The status is on the page first; then the MP4 and figure of the frames kept, if they can be.
+            try:
+                self.publish_outputs(complete=True)
+                self.save()
+            except Exception as exc:  # noqa: BLE001 - the report has already failed or stopped
+                log.error("could not finish the MP4 and figure of the %d frames kept: %s: %s",
+                          len(self.state.frames), type(exc).__name__, exc)
         return code
 
     # -- one frame -----------------------------------------------------------------------------
@@ -160,13 +212,69 @@ class Report:
                                                       position=len(self.state.frames)))
                 self.save()
                 continue
-            self.add_frame(probe)
-            self.save()
+            with self._one_frame():
+                self.add_frame(probe)
+                self.save()
             made += 1
         return made
 
+    @contextlib.contextmanager
+    def _one_frame(self):
+        """While a frame is written a stop signal waits for it: the frame is then complete, and published."""
+        self._publishing = True
+        try:
+            yield
+        finally:
+            self._publishing = False
+        if self._stop is not None:
+            raise Stopped(self._stop)
+
+    def _on_signal(self, signum, _frame) -> None:
+        if self._ending:
+            return
+        if self._publishing and self._stop is None:
+            log.warning("%s: stopping after this frame", signal.Signals(signum).name)
+            self._stop = signum
+            return
+        raise Stopped(signum)
+
     def run(self) -> int:
-        """Follow (or read once) the store; return the exit code."""
+        """Follow (or read once) the store; return the exit code, having recorded the final status.
+
+        Raises
+        ------
+        ReporterError
+            Bad input (after recording "failed" with its message if the report had started);
+            RunFailed (exit 3) when the report's own files cannot be written.
+        """
+        with _stop_signals(self._on_signal):
+            try:
+                return self._follow()
+            except Stopped as stop:
+                reason = (f"stopped by {stop} after {len(self.state.frames)} frames: "
+                          "run the same command again to continue")
+                log.warning("%s", reason)
+                code = 128 + stop.signum
+                return self.end(STOPPED, code, reason) if self.started else code
+            except ReporterError as exc:
+                self._failed(str(exc))
+                raise
+            except OSError as exc:
+                reason = _cannot_write(exc, self.out, len(self.state.frames))
+                if reason is None:
+                    self._failed(internal_error_line(exc))
+                    raise
+                self._failed(reason, force=True)
+                raise RunFailed(reason) from None
+            except Exception as exc:
+                self._failed(internal_error_line(exc))
+                raise
+
+    def _failed(self, reason: str, force: bool = False) -> None:
+        if self.started or force:
+            self.end(FAILED, EXIT_FAILED, reason)
+
+    def _follow(self) -> int:
         config = self.config
         self.out.mkdir(parents=True, exist_ok=True)
         # ~20 s of imports on a busy 2-core machine: pay them while the trainer starts, not on frame 0.
@@ -225,6 +333,45 @@ class Report:
         return self.end(FINISHED, EXIT_OK)
 
 
+def internal_error_line(exc: Exception) -> str:
+    return f"internal error: {type(exc).__name__}: {exc} (a bug: the traceback is in the reporter's log)"
+
+
+def _cannot_write(exc: OSError, out: Path, frames: int) -> str | None:
+    """The one line for an error writing the report's own files; None if ``exc`` is not that."""
+    if is_disk_full(exc):
+        # A full disk says so from inside write(), where the error names no file.
+        what, fix = f"the disk of {out} is full ({exc.strerror})", "free some space"
+    elif exc.filename is not None and str(exc.filename).startswith(str(out)):
+        what, fix = f"cannot write {exc.filename} ({exc.strerror})", "make the folder writable"
+    else:
+        return None
+    return f"{what}; {frames} frames kept: {fix}, then run the same command again to continue"
+
+
+@contextlib.contextmanager
+def _stop_signals(handler):
+    """SIGTERM and SIGINT call ``handler`` inside the block (main thread only: Python's rule)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)
+
+
 def run(config: ReporterConfig) -> int:
-    """Keep the report in ``config.out`` up to date from ``config.tensors``; return the exit code."""
-    return Report(config).run()
+    """Keep the report in ``config.out`` up to date from ``config.tensors``; return the exit code.
+
+    A run that ends failed or stopped without an exception says why in one line on stderr, the
+    same line its site shows.
+    """
+    report = Report(config)
+    code = report.run()
+    if code != EXIT_OK and report.state.reason:
+        word = "error: " if report.state.status == FAILED else ""
+        print(f"reporter: {word}{report.state.reason}", file=sys.stderr)
+    return code

@@ -25,7 +25,7 @@ from reporter import site_outputs
 from reporter.charts import line_chart, x_domain
 from reporter.reconstruction import save_reconstruction_grid, to_rgb255
 from reporter.redact import HIDDEN, redact, redact_text
-from reporter.state import LIVE_STATUSES, ReportState
+from reporter.state import FINAL_STATUSES, LIVE_STATUSES, ReportState
 
 __all__ = [
     "write_site",
@@ -132,6 +132,9 @@ def _context(out: Path, state: ReportState, run: dict, frames: list, now: dateti
     quality = line_chart(_quality_series(frames), domain, y_range=(0.0, 1.0), title="Quality")
     frame_views = [_frame_view(out, f, i, len(frames), steps[i], loss, site_outputs.frame_label(f, run))
                    for i, f in enumerate(frames)]
+    gaps = gap_texts(state.skipped, len(frames))
+    for i, view in enumerate(frame_views):
+        view["gap"] = gaps[i]
     alerts = state.alerts
     if alerts is None:
         alerts = rules.evaluate(frames)
@@ -152,7 +155,7 @@ def _context(out: Path, state: ReportState, run: dict, frames: list, now: dateti
         "latest": frame_views[-1] if frame_views else None,
         "loss_chart": loss,
         "quality_chart": quality,
-        "table": _table_rows(frames, [v["label"] for v in frame_views]),
+        "table": _with_gaps(_table_rows(frames, [v["label"] for v in frame_views]), state.skipped),
         "reconstruction": _recon_view(out, recon_step, class_names, dataset),
         "palette": palette,
         "alerts": [_alert_view(a) for a in alerts if isinstance(a, dict)],
@@ -167,7 +170,7 @@ def _context(out: Path, state: ReportState, run: dict, frames: list, now: dateti
         "explore": _explore_view(out, palette, frame_views),
         "data_json": _script_json(
             {"live": live, "refresh": REFRESH_SECONDS, "frames": [
-                {k: v[k] for k in ("number", "step", "label", "png", "alt", "cursor_x", "explore")}
+                {k: v[k] for k in ("number", "step", "label", "png", "alt", "cursor_x", "explore", "gap")}
                 for v in frame_views
             ], "probes": explore.PROBES_JS if (out / explore.PROBES_JS).is_file() else None,
              "colours": _class_hexes()}
@@ -179,12 +182,13 @@ def _header(state, run, frames, status, dataset, now):
     progress = run.get("progress") or {}
     config = run.get("config") or {}
     since = _parse_time(state.status_since)
-    text = {"running": "Running", "finished": "Finished", "stalled": "Stalled", "failed": "Failed"}
+    text = {"running": "Running", "finished": "Finished", "stalled": "Stalled", "failed": "Failed",
+            "stopped": "Stopped", "waiting": "Waiting for the trainer"}
     status_text = text.get(status, status.capitalize())
     if status == "stalled" and since:
         minutes = max(0, int((now - since).total_seconds() // 60))
         status_text = f"Stalled since {_when(since)} ({minutes} min without new data)"
-    elif since and status in ("finished", "failed"):
+    elif since and status in FINAL_STATUSES:
         status_text = f"{status_text} at {_when(since)}"
     ips = progress.get("images_per_second")
     step = progress.get("step", rules.frame_step(frames[-1]) if frames else None)
@@ -209,6 +213,39 @@ def _total_steps(run, config):
         if isinstance(value, int):
             return f"{value:,}"
     return None
+
+
+def gap_texts(skipped, n_frames: int) -> list[str | None]:
+    """Per frame, the words for the EVAL steps skipped just before it (and, on the last, after it).
+
+    The frame-by-frame view shows them at their place in the sequence.
+    """
+    before: dict[int, list] = {}
+    for s in skipped:
+        at = n_frames if s.position is None else min(max(int(s.position), 0), n_frames)
+        before.setdefault(at, []).append(s)
+
+    def words(group, where):
+        steps = ", ".join(str(s.step) for s in group)
+        reasons = "; ".join(f"step {s.step}: {redact_text(s.reason)}" for s in group)
+        return f"EVAL step{'s' if len(group) > 1 else ''} {steps} skipped {where} ({reasons})"
+
+    texts = []
+    for i in range(n_frames):
+        parts = [words(before[i], "before this frame")] if i in before else []
+        if i == n_frames - 1 and n_frames in before:
+            parts.append(words(before[n_frames], "after this frame"))
+        texts.append(" · ".join(parts) or None)
+    return texts
+
+
+def _with_gaps(rows, skipped):
+    """Table rows with one row per skipped step at its place."""
+    out = list(rows)
+    for s in sorted(skipped, key=lambda s: (s.position if s.position is not None else len(rows)), reverse=True):
+        at = len(rows) if s.position is None else min(max(int(s.position), 0), len(rows))
+        out.insert(at, {"gap": f"EVAL step {s.step} skipped: {redact_text(s.reason)}"})
+    return out
 
 
 def _frame_view(out, frame, i, n, step, loss_chart, label):

@@ -31,6 +31,19 @@ def probe_arrays(n: int, step: int, seed: int = 0, dim: int = 20) -> dict[str, n
             "recon": (images * 0.5).astype(np.float32), "loss": rng.uniform(0.01, 0.05, n).astype(np.float32)}
 
 
+def write_step(path: Path, step: int, arrays: dict[str, np.ndarray], names: dict[str, str] = NAMES) -> None:
+    """Add EVAL step ``step`` (global step ``step``) to a trial, as a trainer would while a reporter follows."""
+    path = Path(path)
+    writer = FileWriter(trial_dir=str(path), worker=WORKER, step=step, mode=modes.EVAL)
+    for role, array in arrays.items():
+        writer.write_tensor(tdata=array, tname=names[role], mode=modes.EVAL, mode_step=step)
+    writer.close()
+    if not (path / "collections").is_dir():
+        manager = CollectionManager()
+        manager.get("default")
+        manager.export(str(path), f"{WORKER}_collections.json")
+
+
 def write_trial(path: Path, eval_steps: list[dict[str, np.ndarray]], names: dict[str, str] = NAMES,
                 end: bool = True) -> Path:
     """One EVAL step per dict (role -> array), one global step each; the end marker if ``end``."""

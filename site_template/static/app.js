@@ -74,7 +74,7 @@
     img.src = f.png;
     img.alt = f.alt;
     slider.value = String(current + 1);
-    caption.textContent = "Frame " + f.number + " of " + frames.length + ", " + f.label;
+    caption.textContent = "Frame " + f.number + " of " + frames.length + ", " + f.label + (f.gap ? " · " + f.gap : "");
     var cursors = document.querySelectorAll(".chart-cursor");
     for (var i = 0; i < cursors.length; i++) {
       cursors[i].setAttribute("x1", f.cursor_x);
