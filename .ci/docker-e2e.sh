@@ -12,6 +12,9 @@
 #   7. scenario "killed": the trainer is killed mid-run -> reporter marks the run stalled/failed, keeps
 #                         its frames, exits 3, compose exits non-zero; the first run's site is untouched;
 #                         the site belongs to LATENTLAPSE_UID, not root
+#   7b. scenario "down": `docker compose down` mid-run -> the reporter gets SIGTERM (compose's init passes
+#                         it on; the entrypoint execs the reporter) and its site says "stopped" with the
+#                         reason, every frame it names on disk, and no longer reloads itself
 #   8. scenario "s3":     the s3 profile (docker/ci.env + docker/s3.env): tensors on a SeaweedFS container,
 #                         exit 0, site + GIF on the host with every frame, nothing of the run in the volume
 # Prints how long each phase took. Set KEEP_DOCKER_E2E=1 to keep the work folder.
@@ -215,6 +218,33 @@ assert_site "$second" "stalled|failed" 1
 log "reporter gave up $waited s after the kill, exit 3; compose exited non-zero"
 phase_done "scenario trainer killed" "$t"
 
+# --- 7b. scenario: `docker compose down` during a run ---------------------------------------------
+t=$SECONDS
+before=$(runs_in_out)
+TRAINER_STEPS=5000 LATENTLAPSE_OUT=$out compose up >"$work/down.log" 2>&1 &
+up_pid=$!
+downrun=""
+for _ in $(seq 300); do
+    downrun=$(runs_in_out | grep -vxF "$before" || true)
+    if [ -n "$downrun" ] && [ -f "$out/$downrun/state.json" ] \
+        && grep -q '"png"' "$out/$downrun/state.json"; then
+        break
+    fi
+    kill -0 "$up_pid" 2>/dev/null || fail "compose up ended before the first frame (see $work/down.log)"
+    sleep 1
+done
+[ -n "$downrun" ] || fail "no run folder for the down scenario appeared within 300 s"
+LATENTLAPSE_OUT=$out compose down >"$work/down-cmd.log" 2>&1 || fail "docker compose down exited $? (see $work/down-cmd.log)"
+wait "$up_pid" || true
+log "docker compose down during run $downrun"
+assert_site "$downrun" stopped 1
+grep -q '"reason": "stopped by SIGTERM after ' "$out/$downrun/state.json" \
+    || fail "state.json of run $downrun does not say it was stopped by SIGTERM"
+grep -q 'stopped by SIGTERM after ' "$out/$downrun/index.html" || fail "the site of run $downrun does not say why it stopped"
+grep -q 'id="auto-refresh"' "$out/$downrun/index.html" && fail "the stopped site of run $downrun still reloads itself"
+[ "$(site_sum "$first")" = "$first_sum" ] || fail "the first run's site changed during the down scenario"
+phase_done "scenario compose down" "$t"
+
 # --- 8. scenario: the s3 profile -------------------------------------------------------------------
 t=$SECONDS
 before=$(runs_in_out)
@@ -236,4 +266,4 @@ phase_done "scenario s3 profile" "$t"
 
 log "phases:"
 printf '[docker-e2e]   %s\n' "${timings[@]}"
-log "docker e2e: 5 scenarios passed in $((SECONDS - start)) s"
+log "docker e2e: 6 scenarios passed in $((SECONDS - start)) s"
