@@ -121,10 +121,14 @@ def measure_playback(browser, index: Path, seconds: float, fragment: str) -> dic
     page.locator("#map").scroll_into_view_if_needed()
     if "pin=" in fragment:
         page.wait_for_selector("#trail", timeout=120000)
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Performance.enable")
     idle = np.diff(page.evaluate(RAF_PROBE, 2000))
     page.click("#play")
     page.wait_for_timeout(3000)  # one loop at 16 frames/s loads every frame's data
+    before = _metrics(cdp)
     playing = np.diff(page.evaluate(RAF_PROBE, seconds * 1000))
+    after = _metrics(cdp)
     moved = page.inner_text("#frame-caption")
     page.click("#play")
     page.close()
@@ -134,7 +138,15 @@ def measure_playback(browser, index: Path, seconds: float, fragment: str) -> dic
         "fps_idle": 1000 / float(np.median(idle)), "fps_playing": 1000 * len(playing) / float(playing.sum()),
         "median_ms": float(np.median(playing)), "p95_ms": float(np.percentile(playing, 95)),
         "over_33ms": int((playing > 1000 / 30).sum()), "intervals": len(playing), "caption": moved,
+        # Main-thread work (scripts, style, layout, paint tasks) per displayed frame: what the page
+        # costs, less sensitive than the frame rate to other processes taking the CPU.
+        "busy_ms_per_frame": 1000 * (after["TaskDuration"] - before["TaskDuration"]) / len(playing),
+        "script_ms_per_frame": 1000 * (after["ScriptDuration"] - before["ScriptDuration"]) / len(playing),
     }
+
+
+def _metrics(cdp) -> dict:
+    return {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
 
 
 def measure_open(browser, index: Path) -> dict:
@@ -184,7 +196,8 @@ def main(argv=None) -> int:
                     print(f"{n:>6} points, {name:<18}: {r['fps_playing']:5.1f} fps playing, "
                           f"{r['fps_idle']:5.1f} idle (ratio {r['fps_playing'] / r['fps_idle']:.2f}); interval "
                           f"median {r['median_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms, "
-                          f"{r['over_33ms']}/{r['intervals']} over 33 ms", flush=True)
+                          f"{r['over_33ms']}/{r['intervals']} over 33 ms; main thread busy "
+                          f"{r['busy_ms_per_frame']:.1f} ms/frame (scripts {r['script_ms_per_frame']:.1f})", flush=True)
             if args.long_frames:
                 folder = work / f"long-{args.long_frames}"
                 shutil.rmtree(folder, ignore_errors=True)

@@ -80,7 +80,15 @@
       loading++;
       var s = document.createElement("script");
       s.src = src;
-      s.onload = s.onerror = function () { loading--; this.remove(); pump(); };
+      s.onload = function () { loading--; this.remove(); pump(); };
+      s.onerror = function () {  // a file gone missing: that frame is left out, playback goes on
+        loading--;
+        this.remove();
+        var i = sources.indexOf(this.getAttribute("src"));
+        if (i >= 0) sources[i] = null;
+        pump();
+        requestDraw();
+      };
       document.body.appendChild(s);
     }
   }
@@ -110,7 +118,8 @@
   function readPalette() {
     var cs = window.getComputedStyle(wrap);
     function v(name, fallback) { return (cs.getPropertyValue(name) || "").trim() || fallback; }
-    palette = { bg: v("--card", "#fff"), fg: v("--fg", "#000"), line: v("--line", "#ccc"), muted: v("--muted", "#666") };
+    palette = { bg: v("--card", "#fff"), fg: v("--fg", "#000"), line: v("--line", "#ccc"), muted: v("--muted", "#666"),
+                warn: v("--warn", "#9a5b00") };
   }
 
   function fit() {
@@ -183,6 +192,7 @@
       }
     }
     ctx.globalAlpha = 1;
+    drawLinks(xy);
     drawOverlay(xy);
   }
 
@@ -192,18 +202,19 @@
 
   // ---- the pinned point: its trail over every frame and its nearest latent neighbours (SVG)
   // The trail does not move with the playhead: it is rebuilt only when the pin, the view or the
-  // loaded frames change. What moves (markers, neighbour links) is a handful of elements.
-  var trailLayer = null, movingLayer = null, trailKey = "";
+  // loaded frames change. What moves: markers (divs moved by transforms) and the links (canvas).
+  var trailLayer = null, trailKey = "";
   function drawOverlay(xy) {
     if (!trailLayer) {
       trailLayer = svg("g", {});
-      movingLayer = svg("g", {});
       overlay.appendChild(trailLayer);
-      overlay.appendChild(movingLayer);
+      markers = byId("map-markers");
+      pinMarker = marker("pinned-marker");
+      hoverMarker = marker("hover-marker");
     }
-    var loaded = 0;
-    for (var f = 0; f < sources.length; f++) if (frames[f]) loaded++;
-    var key = pinned < 0 ? "" : [pinned, zoom, cx, cy, size.w, size.h, loaded].join(" ");
+    var loaded = 0, listed = 0;
+    for (var f = 0; f < sources.length; f++) { if (frames[f]) loaded++; if (sources[f]) listed++; }
+    var key = pinned < 0 ? "" : [pinned, zoom, cx, cy, size.w, size.h, loaded, listed].join(" ");
     if (key !== trailKey) {
       trailKey = key;
       while (trailLayer.firstChild) trailLayer.removeChild(trailLayer.firstChild);
@@ -218,25 +229,61 @@
         trailLayer.appendChild(g);
       }
     }
-    while (movingLayer.firstChild) movingLayer.removeChild(movingLayer.firstChild);
+    // Markers are a few fixed elements moved by CSS transforms: moving them repaints nothing.
+    var shown = 0;
     if (pinned >= 0 && xy) {
       var frame = frames[Math.round(pos)] || frames[Math.floor(pos)];
       if (frame && frame.nn) {
         for (var j = 0; j < frame.k; j++) {
           var nb = frame.nn[pinned * frame.k + j];
           if (nb < 0 || xy[2 * nb] !== xy[2 * nb]) continue;
-          movingLayer.appendChild(svg("line", { "class": "neighbour-link", x1: toScreenX(xy[2 * pinned]), y1: toScreenY(xy[2 * pinned + 1]),
-            x2: toScreenX(xy[2 * nb]), y2: toScreenY(xy[2 * nb + 1]) }));
-          movingLayer.appendChild(svg("circle", { "class": "neighbour", "data-index": nb, cx: toScreenX(xy[2 * nb]), cy: toScreenY(xy[2 * nb + 1]), r: 5 }));
+          place(neighbourMarker(shown), toScreenX(xy[2 * nb]), toScreenY(xy[2 * nb + 1]));
+          neighbourMarker(shown).setAttribute("data-index", String(nb));
+          shown++;
         }
       }
-      if (xy[2 * pinned] === xy[2 * pinned]) {
-        movingLayer.appendChild(svg("circle", { "class": "pinned-marker", cx: toScreenX(xy[2 * pinned]), cy: toScreenY(xy[2 * pinned + 1]), r: 7 }));
-      }
     }
-    if (hovered >= 0 && xy && xy[2 * hovered] === xy[2 * hovered]) {
-      movingLayer.appendChild(svg("circle", { "class": "hover-marker", cx: toScreenX(xy[2 * hovered]), cy: toScreenY(xy[2 * hovered + 1]), r: 6 }));
+    for (var h = shown; h < neighbourMarkers.length; h++) neighbourMarkers[h].hidden = true;
+    var pinOk = pinned >= 0 && xy && xy[2 * pinned] === xy[2 * pinned];
+    if (pinOk) place(pinMarker, toScreenX(xy[2 * pinned]), toScreenY(xy[2 * pinned + 1])); else pinMarker.hidden = true;
+    var hoverOk = hovered >= 0 && xy && xy[2 * hovered] === xy[2 * hovered];
+    if (hoverOk) place(hoverMarker, toScreenX(xy[2 * hovered]), toScreenY(xy[2 * hovered + 1])); else hoverMarker.hidden = true;
+  }
+
+  var markers, pinMarker, hoverMarker, neighbourMarkers = [];
+  function marker(cls) {
+    var m = el("div", "marker " + cls);
+    m.hidden = true;
+    markers.appendChild(m);
+    return m;
+  }
+  function neighbourMarker(i) {
+    while (neighbourMarkers.length <= i) neighbourMarkers.push(marker("neighbour"));
+    return neighbourMarkers[i];
+  }
+  function place(m, x, y) {
+    m.hidden = false;
+    m.style.transform = "translate(" + x.toFixed(1) + "px," + y.toFixed(1) + "px)";
+  }
+
+  // Lines from the pinned point to its neighbours, on the canvas (they move with every frame).
+  function drawLinks(xy) {
+    if (pinned < 0 || !xy || xy[2 * pinned] !== xy[2 * pinned]) return;
+    var frame = frames[Math.round(pos)] || frames[Math.floor(pos)];
+    if (!frame || !frame.nn) return;
+    ctx.save();
+    ctx.strokeStyle = palette.warn;
+    ctx.lineWidth = 1;
+    ctx.setLineDash([3, 3]);
+    ctx.beginPath();
+    for (var j = 0; j < frame.k; j++) {
+      var nb = frame.nn[pinned * frame.k + j];
+      if (nb < 0 || xy[2 * nb] !== xy[2 * nb]) continue;
+      ctx.moveTo(toScreenX(xy[2 * pinned]), toScreenY(xy[2 * pinned + 1]));
+      ctx.lineTo(toScreenX(xy[2 * nb]), toScreenY(xy[2 * nb + 1]));
     }
+    ctx.stroke();
+    ctx.restore();
   }
 
   // One vertex per frame once every frame's coordinates are here (they are requested on pin).
