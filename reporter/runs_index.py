@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from reporter.state import LIVE_STATUSES, STATE_FILE, ReportState
 # Where a report lives inside a run's folder: compose writes the report itself, the demo a site/.
 REPORT_PLACES = ("", "site")
 LOCK_FILE = ".latentlapse-index.lock"
+log = logging.getLogger("reporter.runs_index")
 RUN_METADATA = "run.json"  # the site's redacted copy of the trainer's run file
 # A live run's index also changes as frames arrive: refreshed at most this often (seconds).
 REFRESH_EVERY = 30.0
@@ -159,14 +161,27 @@ class RunsIndex:
         self.refresh_every = refresh_every
         self.status: str | None = None
         self.written_at = float("-inf")
+        self.problem: str | None = None  # why the index could not be written, said once
 
     def update(self, status: str) -> bool:
-        """Rewrite the index if ``status`` changed or it is due; True when it was written."""
+        """Rewrite the index if ``status`` changed or it is due; True when it was written.
+
+        The index is a convenience beside the report: a folder this reporter may not write (another
+        user's ``out/``) is said once in the log and the report goes on.
+        """
         due = time.monotonic() - self.written_at >= self.refresh_every
         if status == self.status and not due:
             return False
-        write_runs_index(self.path)
         self.status, self.written_at = status, time.monotonic()
+        try:
+            write_runs_index(self.path)
+        except OSError as exc:
+            if self.problem is None:
+                self.problem = f"{type(exc).__name__}: {exc.strerror or exc}"
+                log.warning("cannot write the runs index %s (%s): the report goes on without it; "
+                            "give --runs-index a folder this user can write", self.path, self.problem)
+            return False
+        self.problem = None
         return True
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from reporter import ReporterError
 from reporter.config import from_args
-from reporter.runs_index import RunsIndex, build_rows, write_runs_index
+from reporter.runs_index import LOCK_FILE, RunsIndex, build_rows, write_runs_index
 from reporter.site import write_site
 from site_fixture import build_output
 from test_browser import ARTIFACTS, Visit, browser  # noqa: F401  (the module's browser fixture)
@@ -140,6 +140,22 @@ def test_runs_index_refreshes_on_status_changes_and_now_and_then(tmp_path):
     assert index.update("running") is False  # nothing changed and not due
     assert index.update("finished") is True
     assert RunsIndex(tmp_path / "index.html", refresh_every=0).update("finished") is True
+
+
+def test_an_index_folder_it_cannot_write_is_said_once_and_the_report_goes_on(tmp_path, caplog):
+    # Tests run as root, which may write anywhere: a folder where the lock file should be stands in
+    # for another user's out/ (seen in Docker: PermissionError on /out/.latentlapse-index.lock).
+    make_report(tmp_path / "r", status="running", started="2026-11-26T14:00:00Z")
+    (tmp_path / LOCK_FILE).mkdir()
+    index = RunsIndex(tmp_path / "index.html", refresh_every=0)
+    with caplog.at_level("WARNING", logger="reporter.runs_index"):
+        assert index.update("running") is False
+        assert index.update("finished") is False
+    warnings = [r for r in caplog.records if "cannot write the runs index" in r.getMessage()]
+    assert len(warnings) == 1 and "IsADirectoryError" in warnings[0].getMessage()
+    assert not (tmp_path / "index.html").exists()
+    (tmp_path / LOCK_FILE).rmdir()
+    assert index.update("finished") is True and (tmp_path / "index.html").is_file()
 
 
 def test_bad_runs_index_paths_say_what_to_do(tmp_path):
