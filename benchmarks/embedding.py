@@ -46,7 +46,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from reporter.atomic import write_bytes  # noqa: E402
+from latentlapse.atomic import write_bytes  # noqa: E402
 from reporter.embed import Embedder  # noqa: E402
 from reporter.quality import jitter, knn_accuracy, trustworthiness  # noqa: E402
 from reporter.store import DEFAULT_NAMES  # noqa: E402

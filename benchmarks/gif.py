@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from reporter.atomic import write_bytes  # noqa: E402
+from latentlapse.atomic import write_bytes  # noqa: E402
 from reporter.gif import GifWriter  # noqa: E402
 from reporter.render import draw_frame  # noqa: E402
 

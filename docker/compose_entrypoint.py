@@ -19,6 +19,8 @@ With ``LATENTLAPSE_STORE=s3`` (docker/s3.env) the tensor store is ``s3://$LATENT
 on that server instead of ``/store/<run>``; the run's name still travels through the volume.
 
 Nothing here imports the trainer or the reporter; it only sets their TRAINER_*/REPORTER_* variables.
+It imports the small shared package ``latentlapse`` (file names, atomic writes, booleans), which
+every image installs.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from latentlapse.atomic import write_text
+from latentlapse.contract import RUN_FILE
+from latentlapse.options import OptionError, parse_bool
+
 STORE = Path("/store")
 OUT = Path("/out")
 CURRENT_RUN = STORE / "current-run"
@@ -38,7 +44,6 @@ CURRENT_RUN = STORE / "current-run"
 # keeps its files, so the start time tells this start's marker from the previous one's.
 OWN_RUN = Path("/tmp/latentlapse-run")
 PROJECT = Path("/project")
-RUN_FILE = "latentlapse-run.json"
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # The trainer rewrites its run file at every EVAL step (seconds apart); minutes of silence is a hang.
 TRAINER_SILENT_AFTER = float(os.environ.get("LATENTLAPSE_HEALTH_SILENT_AFTER", "180"))
@@ -53,14 +58,6 @@ def fail(message: str) -> None:
     """One line on stderr and exit 1: the compose log shows it beside the service's name."""
     print(f"latentlapse-compose: error: {message}", file=sys.stderr, flush=True)
     sys.exit(1)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write through a temporary file and a rename: the other container never reads half a name."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def container_start() -> str:
@@ -130,13 +127,16 @@ def trainer(args: list[str]) -> None:
     if s3_store():
         # The trainer itself refuses an S3 prefix that already holds a run (unless TRAINER_OVERWRITE).
         store = f"s3://{use_s3_server()}/{name}"
-    overwrite = os.environ.get("TRAINER_OVERWRITE", "0").lower() in ("1", "true", "yes", "on")
+    try:
+        overwrite = parse_bool(os.environ.get("TRAINER_OVERWRITE") or "0", "TRAINER_OVERWRITE")
+    except OptionError as exc:
+        fail(str(exc))
     if isinstance(store, Path) and (store / RUN_FILE).exists() and not overwrite:
         fail(f"run {name!r} already exists in the tensor store volume: unset LATENTLAPSE_RUN "
              "(each run then gets its own name) or choose a new one")
     try:
-        write_atomically(OWN_RUN, f"{name} {container_start()}\n")
-        write_atomically(CURRENT_RUN, name + "\n")
+        write_text(OWN_RUN, f"{name} {container_start()}\n")
+        write_text(CURRENT_RUN, name + "\n")
     except OSError as exc:
         fail(f"cannot write {exc.filename} ({exc.strerror}): the tensor store volume must be writable by "
              f"uid {os.getuid()}; remove it with `docker compose down -v` and start again")
@@ -220,12 +220,12 @@ def result() -> None:
 def s3_server() -> None:
     """Write the server's one identity, then become ``weed server`` (master, volume, filer, S3)."""
     _, key, secret = s3_settings()
-    write_atomically(S3_IDENTITIES, json.dumps({"identities": [{
+    # Only this user may read the secret, from the first byte on.
+    write_text(S3_IDENTITIES, json.dumps({"identities": [{
         "name": "latentlapse",
         "credentials": [{"accessKey": key, "secretKey": secret}],
         "actions": ["Admin", "Read", "List", "Tagging", "Write"],
-    }]}))
-    os.chmod(S3_IDENTITIES, 0o600)
+    }]}), mode=0o600)
     # One volume per bucket, not seven (the default growth for an empty server).
     os.environ.setdefault("WEED_MASTER_VOLUME_GROWTH_COPY_1", "1")
     print(f"latentlapse: S3 server on {S3_ENDPOINT}, data in the s3data volume", flush=True)
@@ -297,6 +297,8 @@ def health(service: str) -> None:
 
 
 def main(argv: list[str]) -> None:
+    if argv == ["--check-imports"]:
+        return  # the image build's check that this script's imports resolve (they ran above)
     if not argv:
         fail("usage: latentlapse-compose trainer|reporter|result|s3|health SERVICE [options...]")
     command, args = argv[0], argv[1:]

@@ -8,3 +8,5 @@ __version__ = "0.1.0"
 
 class ReporterError(Exception):
     """The user asked for something impossible; the message says what to do instead."""
+
+    exit_code = 1  # a bad option value exits 2 (see config.BadOption)

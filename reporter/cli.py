@@ -45,12 +45,11 @@ def list_tensors(argv: list[str]) -> int:
 
 def make_figure(argv: list[str]) -> int:
     """Re-make a report's paper figure from its frames (no tensor store needed)."""
-    import argparse
-
+    from latentlapse.options import OneLineParser
     from reporter.figure import DEFAULT_PANELS, FIGURE_FILES, parse_steps, write_figure
 
-    p = argparse.ArgumentParser(prog="python -m reporter figure",
-                                description="Re-make figure.pdf/.svg/.png of a report from its frames.")
+    p = OneLineParser(prog="python -m reporter figure",
+                      description="Re-make figure.pdf/.svg/.png of a report from its frames.")
     p.add_argument("--report", required=True, help="the report folder (the reporter's --out)")
     p.add_argument("--steps", help="training steps to show, e.g. 0,200,500,937 (default: evenly spaced)")
     p.add_argument("--frames", type=int, default=DEFAULT_PANELS,
@@ -87,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except ReporterError as exc:
         print(f"reporter: error: {exc}", file=sys.stderr)
-        return getattr(exc, "exit_code", 1)
+        return exc.exit_code
     except Exception as exc:  # a bug: its traceback, then the same line the site shows (exit 3)
         import traceback
 

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from reporter import ReporterError, atomic
+from latentlapse import atomic
+from reporter import ReporterError
 
 FOLDER = "explore"
 PROBES_JS = f"{FOLDER}/probes.js"

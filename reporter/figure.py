@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from reporter import ReporterError, atomic
+from latentlapse import atomic
+from reporter import ReporterError
 from reporter.render import BOX_LIMITS, class_colour, fit_to_box, scatter_by_class
 from reporter.steps import total_steps, training_step
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reporter import atomic
+from latentlapse import atomic
 from reporter.state import FrameRecord, frame_paths
 from reporter.store import ProbeStep
 

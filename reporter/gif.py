@@ -37,9 +37,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from latentlapse.atomic import write_bytes
 from reporter import ReporterError
 from reporter import gif_format as fmt
-from reporter.atomic import write_bytes
 from reporter.palette import Quantizer, default_palette, quantize  # noqa: F401 (re-exported)
 
 DEFAULT_BUDGET = 5 * 1024 * 1024  # GitHub's image proxy drops hot-linked images above ~5 MiB

@@ -16,7 +16,8 @@ import threading
 import time
 from pathlib import Path
 
-from reporter import ReporterError, atomic
+from latentlapse import atomic
+from reporter import ReporterError
 from reporter.config import ReporterConfig
 from reporter.frame import make_frame, resume_embedder, write_frame_files
 from reporter.reserve import Reserve, is_disk_full

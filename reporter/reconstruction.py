@@ -12,7 +12,8 @@ import io
 
 import numpy as np
 
-from reporter import ReporterError, atomic
+from latentlapse import atomic
+from reporter import ReporterError
 
 
 def save_reconstruction_grid(path, inputs, recons, labels, class_names, *, colours=None, scale=3) -> list[int]:

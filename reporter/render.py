@@ -23,8 +23,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
+from latentlapse.atomic import write_bytes
 from reporter import ReporterError
-from reporter.atomic import write_bytes
 from reporter.steps import step_text
 
 #: Petroff's 10-colour sequence (M. A. Petroff, "Accessible Color Sequences for Data

@@ -26,7 +26,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote
 
-from reporter import ReporterError, atomic
+from latentlapse import atomic
+from reporter import ReporterError
 from reporter.state import LIVE_STATUSES, STATE_FILE, ReportState
 
 # Where a report lives inside a run's folder: compose writes the report itself, the demo a site/.

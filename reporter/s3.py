@@ -1,7 +1,7 @@
 """Reading a tensor store from ``s3://bucket/prefix``: checks, the run file, and smdebug's S3 fixes.
 
-Configured only by boto3's standard environment (``AWS_ENDPOINT_URL_S3``, keys or
-``AWS_PROFILE``, ``AWS_DEFAULT_REGION``), which smdebug's own clients honour as well.
+Configured only by boto3's standard environment (see ``latentlapse.s3``), which smdebug's own
+clients honour as well.
 
 ``patch_smdebug_s3()`` fixes two ways smdebug 1.0.34 reads S3 wrongly. Call it once before
 ``create_trial``:
@@ -24,84 +24,25 @@ per call at 130 event files, growing with the run): an event file, once listed, 
 from __future__ import annotations
 
 import json
-import os
-from urllib.parse import urlparse
 
+from latentlapse import s3 as shared
 from reporter import ReporterError
 
-PREFLIGHT_CONNECT_TIMEOUT = 5
-PREFLIGHT_ATTEMPTS = 2
-# Reads retry with backoff through a restart of the server (about a minute or two), then fail.
-RETRY_MODE = "standard"
-MAX_ATTEMPTS = "10"
-
-_CREDENTIAL_ERRORS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
-                      "ExpiredToken", "AuthorizationHeaderMalformed", "InvalidClientTokenId"}
+_explain = shared.Explainer(ReporterError, bucket_hint="check --tensors (and AWS_ENDPOINT_URL_S3)",
+                            permissions="s3:ListBucket and s3:GetObject")
 
 
 def parse_url(url: str) -> tuple[str, str]:
     """Split ``s3://bucket/prefix`` into ``(bucket, prefix)`` (prefix without slashes at the ends)."""
-    parsed = urlparse(url)
-    if parsed.scheme != "s3" or not parsed.netloc:
-        raise ReporterError(f"{url!r} is not an S3 URL: write s3://bucket/prefix")
-    return parsed.netloc, parsed.path.strip("/")
-
-
-def configure_retries(environ: dict | None = None) -> dict[str, str]:
-    """Bounded retries with backoff for boto3 clients made from now on, unless the user chose."""
-    environ = os.environ if environ is None else environ
-    environ.setdefault("AWS_RETRY_MODE", RETRY_MODE)
-    environ.setdefault("AWS_MAX_ATTEMPTS", MAX_ATTEMPTS)
-    return {"AWS_RETRY_MODE": environ["AWS_RETRY_MODE"],
-            "AWS_MAX_ATTEMPTS": environ["AWS_MAX_ATTEMPTS"]}
-
-
-def _client(preflight: bool = False):
-    import boto3
-    from botocore.config import Config
-
-    if preflight:
-        return boto3.client("s3", config=Config(
-            connect_timeout=PREFLIGHT_CONNECT_TIMEOUT, read_timeout=20,
-            retries={"mode": "standard", "max_attempts": PREFLIGHT_ATTEMPTS}))
-    return boto3.client("s3")
-
-
-def _explain(error: Exception, url: str, client) -> ReporterError:
-    from botocore.exceptions import (ClientError, ConnectTimeoutError, EndpointConnectionError,
-                                     NoCredentialsError, NoRegionError, PartialCredentialsError,
-                                     ReadTimeoutError)
-
-    endpoint = client.meta.endpoint_url if client is not None else "S3"
-    bucket = urlparse(url).netloc
-    if isinstance(error, (NoCredentialsError, PartialCredentialsError)):
-        return ReporterError(f"no AWS credentials to read {url}: set AWS_ACCESS_KEY_ID and "
-                             "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)")
-    if isinstance(error, NoRegionError):
-        return ReporterError(f"no AWS region to read {url}: set AWS_DEFAULT_REGION")
-    if isinstance(error, (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError)):
-        return ReporterError(f"cannot reach the S3 endpoint {endpoint} ({type(error).__name__}): "
-                             "check AWS_ENDPOINT_URL_S3 and that the server is up")
-    if isinstance(error, ClientError):
-        code = str(error.response.get("Error", {}).get("Code", ""))
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if code in _CREDENTIAL_ERRORS:
-            return ReporterError(f"{endpoint} rejected the AWS credentials ({code}) for {url}: "
-                                 "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
-        if code in ("NoSuchBucket", "404") or status == 404:
-            return ReporterError(f"bucket {bucket!r} does not exist at {endpoint}: "
-                                 "check --tensors (and AWS_ENDPOINT_URL_S3)")
-        if code in ("AccessDenied", "403", "AllAccessDisabled") or status == 403:
-            return ReporterError(f"access denied reading {url} ({code}): the credentials need "
-                                 "s3:ListBucket and s3:GetObject on it")
-        return ReporterError(f"S3 error reading {url}: {code or status} "
-                             f"{error.response.get('Error', {}).get('Message', '')}".rstrip())
-    return ReporterError(f"S3 error reading {url}: {error}")
+    parts = shared.split_url(url)
+    if parts is None:
+        raise ReporterError(shared.not_an_s3_url(url))
+    return parts
 
 
 def preflight(url: str) -> None:
     """Check that ``url`` can be listed before waiting on it (an empty prefix is fine: the run
-    may not have started yet). Also sets bounded retries (see ``configure_retries``).
+    may not have started yet). Also sets bounded retries (see ``latentlapse.s3.configure_retries``).
 
     Raises
     ------
@@ -109,16 +50,8 @@ def preflight(url: str) -> None:
         One line naming the problem: no or wrong credentials, a missing bucket, an unreachable
         endpoint, or access denied. Without this smdebug would log and wait forever.
     """
-    from botocore.exceptions import BotoCoreError, ClientError
-
     bucket, prefix = parse_url(url)
-    configure_retries()
-    client = None
-    try:
-        client = _client(preflight=True)
-        client.list_objects_v2(Bucket=bucket, Prefix=prefix + "/" if prefix else "", MaxKeys=1)
-    except (BotoCoreError, ClientError) as error:
-        raise _explain(error, url, client) from None
+    shared.preflight(url, bucket, prefix, _explain)
 
 
 def has_collections(url: str) -> bool:
@@ -127,12 +60,12 @@ def has_collections(url: str) -> bool:
     from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, prefix = parse_url(url)
-    client = _client()
+    client = shared.client()
     try:
         answer = client.list_objects_v2(Bucket=bucket, MaxKeys=1,
                                         Prefix=f"{prefix}/collections/" if prefix else "collections/")
     except (BotoCoreError, ClientError) as error:
-        raise _explain(error, url, client) from None
+        raise _explain(error, url, client, "reading") from None
     return answer.get("KeyCount", len(answer.get("Contents", []))) > 0
 
 
@@ -147,15 +80,15 @@ def read_json(url: str):
     from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, key = parse_url(url)
-    client = _client()
+    client = shared.client()
     try:
         body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
             return None
-        raise _explain(error, url, client) from None
+        raise _explain(error, url, client, "reading") from None
     except BotoCoreError as error:
-        raise _explain(error, url, client) from None
+        raise _explain(error, url, client, "reading") from None
     try:
         return json.loads(body)
     except ValueError as error:
@@ -168,7 +101,7 @@ def object_size(url: str) -> int | None:
 
     bucket, key = parse_url(url)
     try:
-        return int(_client().head_object(Bucket=bucket, Key=key)["ContentLength"])
+        return int(shared.client().head_object(Bucket=bucket, Key=key)["ContentLength"])
     except (BotoCoreError, ClientError):
         return None
 

@@ -20,8 +20,8 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from reporter import ReporterError, __version__, atomic, explore, rules
-from reporter import site_outputs
+from latentlapse import atomic
+from reporter import ReporterError, __version__, explore, rules, site_outputs
 from reporter.charts import line_chart, x_domain
 from reporter.reconstruction import save_reconstruction_grid, to_rgb255
 from reporter.redact import HIDDEN, redact, redact_text

@@ -18,22 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from latentlapse.contract import RUN_FILE
+from latentlapse.contract import TENSOR_NAMES as DEFAULT_NAMES  # by role; the trainer's hook saves these
 from reporter import ReporterError
 
 log = logging.getLogger("reporter.store")
 
-RUN_FILE = "latentlapse-run.json"
-END_MARKER = "training_job_end.ts"
-
-# Defaults match the trainer; anchored on the block path because ".*dense0_output_0" also
-# matches the decoder's first Dense layer.
-DEFAULT_NAMES = {
-    "latent": r"^.*hybridsequential0_dense0_output_0$",
-    "labels": r"^convolutionalautoencoder\d+_input_1$",
-    "inputs": r"^convolutionalautoencoder\d+_input_0$",
-    "recon": r"^l2loss\d+_input_0$",
-    "loss": r"^l2loss\d+_output_0$",
-}
 REQUIRED = ("latent", "labels", "inputs", "recon")
 
 

@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from reporter import ReporterError
-from reporter.atomic import write_bytes
+from latentlapse.atomic import write_bytes
 
 MP4_FILE = "latentlapse.mp4"
 SEGMENT_DIR = ".video"

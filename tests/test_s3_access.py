@@ -6,6 +6,7 @@ import socket
 
 import pytest
 
+from latentlapse import s3 as shared_s3
 from reporter import ReporterError
 from reporter import s3 as reporter_s3
 from trainer import TrainerError
@@ -69,7 +70,7 @@ class TestPreflight:
 
         assert os.environ["AWS_RETRY_MODE"] == "standard"
         assert os.environ["AWS_MAX_ATTEMPTS"] == "10"
-        assert module.configure_retries({"AWS_MAX_ATTEMPTS": "3"}) == {
+        assert shared_s3.configure_retries({"AWS_MAX_ATTEMPTS": "3"}) == {
             "AWS_RETRY_MODE": "standard", "AWS_MAX_ATTEMPTS": "3"}
 
 

@@ -148,6 +148,9 @@ def _check_code_tarball(body: bytes, folder: Path) -> None:
         tar.extractall(folder, filter="data")
     assert "__main__.py" in names
     assert {"trainer/cli.py", "trainer/hook.py", "trainer/train.py"} <= set(names)
+    # The contract the trainer imports travels with it: the job's image has no latentlapse installed.
+    assert {"latentlapse/__init__.py", "latentlapse/contract.py", "latentlapse/options.py",
+            "latentlapse/atomic.py", "latentlapse/s3.py"} <= set(names)
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert "from trainer.cli import main" in (folder / "__main__.py").read_text()
 
@@ -253,18 +256,21 @@ def test_trainer_options_are_checked_before_launch(capsys):
     from trainer.sagemaker import main
 
     assert main(["--dry-run", "--role", ROLE, "--output", "s3://b/p", "--region", REGION,
-                 "--batch-size", "0"]) == 1
+                 "--batch-size", "0"]) == 2
     assert capsys.readouterr().err.strip() == \
         "trainer.sagemaker: error: --batch-size must be a positive integer, got 0"
 
 
 def test_trainer_package_is_python_3_8():
-    """The MXNet 1.9 training image runs Python 3.8: the trainer must parse and run there."""
+    """The MXNet 1.9 training image runs Python 3.8: the trainer and the shared latentlapse
+    package it imports must parse and run there."""
     newer_than_38 = re.compile(r"BooleanOptionalAction|\.removeprefix\(|\.removesuffix\(|"
                                r"functools\.cache\b|\bzip\([^)]*strict=|\bzoneinfo\b|file_digest|"
                                r"itertools\.pairwise|\.is_relative_to\(|\bdatetime\.UTC\b")
     problems = []
-    for path in sorted(TRAINER.glob("*.py")):
+    sources = sorted(TRAINER.glob("*.py")) + sorted((TRAINER.parent / "latentlapse").glob("*.py"))
+    assert len(sources) > len(list(TRAINER.glob("*.py")))  # the shared package is checked too
+    for path in sources:
         source = path.read_text()
         try:
             tree = ast.parse(source, filename=str(path), feature_version=(3, 8))
@@ -273,7 +279,7 @@ def test_trainer_package_is_python_3_8():
             continue
         for number, line in enumerate(source.splitlines(), 1):
             if newer_than_38.search(line):
-                problems.append(f"{path.name}:{number}: {line.strip()}")
+                problems.append(f"{path.parent.name}/{path.name}:{number}: {line.strip()}")
         # `X | None` and `list[int]` in annotations need the __future__ import on 3.8.
         if "from __future__ import annotations" not in source:
             for node in ast.walk(tree):

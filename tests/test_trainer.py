@@ -117,19 +117,22 @@ def test_learning_rate_warms_up_then_stays():
     assert "lr_scheduler" not in adam_settings(3e-4, 0)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--dataset", "cifar"], "unknown dataset 'cifar'"),
-    (["--eval-every", "0"], "--eval-every must be a positive integer"),
-    (["--save-interval", "-3"], "--save-interval must be a positive integer"),
-    (["--steps", "0"], "--steps must be a positive integer"),
-    (["--probe-size", "105"], "not a multiple of the 10 classes"),
-    (["--probe-size", "20000"], "larger than the test set (10000 images)"),
-    (["--lr", "fast"], "--lr='fast' is not a number"),
-    (["--warmup-steps", "-1"], "--warmup-steps must be 0 or a positive integer"),
+# A bad option value exits 2 (fix the command line); a run the data cannot support exits 1.
+@pytest.mark.parametrize("args, message, code", [
+    (["--dataset", "cifar"], "unknown dataset 'cifar'", 2),
+    (["--eval-every", "0"], "--eval-every must be a positive integer", 2),
+    (["--save-interval", "-3"], "--save-interval must be a positive integer", 2),
+    (["--steps", "0"], "--steps must be a positive integer", 2),
+    (["--steps", "2.5"], "--steps must be a positive integer, got 2.5", 2),
+    (["--seed", "-1"], "--seed must be an integer from 0 to 4294967295, got -1", 2),
+    (["--probe-size", "105"], "not a multiple of the 10 classes", 1),
+    (["--probe-size", "20000"], "larger than the test set (10000 images)", 1),
+    (["--lr", "fast"], "--lr='fast' is not a number", 2),
+    (["--warmup-steps", "-1"], "--warmup-steps must be 0 or a positive integer", 2),
 ])
-def test_bad_input_is_one_clear_line(tmp_path, mnist_cache, args, message):
+def test_bad_input_is_one_clear_line(tmp_path, mnist_cache, args, message, code):
     done = run_trainer("--out", str(tmp_path / "t"), "--steps", "2", *args)
-    assert done.returncode == 1
+    assert done.returncode == code
     lines = [line for line in done.stderr.splitlines() if line.startswith("trainer: error:")]
     assert len(lines) == 1 and message in lines[0], done.stderr
     assert "Traceback" not in done.stderr
@@ -137,7 +140,7 @@ def test_bad_input_is_one_clear_line(tmp_path, mnist_cache, args, message):
 
 def test_bad_environment_value_names_the_variable(tmp_path):
     done = run_trainer("--out", str(tmp_path / "t"), env=trainer_env(TRAINER_BATCH_SIZE="lots"))
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert "TRAINER_BATCH_SIZE='lots' is not a number" in done.stderr
 
 

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         config = from_args(argv)
     except TrainerError as exc:
         print(f"trainer: error: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code
     # Set before MXNet is imported. MKLDNN stays on (MXNet's default, about twice as fast here): the
     # one layer whose MKLDNN backward fails is computed in a form it can run (trainer/model.py).
     os.environ["OMP_NUM_THREADS"] = str(config.threads)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
+import io
 import logging
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from latentlapse import atomic
 from trainer import TrainerError
 
 log = logging.getLogger("trainer.data")
@@ -154,17 +155,13 @@ def check(spec: DatasetSpec, raw: dict[str, bytes]) -> dict[str, np.ndarray]:
 
 
 def _store(folder: Path, raw: dict[str, bytes]) -> None:
-    """Keep checked files in the cache, each written through a temporary file then renamed."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Keep checked files in the cache, each written atomically."""
     for key, data in raw.items():
-        target = folder / (FILES[key] + ".gz")
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            # mtime=0 makes the same data give the same bytes (reproducible images and caches).
-            with gzip.GzipFile(fileobj=f, mode="wb", mtime=0, compresslevel=6) as gz:
-                gz.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
+        packed = io.BytesIO()
+        # mtime=0 makes the same data give the same bytes (reproducible images and caches).
+        with gzip.GzipFile(fileobj=packed, mode="wb", mtime=0, compresslevel=6) as gz:
+            gz.write(data)
+        atomic.write_bytes(folder / (FILES[key] + ".gz"), packed.getvalue())
 
 
 # ---------------------------------------------------------------------------------------------

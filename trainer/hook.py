@@ -9,19 +9,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from latentlapse.contract import TENSOR_NAMES
+
 COLLECTION = "latentlapse"
 # The probe images are the same at every EVAL step: saved at the first one only, which halves
 # the bytes of a frame (the reporter takes them from there; older stores saved them every step).
 PROBE_IMAGES_COLLECTION = "latentlapse_probe_images"
 
-# Anchored on the block path: a bare ".*dense0_output_0" would also catch the decoder's first Dense.
-INCLUDE_REGEX = [
-    r"convolutionalautoencoder\d+_hybridsequential0_dense0_output_0",  # bottleneck (N, 20)
-    r"convolutionalautoencoder\d+_input_1",                            # labels
-    r"l2loss\d+_input_0",                                              # reconstructions
-    r"l2loss\d+_output_0",                                             # per-sample loss
-]
-PROBE_IMAGES_REGEX = [r"convolutionalautoencoder\d+_input_0"]          # images
+# The tensors a frame needs, by the same anchored regexes the reporter looks them up with
+# (latentlapse.contract); the probe images have a collection of their own.
+INCLUDE_REGEX = [TENSOR_NAMES[role] for role in ("latent", "labels", "recon", "loss")]
+PROBE_IMAGES_REGEX = [TENSOR_NAMES["inputs"]]
 
 # Every EVAL step is one forward call over the whole probe set: save each (one EVAL step = one frame).
 EVAL_SAVE_INTERVAL = 1

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import sys
@@ -22,7 +21,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from latentlapse.options import Option, OptionError, Options
 from trainer import TrainerError, hook
+from trainer.config import OPTIONS as TRAINER_OPTIONS
+from trainer.config import BadOption
 
 # The newest MXNet training image SageMaker SDK 2.243.2 offers; it only comes with Python 3.8.
 FRAMEWORK_VERSION = "1.9.0"
@@ -33,10 +35,10 @@ CONTAINER_TENSORS = "/opt/ml/output/tensors"
 DATA_CHANNEL = "train"
 CONTAINER_DATA = f"/opt/ml/input/data/{DATA_CHANNEL}"
 BASE_JOB_NAME = "latentlapse"
-# Trainer options a job may set (passed as hyperparameters, i.e. as `python -m trainer` flags).
-TRAINER_OPTIONS = {"dataset": str, "steps": int, "epochs": float, "batch_size": int, "lr": float,
-                   "warmup_steps": int, "eval_every": int, "probe_size": int, "save_interval": int, "seed": int,
-                   "threads": int}
+# Trainer options a job may set (passed as hyperparameters, i.e. as `python -m trainer` flags;
+# declared, checked and explained by trainer.config).
+JOB_TRAINER_OPTIONS = ("dataset", "steps", "epochs", "batch_size", "lr", "warmup_steps", "eval_every",
+                       "probe_size", "save_interval", "seed", "threads")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/\S+$")
 
 
@@ -57,7 +59,7 @@ class LaunchConfig:
 
     @property
     def save_interval(self) -> int:
-        return int(self.trainer.get("save_interval", hook.DEFAULT_TRAIN_SAVE_INTERVAL))
+        return int(self.trainer.get("save_interval", TRAINER_OPTIONS["save_interval"].default))
 
 
 def check(config: LaunchConfig) -> None:
@@ -77,7 +79,7 @@ def check(config: LaunchConfig) -> None:
         # keys: data parallelism needs a synchronising kvstore first (see docs/sagemaker.md).
         raise TrainerError("--instance-count > 1 is not supported yet: the trainer does not "
                            "synchronise gradients across hosts; use one larger --instance-type")
-    unknown = sorted(set(config.trainer) - set(TRAINER_OPTIONS))
+    unknown = sorted(set(config.trainer) - set(JOB_TRAINER_OPTIONS))
     if unknown:
         raise TrainerError(f"unknown trainer option(s) {', '.join(unknown)}")
     if any("," in regex for regexes, _ in hook.collections().values() for regex in regexes):
@@ -112,18 +114,26 @@ def hyperparameters(config: LaunchConfig) -> dict:
     return values
 
 
-def _stage_code(folder: Path) -> tuple[str, list[str]]:
-    """Copy the trainer package (sources only) into ``folder``; return entry point and dependencies.
+# The packages the job's code needs: the trainer and the contract it shares with the reporter.
+JOB_PACKAGES = ("trainer", "latentlapse")
 
-    In the job the entry script sits in /opt/ml/code beside a ``trainer/`` package, so
+
+def _stage_code(folder: Path) -> tuple[str, list[str]]:
+    """Copy the trainer and latentlapse packages (sources only) into ``folder``; return entry
+    point and dependencies.
+
+    In the job the entry script sits in /opt/ml/code beside ``trainer/`` and ``latentlapse/``, so
     ``python __main__.py --steps ...`` runs ``trainer.cli.main`` like ``python -m trainer``.
     """
-    package = Path(__file__).resolve().parent
-    target = folder / "trainer"
-    shutil.copytree(package, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    root = Path(__file__).resolve().parent.parent
+    targets = []
+    for package in JOB_PACKAGES:
+        target = folder / package
+        shutil.copytree(root / package, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        targets.append(str(target))
     entry = folder / "__main__.py"
     entry.write_text("import sys\n\nfrom trainer.cli import main\n\nsys.exit(main())\n")
-    return str(entry), [str(target)]
+    return str(entry), targets
 
 
 def build_estimator(config: LaunchConfig, session, code_folder: Path):
@@ -216,49 +226,53 @@ def _ok(parsed: dict):
     return AWSResponse(url="", status_code=200, headers={}, raw=None), parsed
 
 
-def parser() -> argparse.ArgumentParser:
-    from trainer.config import HELP
+LAUNCH_OPTIONS = Options(None, [
+    Option("role", str, None, "IAM role ARN the job runs as", metavar="ARN", env="SAGEMAKER_ROLE"),
+    Option("output", str, None, "s3://bucket/prefix for tensors, model and code", metavar="S3_URL",
+           required=True, env=()),
+    Option("data", str, None, "s3:// prefix holding the dataset's four IDX .gz files "
+           "(from `python -m trainer.data DIR`)", metavar="S3_URL", default_text="downloaded in the job"),
+    Option("region", str, None, "AWS region", metavar="REGION", env=("AWS_REGION", "AWS_DEFAULT_REGION")),
+    Option("instance_type", str, DEFAULT_INSTANCE_TYPE, "the instance the job runs on", metavar="TYPE"),
+    Option("instance_count", int, 1, "hosts (only 1 is supported yet)", metavar="N", minimum=1),
+    Option("job_name", str, None, "the training job's name", metavar="NAME",
+           default_text=f"{BASE_JOB_NAME}-<time>"),
+    Option("max_run", int, 3600, "seconds before SageMaker stops the job", metavar="SECONDS", minimum=1),
+    Option("wait", bool, False, "wait for the job and print its logs"),
+    Option("dry_run", bool, False, "print the CreateTrainingJob request as JSON; no AWS call is made"),
+] + TRAINER_OPTIONS.pick(JOB_TRAINER_OPTIONS, env=False, help_prefix="trainer: "))
 
-    p = argparse.ArgumentParser(
+
+def parser() -> argparse.ArgumentParser:
+    return LAUNCH_OPTIONS.parser(
         prog="python -m trainer.sagemaker",
         description="Run the trainer as a SageMaker training job (MXNet container, same smdebug hook).",
         epilog="Credentials and region come from the usual AWS variables or profile. "
                "Follow the job with: python -m reporter --training-job NAME --follow",
     )
-    p.add_argument("--role", default=os.environ.get("SAGEMAKER_ROLE"),
-                   help="IAM role ARN the job runs as [SAGEMAKER_ROLE]")
-    p.add_argument("--output", required=True, help="s3://bucket/prefix for tensors, model and code")
-    p.add_argument("--data", help="s3:// prefix holding the dataset's four IDX .gz files "
-                                  "(from `python -m trainer.data DIR`); default: downloaded in the job")
-    p.add_argument("--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
-                   help="AWS region [AWS_DEFAULT_REGION]")
-    p.add_argument("--instance-type", default=DEFAULT_INSTANCE_TYPE)
-    p.add_argument("--instance-count", type=int, default=1, help="hosts (only 1 is supported yet)")
-    p.add_argument("--job-name", help=f"default: {BASE_JOB_NAME}-<time>")
-    p.add_argument("--max-run", type=int, default=3600, help="seconds before SageMaker stops the job")
-    p.add_argument("--wait", action="store_true", help="wait for the job and print its logs")
-    p.add_argument("--dry-run", action="store_true",
-                   help="print the CreateTrainingJob request as JSON; no AWS call is made")
-    for name, kind in TRAINER_OPTIONS.items():
-        p.add_argument("--" + name.replace("_", "-"), dest="trainer_" + name, metavar=name.upper(),
-                       type=kind, help=f"trainer: {HELP[name]}")
-    return p
 
 
-def config_from_args(argv: list[str] | None = None) -> tuple[LaunchConfig, bool]:
-    """Parse the command line into a LaunchConfig, plus whether it is a dry run."""
-    from trainer.config import TrainerConfig, validate
+def config_from_args(argv: list[str] | None = None, environ: dict | None = None) -> tuple[LaunchConfig, bool]:
+    """Parse the command line into a LaunchConfig, plus whether it is a dry run.
 
-    args = parser().parse_args(argv)
-    trainer_options = {name: getattr(args, "trainer_" + name) for name in TRAINER_OPTIONS
-                       if getattr(args, "trainer_" + name) is not None}
-    validate(TrainerConfig(**trainer_options))  # here, rather than minutes later inside the job
-    config = LaunchConfig(
-        role=args.role or "", output=args.output, region=args.region, data=args.data,
-        instance_type=args.instance_type, instance_count=args.instance_count,
-        job_name=args.job_name, max_run=args.max_run, wait=args.wait, trainer=trainer_options,
-    )
-    return config, args.dry_run
+    The trainer's options are checked here, rather than minutes later inside the job.
+
+    Raises
+    ------
+    BadOption
+        One line naming the option and what to pass.
+    """
+    try:
+        values = LAUNCH_OPTIONS.values(parser().parse_args(argv), environ)
+    except OptionError as exc:
+        raise BadOption(str(exc)) from None
+    trainer_options = {name: values.pop(name) for name in JOB_TRAINER_OPTIONS if name in values}
+    launch = {**LAUNCH_OPTIONS.defaults(), **values}
+    dry_run = launch.pop("dry_run")
+    for name in JOB_TRAINER_OPTIONS:
+        launch.pop(name)
+    launch["role"] = launch["role"] or ""
+    return LaunchConfig(trainer=trainer_options, **launch), dry_run
 
 
 def _quiet_sdk() -> None:
@@ -283,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         name = launch(config)
     except TrainerError as exc:
         print(f"trainer.sagemaker: error: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code
     tensors = f"{config.output.rstrip('/')}/{name}/debug-output"
     print(f"training job {name} started; tensors: {tensors}")
     print(f"follow it: python -m reporter --training-job {name} --follow")

@@ -5,7 +5,6 @@ Importing this module imports MXNet: the CLI sets the thread count and MKLDNN sw
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
@@ -20,6 +19,8 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 
+from latentlapse import atomic
+from latentlapse.contract import RUN_ENTRIES, RUN_FILE, RUN_FORMAT
 from trainer import TrainerError, __version__, data
 from trainer.config import TrainerConfig
 from trainer.hook import create_hook
@@ -27,9 +28,6 @@ from trainer.model import ConvolutionalAutoencoder, parameter_count
 
 log = logging.getLogger("trainer")
 
-RUN_FILE = "latentlapse-run.json"
-# What smdebug (and we) write into a tensor store; --overwrite deletes these and nothing else.
-RUN_ENTRIES = ("index", "events", "collections", "training_job_end.ts", "framework", RUN_FILE)
 # The probe set is the same images in every run of a dataset, whatever --seed is, so runs compare.
 PROBE_SEED = 20200601
 
@@ -85,13 +83,7 @@ def write_run_file(out: str, info: dict) -> None:
 
         s3.write_json(out.rstrip("/") + "/" + RUN_FILE, info)
         return
-    target = Path(out) / RUN_FILE
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{RUN_FILE}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(info, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, target)
+    atomic.write_json(Path(out) / RUN_FILE, info)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,7 +195,7 @@ def run(config: TrainerConfig) -> dict:
     from smdebug.mxnet import modes
 
     info = {
-        "format": 1,
+        "format": RUN_FORMAT,
         "dataset": dataset.name,
         "class_names": list(dataset.class_names),
         "probe_size": config.probe_size,
@@ -255,8 +247,10 @@ def run(config: TrainerConfig) -> dict:
         if step in eval_steps:
             eval_loss = evaluate(step)
             progress.eval(step, eval_loss)
+            # JSON has no NaN: a diverged run's loss is written as null.
             info["progress"] = {"step": step, "images_per_second": progress.images_per_second(),
-                                "eval_loss": eval_loss, "updated": _now()}
+                                "eval_loss": eval_loss if np.isfinite(eval_loss) else None,
+                                "updated": _now()}
             write_run_file(config.out, info)
     # close() writes the last step and the end marker; without it readers wait forever (S3 above all).
     hook.close()
