@@ -1,4 +1,4 @@
-"""Timing shared by benchmarks/training.py and benchmarks/torch_peer.py (which runs under its own
+"""Timing shared by benchmarks/hook_throughput.py, layer_times.py and torch_peer.py (which runs under its own
 Python with torch: this module needs only the standard library)."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""The trainer's autoencoder in PyTorch: the reference peer that benchmarks/training.py times.
+"""The trainer's autoencoder in PyTorch: the reference peer that benchmarks/hook_throughput.py times.
 
 torch is not a dependency of latentlapse. This script runs under a separate Python that has torch
-and numpy (``--torch-python`` of benchmarks/training.py) and imports nothing from the project
+and numpy (``--torch-python`` of benchmarks/hook_throughput.py and layer_times.py) and imports nothing from the project
 but benchmarks/timing.py beside it (standard library only).
 It is driven over stdin/stdout, one JSON object per line, so its blocks of steps interleave
 with the MXNet variants in the same benchmark run:

@@ -238,7 +238,7 @@ class _Switch(argparse.Action):
         setattr(namespace, self.dest, not option_string.startswith("--no-"))
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     """An argparse parser whose own errors (unknown flag, missing value) are one OptionError line."""
 
     def error(self, message):
@@ -297,7 +297,7 @@ class Options:
         if usage is None:
             required = " ".join(f"{o.flag} {o.shown_metavar}" for o in self.options if o.required)
             usage = f"%(prog)s {required + ' ' if required else ''}[options]"
-        p = _Parser(prog=prog, description=description, epilog=epilog or None, usage=usage,
+        p = OneLineParser(prog=prog, description=description, epilog=epilog or None, usage=usage,
                     formatter_class=lambda prog: argparse.HelpFormatter(prog, max_help_position=32))
         required = p.add_argument_group("required")
         for o in self.options:

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 
+from latentlapse.options import OptionError
 from reporter import ReporterError
 
 
@@ -24,12 +25,11 @@ def _quiet_third_parties() -> None:
 
 def list_tensors(argv: list[str]) -> int:
     """Print every tensor of a trial with its shape, modes and number of steps."""
-    import argparse
-
+    from latentlapse.options import OneLineParser
     from reporter.store import TensorStore
 
-    p = argparse.ArgumentParser(prog="python -m reporter tensors",
-                                description="List the tensors of a smdebug trial (a folder or s3:// URL).")
+    p = OneLineParser(prog="python -m reporter tensors",
+                      description="List the tensors of a smdebug trial (a folder or s3:// URL).")
     p.add_argument("path")
     args = p.parse_args(argv)
     store = TensorStore(args.path)
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"reporter: site at {os.path.join(config.out, 'index.html')}, "
                   f"GIF at {os.path.join(config.out, 'latentlapse.gif')}")
         return code
-    except ReporterError as exc:
+    except (ReporterError, OptionError) as exc:
         print(f"reporter: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except Exception as exc:  # a bug: its traceback, then the same line the site shows (exit 3)

@@ -118,6 +118,12 @@ def test_reporter_without_a_store_is_one_line_exit_2(capsys, monkeypatch):
         "reporter: error: no tensor store given: pass --tensors PATH (the trainer's --out) or set REPORTER_TENSORS"]
 
 
+def test_tensors_subcommand_without_a_path_is_one_line_exit_2(capsys):
+    assert reporter_cli.main(["tensors"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "reporter: error: the following arguments are required: path (see python -m reporter tensors --help)"]
+
+
 def test_launcher_checks_trainer_options_as_the_trainer_does(capsys):
     from trainer.sagemaker import main
 

@@ -89,7 +89,7 @@ def expected_request(job_name=ANY) -> dict:
             }, {
                 # The probe images: EVAL and PREDICT step 0 only.
                 "CollectionName": "latentlapse_probe_images",
-                "CollectionParameters": {"include_regex": r"convolutionalautoencoder\d+_input_0", **intervals,
+                "CollectionParameters": {"include_regex": ",".join(hook.PROBE_IMAGES_REGEX), **intervals,
                                          "eval.end_step": "1", "predict.end_step": "1"},
             }],
         },
