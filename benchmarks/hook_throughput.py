@@ -7,7 +7,8 @@ after every 25th step as in trainer/train.py) for these variants, interleaved in
     no hook            the same model and steps, no hook registered
     default hook       create_hook(out, 10): TRAIN saved every 10 steps, every EVAL pass saved
     save every step    create_hook(out, 1)
-    option: ...        with --options: images and reconstructions saved on EVAL only
+    option: ...        with --options: reconstructions saved on EVAL only (the probe images
+                       are saved at the first EVAL step only by the default hook already)
     pytorch            benchmarks/torch_peer.py under --torch-python (left out without it)
 
 Each round runs a block of ``--block-steps`` steps of every variant, the order rotating between
@@ -233,7 +234,7 @@ def run(args) -> int:
     hooks = {"no hook": None, "default hook": lambda out: create_hook(out, 10),
              "save every step": lambda out: create_hook(out, 1)}
     if args.options:
-        hooks["option: images on EVAL only"] = eval_only_images_hook
+        hooks["option: reconstructions on EVAL only"] = eval_only_images_hook
     load_before = os.getloadavg()
     # Not a TemporaryDirectory: smdebug's exit handler writes each store's end marker once more,
     # after a with-block would have removed the folder. Handlers run last-registered first, so

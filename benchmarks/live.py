@@ -44,7 +44,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 PY = sys.executable
+
+from latentlapse.contract import END_MARKER, RUN_FILE  # noqa: E402
 # Issue 3, point 8 and DESIGN.md: at most 15% slower; the final frame within seconds of the end.
 SLOWDOWN_TARGET = 0.15
 KINDS = {"A": "A trainer alone", "B": "B trainer + reporter", "C": "C trainer + reporter (variant env)"}
@@ -112,7 +115,7 @@ def run_once(folder: Path, args, kind: str, phases_file: Path | None = None) -> 
     for name, result in ended.items():
         if result["code"] != 0:
             raise SystemExit(f"{name} exited with {result['code']}: see {folder / (name + '.log')}")
-    info = json.loads((store / "latentlapse-run.json").read_text())
+    info = json.loads((store / RUN_FILE).read_text())
     row = {"kind": kind, "folder": str(folder), "load_before": load_before,
            "load_after": load1(), "images_per_second": info["progress"]["images_per_second"],
            "trainer_wall": round(ended["trainer"]["end"] - started, 2), "trainer_cpu": ended["trainer"]["cpu"],
@@ -149,7 +152,7 @@ def reporter_figures(store: Path, site: Path) -> dict:
         if not index.is_file():
             raise SystemExit(f"no index file {index} for frame {frame['index']}: has smdebug's layout changed?")
         lags.append(round(frame["published"] - index.stat().st_mtime, 3))
-    end = (store / "training_job_end.ts").stat().st_mtime
+    end = (store / END_MARKER).stat().st_mtime
     rest = lags[1:] or lags
     return {"frames": len(state["frames"]), "lags": lags, "lag_first": lags[0],
             "lag_median": round(statistics.median(rest), 3), "lag_max": round(max(rest), 3),
