@@ -9,9 +9,10 @@ apart into ten clusters: ``benchmarks/gif.py``'s frames) and writes them as the 
   the cost of ``append`` per frame in windows along the run (flat = constant cost per frame),
   how many times all kept frames were re-encoded (scale changes) and how many times the subset
   was re-chosen (stride doublings, which re-encode nothing).
-- MP4: one ``VideoWriter`` (``--mp4-every`` 25) over the 1,000 frames, the cost of each update
-  (one segment encoded + the join), and the final video of the first 39 / 375 / 1,000 frames:
-  size, frame count and codec read back with imageio.
+- MP4: one ``VideoWriter`` (``--mp4-every`` 25) per run length, told the length (it sets the
+  run's x264 quality from its first segment to stay under 10 MB): the cost of each update of the
+  longest (one segment encoded + the join), and each final video: size, CRF, frame count and
+  codec read back with imageio.
 
 Drawing and PNG writing are not timed.
 
@@ -76,7 +77,12 @@ def main(argv=None) -> int:
         writers["unknown"] = unknown
         appends = {key: [] for key in writers}
         history = {key: [] for key in writers}  # (size, stride) after each append
-        video = VideoWriter(out, fps=1000 / DELAY_MS, every=EVERY, threads=1)
+        videos = {}
+        for m in lengths:  # one video per run length, told it as the reporter is (the run file)
+            (out / f"video-{m}").mkdir()
+            (out / f"video-{m}" / "frames").symlink_to(out / "frames")
+            videos[m] = VideoWriter(out / f"video-{m}", fps=1000 / DELAY_MS, every=EVERY, threads=1,
+                                    expected_frames=m)
         updates, finals, pngs = [], {}, []
         started = time.perf_counter()
         for k, rgb in enumerate(iter_frames(n)):
@@ -89,17 +95,15 @@ def main(argv=None) -> int:
                 writer.append(rgb)
                 appends[key].append(time.perf_counter() - t)
                 history[key].append((writer.size, writer.stride))
-            t = time.perf_counter()
-            # (After a final video of a shorter run the next call re-joins without its tail: not counted.)
-            if video.update(pngs) and (k + 1) % EVERY == 0:
-                updates.append((k + 1, time.perf_counter() - t))
-            if k + 1 in lengths:
+            for m, video in videos.items():
+                if k >= m:
+                    continue
                 t = time.perf_counter()
-                video.update(pngs, final=True)
-                elapsed = time.perf_counter() - t
-                copy = out / f"video-{k + 1}.mp4"
-                copy.write_bytes(video.path.read_bytes())
-                finals[k + 1] = (elapsed, copy)
+                updated = video.update(pngs, final=k + 1 == m)
+                if updated and m == max(lengths) and (k + 1) % EVERY == 0:
+                    updates.append((k + 1, time.perf_counter() - t))
+                if k + 1 == m:
+                    finals[m] = (time.perf_counter() - t, video.path, video.crf)
             if (k + 1) % 100 == 0:
                 print(f"  {k + 1} frames ({time.perf_counter() - started:.0f} s)", flush=True)
 
@@ -125,8 +129,8 @@ def main(argv=None) -> int:
                   f"{statistics.median(t for _, t in part):.2f} s")
         print(f"- all {len(updates)} updates: median {statistics.median(times):.2f} s, "
               f"max {max(times):.2f} s, i.e. {statistics.median(times) / EVERY * 1000:.0f} ms per frame")
-        for m, (elapsed, copy) in finals.items():
-            print(f"- {m} frames: {mp4_facts(copy)}; final update {elapsed:.2f} s")
+        for m, (elapsed, path, crf) in finals.items():
+            print(f"- {m} frames (told): {mp4_facts(path)}, CRF {crf}; last update {elapsed:.2f} s")
     return 0
 
 

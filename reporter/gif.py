@@ -19,8 +19,10 @@ Size budget, in this order:
    subset: every ``stride``-th frame (``stride`` a power of two) and always the first and the
    last, each shown ``stride`` times as long, so the GIF spans the run in the same time.
    Doubling the stride only drops frames already in the file (the kept set of stride 2s is a
-   subset of that of s) and rewrites delays: nothing is re-encoded. Over a run of M frames it
-   doubles at most log2(M) times. Every frame stays in ``frames/`` and on the site.
+   subset of that of s) and rewrites delays: nothing is re-encoded. The stride doubles when
+   the budget is reached (so the GIF ends with between half and all of the frames the budget
+   holds), at most log2(M) times over a run of M frames. Every frame stays in ``frames/`` and
+   on the site.
 
 :attr:`GifWriter.note` says what happened, in words; :attr:`GifWriter.kept` and
 :attr:`GifWriter.frames` give "N of M frames".
@@ -278,14 +280,6 @@ class GifWriter:
     def _target(self) -> float:
         return self.budget_bytes * PLANNING_FRACTION - len(self._prefix())
 
-    def _stride_for(self, n_frames: int, block_bytes: float) -> int:
-        """Smallest power-of-two stride whose subset of ``n_frames`` is projected to fit."""
-        stride = 1
-        while (len(kept_frames(n_frames, stride)) > 2
-               and len(kept_frames(n_frames, stride)) * block_bytes > self._target()):
-            stride *= 2
-        return stride
-
     def _plan_first(self, rgb: np.ndarray) -> None:
         n_proj = max(int(self.expected_frames or 1), 1)
         target = self._target()
@@ -297,7 +291,9 @@ class GifWriter:
                 break
         self.scale, block = chosen
         self.size = self._scaled_size(self.scale)
-        self.stride = self._stride_for(n_proj, len(block))
+        # No stride is planned from this one frame: early frames (scattered points, noisy
+        # reconstructions) compress worse than later ones, so a plan from the first would keep a
+        # half or a quarter of the frames that fit. Frames are dropped when the budget is reached.
         self._push(0, block)
         self.frames = 1
         self._describe(f"{n_proj} frames expected")

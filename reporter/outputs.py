@@ -18,6 +18,8 @@ def publish(out: Path, state: ReportState, video: VideoWriter, run_info: dict | 
             complete: bool, figure_frames: int, figure_width: str) -> None:
     """Update ``latentlapse.mp4`` (and with ``complete`` the figure) and record them in ``state``."""
     frames = state.frames
+    if video.expected_frames is None and run_info:
+        video.expected_frames = run_info.get("expected_frames")  # sets the quality at the first segment
     if video.update([f.png for f in frames], final=complete) or (state.video is None and video.frames):
         state.video = OutputInfo(path=video.path.name, frames=video.frames, bytes=video.bytes)
     if not (complete and frames):

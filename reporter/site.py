@@ -156,7 +156,8 @@ def _context(out: Path, state: ReportState, run: dict, frames: list, now: dateti
         "loss_chart": loss,
         "quality_chart": quality,
         "table": _with_gaps(_table_rows(frames, [v["label"] for v in frame_views]), state.skipped),
-        "reconstruction": _recon_view(out, recon_step, class_names, dataset),
+        "reconstruction": _recon_view(out, recon_step, class_names, dataset,
+                                      frame_views[-1]["label"] if frame_views else None),
         "palette": palette,
         "alerts": [_alert_view(a) for a in alerts if isinstance(a, dict)],
         "inventory": [_inventory_row(t) for t in state.tensors_inventory],
@@ -312,11 +313,11 @@ def _table_rows(frames, steps):
     return rows
 
 
-def _recon_view(out, step, class_names, dataset):
+def _recon_view(out, step, class_names, dataset, label=None):
     if not (out / RECONSTRUCTION_PNG).is_file():
         return None
     names = ", ".join(class_names) if class_names else "each class"
-    at = f"global step {step:,}" if isinstance(step, int) else "the latest step"
+    at = label or "the latest step"  # the training step of the latest frame: "step 400 of 400"
     return {
         "src": f"{RECONSTRUCTION_PNG}?v={step}",
         "alt": f"Reconstructions at {at}: top row one {dataset} probe image per class ({names}), "

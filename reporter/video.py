@@ -20,6 +20,8 @@ loads), one frame per GIF delay (the same pace as the GIF).
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import subprocess
 import tempfile
@@ -30,11 +32,15 @@ from PIL import Image
 
 from reporter import ReporterError
 from latentlapse.atomic import write_bytes
+from latentlapse.atomic import write_json as atomic_json
 
 MP4_FILE = "latentlapse.mp4"
 SEGMENT_DIR = ".video"
 DEFAULT_EVERY = 25  # frames per segment: the video is at most this many frames behind
 CRF = 20  # x264 quality (lower is better): the small class-coloured markers stay crisp
+MAX_CRF = 32  # the most a long run's video is coarsened to stay under MAX_BYTES
+PLANNING_FRACTION = 0.8  # plan for 80 % of MAX_BYTES: the first frames are not the run's average
+SETTINGS_FILE = "settings.json"  # in SEGMENT_DIR: the run's CRF, so every segment is alike
 PRESET = "veryfast"  # measured: half the time of "medium" and no larger here (docs/benchmarks.md)
 MAX_BYTES = 10 * 1000 * 1000  # GitHub plays uploaded videos up to 10 MB
 
@@ -57,18 +63,18 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def encode(path: str | os.PathLike, frames, fps: float, threads: int = 1) -> None:
+def encode(path: str | os.PathLike, frames, fps: float, threads: int = 1, crf: int = CRF) -> None:
     """Write RGB frames (H, W, 3) uint8 to an H.264 MP4 at ``path`` (not atomic: a work file).
 
     ``threads`` caps x264's threads (it takes every core otherwise), as the reporter's
-    ``--threads`` caps the embedding's.
+    ``--threads`` caps the embedding's. ``crf``: x264's constant quality (lower is better).
     """
     import imageio.v2 as iio2
 
     writer = iio2.get_writer(
         os.fspath(path), format="FFMPEG", mode="I", fps=fps, codec="libx264",
         pixelformat="yuv420p", quality=None, macro_block_size=2, ffmpeg_log_level="error",
-        output_params=["-crf", str(CRF), "-preset", PRESET, "-threads", str(int(threads)),
+        output_params=["-crf", str(int(crf)), "-preset", PRESET, "-threads", str(int(threads)),
                        "-movflags", "+faststart"])
     try:
         for rgb in frames:
@@ -109,6 +115,12 @@ class VideoWriter:
         recorded, and at the end of the run.
     threads : int
         Threads of the encoder.
+    expected_frames : int, optional
+        Frames the run will have (the run file says). The first segment then sets the run's
+        x264 quality so that the whole video is projected to stay under ``max_bytes``: +6 CRF
+        about halves the size. Kept in ``.video/settings.json`` for every later segment.
+    max_bytes : int
+        The size the video should stay under (GitHub plays uploads up to 10 MB).
 
     Attributes
     ----------
@@ -118,7 +130,8 @@ class VideoWriter:
         Size of the published video.
     """
 
-    def __init__(self, out, *, fps: float, every: int = DEFAULT_EVERY, threads: int = 1):
+    def __init__(self, out, *, fps: float, every: int = DEFAULT_EVERY, threads: int = 1,
+                 expected_frames: int | None = None, max_bytes: int = MAX_BYTES):
         if every < 1:
             raise ReporterError(f"the video is updated every {every} frames: use 1 or more")
         if not fps > 0:
@@ -129,7 +142,16 @@ class VideoWriter:
         self.fps = float(fps)
         self.every = int(every)
         self.threads = int(threads)
+        self.expected_frames = expected_frames
+        self.max_bytes = int(max_bytes)
+        self.crf = self._settings().get("crf")
         self.frames, self.bytes = self._published()
+
+    def _settings(self) -> dict:
+        try:
+            return json.loads((self.segments_dir / SETTINGS_FILE).read_text())
+        except (OSError, ValueError):
+            return {}
 
     def _published(self) -> tuple[int, int]:
         """Frames and size of a video already in the folder: its segments run from 0 without gaps."""
@@ -180,8 +202,24 @@ class VideoWriter:
     def _encode_segment(self, segment: Path, pngs: list) -> None:
         with tempfile.TemporaryDirectory(dir=self.segments_dir) as tmp:
             work = Path(tmp, segment.name)
-            encode(work, (_read_png(self.out / p) for p in pngs), self.fps, self.threads)
+            frames = [_read_png(self.out / p) for p in pngs]
+            encode(work, frames, self.fps, self.threads, self.crf or CRF)
+            if self.crf is None:  # the run's first segment sets its quality
+                self.crf = self._plan_crf(work.stat().st_size / len(frames))
+                if self.crf != CRF:
+                    encode(work, frames, self.fps, self.threads, self.crf)
+                atomic_json(self.segments_dir / SETTINGS_FILE, {"crf": self.crf, "format": 1})
             write_bytes(segment, work.read_bytes())
+
+    def _plan_crf(self, bytes_per_frame: float) -> int:
+        """The CRF that brings ``expected_frames`` frames of this size under the budget."""
+        if not self.expected_frames:
+            return CRF
+        projected = bytes_per_frame * self.expected_frames
+        target = PLANNING_FRACTION * self.max_bytes
+        if projected <= target:
+            return CRF
+        return min(MAX_CRF, CRF + math.ceil(6 * math.log2(projected / target)))
 
     def _drop_stale(self, keep: list[Path]) -> None:
         """Remove segments not in the video any more (a shorter last one, once it is full)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import imageio.v2 as iio2
 import numpy as np
 import pytest
@@ -72,7 +74,7 @@ def test_the_video_is_rewritten_every_k_frames_and_at_the_end(tmp_path, report):
     rewritten = [n for n in range(1, 24) if video.update(pngs[:n])]
     assert rewritten == [10, 20]
     assert len(read_back(out / MP4_FILE)[1]) == 20
-    segments = sorted(p.name for p in (out / SEGMENT_DIR).iterdir())
+    segments = sorted(p.name for p in (out / SEGMENT_DIR).glob("*.mp4"))
     assert segments == ["segment-00000-00010.mp4", "segment-00010-00020.mp4"]
     first = (out / SEGMENT_DIR / segments[0]).stat().st_mtime_ns
 
@@ -96,3 +98,24 @@ def test_bad_settings(tmp_path):
         VideoWriter(tmp_path, fps=4, every=0)
     with pytest.raises(ReporterError, match="cannot play"):
         VideoWriter(tmp_path, fps=0)
+
+
+def test_a_long_run_coarsens_its_quality_once_from_the_first_segment(tmp_path, report):
+    src, pngs = report
+    sizes = {}
+    for name, expected in (("plain", None), ("long", 10_000)):
+        out = tmp_path / name
+        for p in pngs:
+            (out / p).parent.mkdir(parents=True, exist_ok=True)
+            (out / p).write_bytes((src / p).read_bytes())
+        video = VideoWriter(out, fps=4, every=10, expected_frames=expected, max_bytes=1_000_000)
+        assert video.update(pngs[:10])
+        sizes[name] = (out / MP4_FILE).stat().st_size
+        settings = json.loads((out / SEGMENT_DIR / "settings.json").read_text())
+        # 10,000 frames of this size would not fit 1 MB at CRF 20: the run is coarsened, once.
+        assert settings["crf"] == video.crf and (video.crf == 20) == (expected is None)
+        again = VideoWriter(out, fps=4, every=10)  # a restart without the expected count
+        assert again.crf == video.crf
+        again.update(pngs, final=True)
+        assert len(read_back(out / MP4_FILE)[1]) == 23
+    assert sizes["long"] < sizes["plain"]
