@@ -24,13 +24,19 @@ def _quiet_third_parties() -> None:
 
 
 def list_tensors(argv: list[str]) -> int:
-    """Print every tensor of a trial with its shape, modes and number of steps."""
+    """Print every tensor of a trial with its shape, modes and steps, then which tensor each role would take."""
     from latentlapse.options import OneLineParser
-    from reporter.store import TensorStore
+    from reporter.config import OPTIONS
+    from reporter.roles import ROLES, describe, resolve
+    from reporter.store import DEFAULT_NAMES, TensorStore
 
     p = OneLineParser(prog="python -m reporter tensors",
-                      description="List the tensors of a smdebug trial (a folder or s3:// URL).")
+                      description="List the tensors of a smdebug trial (a folder or s3:// URL) and "
+                                  "which tensor each role (latent, labels, ...) would take.")
     p.add_argument("path")
+    for role in ROLES:
+        p.add_argument(f"--{role}-regex", default=DEFAULT_NAMES[role], metavar="REGEX",
+                       help=OPTIONS.by_name[f"{role}_regex"].help)
     args = p.parse_args(argv)
     store = TensorStore(args.path)
     store.open(timeout=0)
@@ -38,8 +44,20 @@ def list_tensors(argv: list[str]) -> int:
     width = max([len(r["name"]) for r in rows] + [6])
     print(f"{'tensor':<{width}}  {'shape':<18} {'modes':<12} steps")
     for r in rows:
-        shape = "x".join(str(d) for d in r["shape"]) if r["shape"] is not None else "?"
-        print(f"{r['name']:<{width}}  {shape:<18} {','.join(r['modes']):<12} {r['steps']}")
+        print(f"{r['name']:<{width}}  {_shape(r['shape']):<18} {','.join(r['modes']):<12} {r['steps']}")
+    workers = sorted(store.trial.workers())
+    if len(workers) > 1:
+        print(f"\nworkers: {', '.join(workers)} (the report shows {workers[0]} unless --worker says otherwise)")
+    patterns = {role: getattr(args, f"{role}_regex") for role in ROLES}
+    try:
+        roles = resolve(patterns, DEFAULT_NAMES, rows)
+    except ReporterError as exc:
+        print(f"\nroles: {exc}")
+        return 1
+    print(f"\n{'role':<8} {'tensor':<{width}}  {'shape':<18} note")
+    for r in describe(roles, rows):
+        print(f"{r['role']:<8} {r['tensor'] or '-':<{width}}  {_shape(r['shape']) if r['tensor'] else '':<18} "
+              f"{r['note']}")
     return 0
 
 
@@ -61,6 +79,8 @@ def make_figure(argv: list[str]) -> int:
     print(f"reporter: figure of training steps {', '.join(map(str, shown))}: "
           + ", ".join(os.path.join(args.report, f) for f in FIGURE_FILES))
     return 0
+def _shape(shape) -> str:
+    return "x".join(str(d) for d in shape) if shape is not None else "?"
 
 
 def main(argv: list[str] | None = None) -> int:

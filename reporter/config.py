@@ -13,10 +13,10 @@ MAX_SEED = 2**32 - 1
 
 _ROLE_HELP = {
     "latent": "the bottleneck tensor",
-    "labels": "the labels tensor",
-    "inputs": "the input images tensor",
-    "recon": "the reconstructions tensor",
-    "loss": "the per-sample loss tensor",
+    "labels": "the labels tensor (integers, whole floats, one-hot or class scores; 'none': no labels)",
+    "inputs": "the input images tensor ('none': no images)",
+    "recon": "the reconstructions tensor ('none': no reconstructions)",
+    "loss": "the per-sample loss tensor ('none': no loss)",
 }
 
 OPTIONS = Options("REPORTER_", [
@@ -50,7 +50,15 @@ OPTIONS = Options("REPORTER_", [
     Option("figure_width", str, "single", "width of the paper figure: single (3.5 in, one column) or double "
            "(7 in)", metavar="WIDTH"),
 ] + [Option(f"{role}_regex", str, pattern, f"regex of {_ROLE_HELP[role]}", metavar="REGEX")
-     for role, pattern in TENSOR_NAMES.items()])
+     for role, pattern in TENSOR_NAMES.items()] + [
+    Option("image_shape", str, "", "how to reshape each input/reconstruction to a picture: HxW, HxWxC "
+           "(channels last) or CxHxW (channels first)", metavar="SHAPE",
+           default_text="from the tensor's shape; a flat vector of square length is a square image"),
+    Option("mode", str, "", "the smdebug mode whose steps become frames", metavar="MODE",
+           choices=("", "eval", "train", "predict"), default_text="eval when the trial has EVAL steps"),
+    Option("worker", str, "", "in a multi-worker trial, the worker whose points are shown", metavar="NAME",
+           default_text="the first, e.g. worker_0"),
+])
 
 
 class ReporterConfig(OPTIONS.dataclass("ReporterOptions", __name__)):
@@ -121,6 +129,12 @@ def from_args(argv: list[str] | None = None, environ: dict | None = None) -> Rep
     try:
         check_width(config.figure_width)
     except ReporterError as exc:  # the widths are reporter.figure's: checked there, a bad option all the same
+        raise BadOption(str(exc)) from None
+    from reporter.images import parse_image_shape
+
+    try:
+        parse_image_shape(config.image_shape)
+    except ReporterError as exc:  # the shape rules are reporter.images'; a bad option all the same
         raise BadOption(str(exc)) from None
     if not config.tensors.startswith("s3://"):
         config.tensors = os.path.abspath(config.tensors)

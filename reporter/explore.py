@@ -149,7 +149,7 @@ def view_pixels(view, levels: int = 256) -> np.ndarray:
     parts = []
     for start in range(0, n, SPRITE_BLOCK):
         pictures = view.take(np.arange(start, min(n, start + SPRITE_BLOCK)))
-        if view.shape[2] == 1:
+        if view.layout[2] == 1:  # (H, W, C) of the values; .shape is the drawn (H, W)
             pictures = pictures[..., 0]
         parts.append(to_levels(pictures, levels))
     return np.concatenate(parts)

@@ -147,7 +147,9 @@ def load_panels(out: Path, frames: list[dict], run: dict | None, steps: list[int
             panels.append(Panel(step, saved["embedding"], saved["labels"]))
     labels_max = max(int(p.labels.max()) for p in panels if len(p.labels))
     names = (run or {}).get("class_names")
-    if not (isinstance(names, list) and len(names) > labels_max):
+    if labels_max < 0:  # a trial without labels: every point -1, drawn in the one colour
+        names = ["no labels"]
+    elif not (isinstance(names, list) and len(names) > labels_max):
         names = [str(i) for i in range(labels_max + 1)]
     return panels, [str(n) for n in names], total_steps(run)
 

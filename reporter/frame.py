@@ -31,6 +31,7 @@ class Frame:
     embedding: np.ndarray       # (N, 2)
     latents_finite: bool        # False: the embedding repeats the last one (NaN/Inf latents)
     class_names: list[str]
+    pictures: tuple = (None, None)  # reporter.images.ImageView of the inputs and reconstructions, or None
 
 
 def resume_embedder(out: Path, frames: list[FrameRecord], seed: int, threads: int):
@@ -40,17 +41,18 @@ def resume_embedder(out: Path, frames: list[FrameRecord], seed: int, threads: in
     return Embedder.resume([out / f.npz for f in frames], seed, threads)
 
 
-def class_names_of(run_info: dict | None, labels: np.ndarray) -> list[str]:
-    """The run's class names when they cover the labels, else the label numbers as names."""
-    names = (run_info or {}).get("class_names")
-    n = int(labels.max()) + 1 if len(labels) else 0
-    if isinstance(names, list) and len(names) >= n:
-        return [str(x) for x in names]
-    return [str(i) for i in range(max(n, 1))]
+def class_names_of(run_info: dict | None, labels: np.ndarray | None) -> list[str]:
+    """The run's class names when they cover the labels, else the label numbers as names; [] without labels."""
+    from reporter.labels import class_names
+
+    if labels is None:
+        return []
+    return class_names(int(labels.max()) + 1 if len(labels) else 0, (run_info or {}).get("class_names"))
 
 
-def make_frame(probe: ProbeStep, embedder, *, index: int, run_info: dict | None) -> Frame:
-    """Embed, measure and draw one EVAL step.
+def make_frame(probe: ProbeStep, embedder, *, index: int, run_info: dict | None,
+               image_shape: tuple | None = None, independent: bool = False) -> Frame:
+    """Embed, measure and draw one step.
 
     Parameters
     ----------
@@ -62,25 +64,34 @@ def make_frame(probe: ProbeStep, embedder, *, index: int, run_info: dict | None)
         The frame's number in the report, from 0.
     run_info : dict or None
         The trainer's run metadata (class names, dataset name), if any.
+    image_shape : tuple, optional
+        ``--image-shape`` as :func:`reporter.images.parse_image_shape` read it.
+    independent : bool
+        The points are not the last frame's (TRAIN batches): embed from scratch, not from its layout.
     """
-    from reporter.quality import knn_accuracy, trustworthiness
+    from reporter.images import probe_pictures
+    from reporter.quality import knn_accuracy, neighbourhood_preservation, trustworthiness
     from reporter.render import draw_frame
     from reporter.rules import dead_units
     from reporter.steps import total_steps, training_step
 
+    if independent:
+        # Another set of points: the last layout and latents say nothing about these.
+        embedder.layout = embedder.latents = embedder.neighbours = None
     started = time.perf_counter()
     layout = embedder.layout  # the last frame's, repeated if this one cannot be embedded
     embedding = embedder.embed(probe.latents)
     embed_seconds = time.perf_counter() - started
     latents_finite = embedding is not None
     if not latents_finite:
-        log.warning("EVAL step %d: latents hold NaN/Inf; the frame repeats the last embedding, marked",
-                    probe.step)
+        log.warning("step %d: latents hold NaN/Inf; the frame repeats the last embedding, marked", probe.step)
         embedding = layout if layout is not None else np.zeros((len(probe.latents), 2))
     class_names = class_names_of(run_info, probe.labels)
     eval_loss = float(np.mean(probe.losses)) if probe.losses is not None else None
     train_loss = float(np.mean([v for _, v in probe.train_losses])) if probe.train_losses else None
     train_step, total = training_step(probe.step, probe.global_step, run_info), total_steps(run_info)
+    if independent:  # TRAIN mode: the frame's own step is the training step
+        train_step = probe.step
     record = FrameRecord(
         index=index, step=probe.step, global_step=probe.global_step,
         train_step=train_step, total_steps=total,
@@ -91,38 +102,58 @@ def make_frame(probe: ProbeStep, embedder, *, index: int, run_info: dict | None)
     )
     if latents_finite:
         record.dead_units = dead_units(probe.latents)
-        record.knn_latent = round(float(knn_accuracy(probe.latents, probe.labels)), 4)
-        record.knn_2d = round(float(knn_accuracy(embedding, probe.labels)), 4)
+        if probe.labels is not None:
+            record.knn_latent = round(float(knn_accuracy(probe.latents, probe.labels)), 4)
+            record.knn_2d = round(float(knn_accuracy(embedding, probe.labels)), 4)
         record.trustworthiness = round(float(trustworthiness(probe.latents, embedding)), 4)
-    picture = draw_frame(embedding, probe.labels, class_names, probe.inputs, probe.reconstructions,
+        if layout is not None and not independent and np.isfinite(layout).all():
+            record.neighbourhood_preservation = round(float(neighbourhood_preservation(layout, embedding)), 4)
+    pictures = probe_pictures(probe.inputs, probe.reconstructions, len(probe.latents), image_shape)
+    picture = draw_frame(embedding, probe.labels, class_names, pictures[0], pictures[1],
                          step=train_step, total_steps=total, eval_loss=eval_loss,
                          train_loss=train_loss, nonfinite=not latents_finite,
                          title=f"latentlapse · {(run_info or {}).get('dataset', 'trial')}")
-    return Frame(record, picture, embedding, latents_finite, class_names)
+    return Frame(record, picture, embedding, latents_finite, class_names, pictures)
 
 
 def write_frame_files(out: Path, frame: Frame, probe: ProbeStep) -> None:
-    """Write the frame's picture, coordinates, exact embedding and the reconstruction grid, atomically."""
+    """Write the frame's picture, coordinates, exact embedding and the reconstruction grid, atomically.
+
+    Without labels the CSV's label column is empty and the npz holds -1 for every point; the
+    grid is written only when both inputs and reconstructions are shown.
+    """
     from reporter.explore import write_frame as write_explore_frame
     from reporter.reconstruction import save_reconstruction_grid
     from reporter.render import CLASS_COLOURS, save_png
     from reporter.site import RECONSTRUCTION_PNG
 
     record = frame.record
+    labels = probe.labels
     save_png(out / record.png, frame.picture)
-    atomic.write_text(out / record.csv, _csv(frame.embedding, probe.labels))
-    atomic.write_bytes(out / record.npz, _npz(frame.embedding, probe.labels, probe, record.train_step))
-    save_reconstruction_grid(out / RECONSTRUCTION_PNG, probe.inputs, probe.reconstructions,
-                             probe.labels, frame.class_names, colours=CLASS_COLOURS)
-    # The interactive view's data for this frame (reporter/explore.py).
-    write_explore_frame(out, record.index, frame.embedding, probe.labels, frame.class_names, step=probe.step,
-                        global_step=probe.global_step, latents=probe.latents, inputs=probe.inputs,
-                        reconstructions=probe.reconstructions, losses=probe.losses)
+    atomic.write_text(out / record.csv, _csv(frame.embedding, labels))
+    saved_labels = labels if labels is not None else np.full(len(frame.embedding), -1, dtype=np.int64)
+    atomic.write_bytes(out / record.npz, _npz(frame.embedding, saved_labels, probe, record.train_step))
+    inputs, recon = frame.pictures
+    if inputs is not None and inputs.shown and recon is not None and recon.shown:
+        save_reconstruction_grid(out / RECONSTRUCTION_PNG, inputs, recon, labels, frame.class_names,
+                                 colours=CLASS_COLOURS)
+    # The interactive view's data for this frame (reporter/explore.py): pictures in the frame's
+    # layout (channels last), only when they are images; a trial without labels is one class.
+    images = [v.pixels if v is not None and v.kind == "image" else None for v in (inputs, recon)]
+    write_explore_frame(out, record.index, frame.embedding,
+                        labels if labels is not None else np.zeros(len(frame.embedding), dtype=np.int64),
+                        frame.class_names if labels is not None else ["unlabelled"], step=probe.step,
+                        global_step=probe.global_step, latents=probe.latents, inputs=images[0],
+                        reconstructions=images[1], losses=probe.losses)
 
 
-def _csv(embedding: np.ndarray, labels: np.ndarray) -> str:
+def _csv(embedding: np.ndarray, labels: np.ndarray | None) -> str:
     buf = io.StringIO()
     buf.write("x,y,label\n")
+    if labels is None:
+        for x, y in embedding:
+            buf.write(f"{x:.6g},{y:.6g},\n")
+        return buf.getvalue()
     for (x, y), label in zip(embedding, labels):
         buf.write(f"{x:.6g},{y:.6g},{int(label)}\n")
     return buf.getvalue()

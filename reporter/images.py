@@ -33,6 +33,7 @@ MAX_BARCODE_VALUES = 1024
 BARCODE_ASPECT = 4
 #: Tolerance when deciding whether values lie within [0, 1] or [0, 255] (float rounding).
 RANGE_SLACK = 1e-3
+ROLE_WORDS = {"inputs": "inputs", "recon": "reconstructions"}
 
 
 @dataclass(frozen=True)
@@ -66,9 +67,17 @@ class ImageView:
         return self.pixels is not None
 
     @property
-    def shape(self) -> tuple[int, int, int] | None:
-        """(H, W, C) of one picture, or None."""
+    def layout(self) -> tuple[int, int, int] | None:
+        """(H, W, C) of one sample's values in picture layout (a bar code is (1, D, 1)), or None."""
         return None if self.pixels is None else tuple(self.pixels.shape[1:])
+
+    @property
+    def shape(self) -> tuple[int, int] | None:
+        """(H, W) of one picture as :meth:`take` draws it, or None."""
+        if self.pixels is None:
+            return None
+        h, w = self.pixels.shape[1:3]
+        return _barcode_size(w) if self.kind == "barcode" else (h, w)
 
     def take(self, indices) -> np.ndarray:
         """RGB pictures of the given probe points: array (k, H, W, 3), float64 in [0, 1]."""
@@ -134,24 +143,25 @@ def image_view(array, n: int, *, role: str = "inputs", image_shape: tuple | None
     """
     a = np.asarray(array)
     option = f"--{role}-regex"
+    what = ROLE_WORDS.get(role, role)
     if a.ndim == 0 or a.shape[0] != n:
         raise ReporterError(f"{role} has shape {a.shape} but the latents hold {n} points: check {option}")
     per_sample = int(np.prod(a.shape[1:], dtype=np.int64))
     if like is not None and like.pixels is not None:
-        h, w, c = like.shape
+        h, w, c = like.layout
         if per_sample == h * w * c and like.kind == "image":
             pixels = _reshape_like(a, like)
             return ImageView(pixels, "image", like.lo, like.hi, like.normalisation,
-                             f"{role} {_shape(a)} shown like the inputs, on their scale")
+                             f"{what} {_shape(a)} shown like the inputs, on their scale")
         if per_sample != h * w * c:
-            return _left_out(f"{role} {_shape(a)} hold {per_sample:,} values per point, the inputs "
+            return _left_out(f"{what} {_shape(a)} hold {per_sample:,} values per point, the inputs "
                              f"{h * w * c:,}: not shown")
     pixels, layout = _layout(a, per_sample, image_shape, role)
     if pixels is None:
-        return _left_out(f"{role} {_shape(a)}: {layout}")
+        return _left_out(f"{what} {_shape(a)}: {layout}")
     lo, hi, rule = (like.lo, like.hi, like.normalisation) if like is not None else normalisation(pixels)
     kind = "barcode" if layout.startswith("a bar code") else "image"
-    return ImageView(pixels, kind, lo, hi, rule, f"{role} {_shape(a)} shown as {layout}; values {rule}")
+    return ImageView(pixels, kind, lo, hi, rule, f"{what} {_shape(a)} shown as {layout}; values {rule}")
 
 
 def normalisation(values) -> tuple[float, float, str]:
@@ -214,7 +224,7 @@ def _layout(a: np.ndarray, per_sample: int, image_shape, role: str):
 
 
 def _reshape_like(a: np.ndarray, like: ImageView) -> np.ndarray:
-    h, w, c = like.shape
+    h, w, c = like.layout
     n = a.shape[0]
     if a.shape[1:] == (h, w, c):
         return a
@@ -225,13 +235,17 @@ def _reshape_like(a: np.ndarray, like: ImageView) -> np.ndarray:
     return a.reshape(n, h, w, c)
 
 
-def _stretch_barcode(a: np.ndarray) -> np.ndarray:
-    """(k, 1, D, 1) -> (k, H, W, 1): each value a bar at least 2 px wide, strips BARCODE_ASPECT:1."""
-    d = a.shape[2]
+def _barcode_size(d: int) -> tuple[int, int]:
+    """(H, W) of the strip of ``d`` values: each value a bar at least 2 px wide, BARCODE_ASPECT:1."""
     bar = max(1, math.ceil(28 / d)) * (2 if d <= 64 else 1)
-    width = d * bar
-    height = max(4, width // BARCODE_ASPECT)
-    return np.repeat(np.repeat(a, bar, axis=2), height, axis=1)
+    return max(4, d * bar // BARCODE_ASPECT), d * bar
+
+
+def _stretch_barcode(a: np.ndarray) -> np.ndarray:
+    """(k, 1, D, 1) -> (k, H, W, 1) as :func:`_barcode_size` says."""
+    d = a.shape[2]
+    height, width = _barcode_size(d)
+    return np.repeat(np.repeat(a, width // d, axis=2), height, axis=1)
 
 
 def _left_out(note: str) -> ImageView:
@@ -240,3 +254,17 @@ def _left_out(note: str) -> ImageView:
 
 def _shape(a: np.ndarray) -> str:
     return "(" + ", ".join(str(d) for d in a.shape) + ")"
+
+
+def probe_pictures(inputs, recon, n: int, image_shape: tuple | None = None):
+    """The views of one step's inputs and reconstructions: (inputs, recon), each an ImageView or None.
+
+    None for a role the trial does not have; reconstructions are shown only beside inputs, in
+    the inputs' layout and on their scale.
+    """
+    if inputs is None:
+        return None, None
+    shown = image_view(inputs, n, role="inputs", image_shape=image_shape)
+    if recon is None:
+        return shown, None
+    return shown, image_view(recon, n, role="recon", image_shape=image_shape, like=shown)

@@ -13,6 +13,10 @@ import numpy as np
 from reporter.render import CLASS_COLOURS
 
 BLEND_LEVELS = 12  # per class colour: 0/12 .. 11/12 of the way to white
+# Classes 10-19 (render.CLASS_COLOURS' second ten) get fewer blends, so the grey ramp that probe
+# images and text need keeps 116 levels: their marker centres stay exact, edges map to the nearest.
+EXTRA_BLEND_LEVELS = 2
+FULL_BLEND_COLOURS = 10
 
 
 def default_palette(colours=CLASS_COLOURS) -> np.ndarray:
@@ -22,8 +26,12 @@ def default_palette(colours=CLASS_COLOURS) -> np.ndarray:
     text and probe images are greys, so these 256 entries hold nearly every pixel exactly.
     """
     rgb = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in colours], dtype=np.float64)
-    t = np.arange(BLEND_LEVELS)[None, :, None] / BLEND_LEVELS
-    blends = np.rint(rgb[:, None, :] * (1 - t) + 255.0 * t).reshape(-1, 3)
+    blends = []
+    for k, colour in enumerate(rgb):
+        levels = BLEND_LEVELS if k < FULL_BLEND_COLOURS else EXTRA_BLEND_LEVELS
+        t = np.arange(levels)[:, None] / BLEND_LEVELS
+        blends.append(np.rint(colour[None, :] * (1 - t) + 255.0 * t))
+    blends = np.concatenate(blends)
     n_grey = 256 - len(blends)
     if n_grey < 2:
         raise ValueError(f"{len(colours)} colours leave no room for a grey ramp in 256 entries")

@@ -22,6 +22,8 @@ from reporter.config import ReporterConfig
 from reporter.frame import make_frame, resume_embedder, write_frame_files
 from reporter.reserve import Reserve, is_disk_full
 from reporter.runs_index import RunsIndex
+from reporter.images import parse_image_shape
+from reporter.modes import trial_facts
 from reporter.state import (FAILED, FINISHED, RUNNING, STALLED, STATE_FILE, STOPPED, FrameRecord, GifInfo,
                             ReportState, SkippedStep, now_iso)
 from reporter.state import load as load_saved_state
@@ -82,7 +84,7 @@ class Report:
         self.out = Path(config.out)
         self.state = load_state(self.out, config.tensors)
         self.store = TensorStore(config.tensors, config.names(), retries=config.retries,
-                                 retry_delay=config.retry_delay)
+                                 retry_delay=config.retry_delay, mode=config.mode, worker=config.worker)
         self.run_info: dict | None = None
         self.runs_index = RunsIndex(config.runs_index) if config.runs_index else None
         self.job = None
@@ -166,12 +168,15 @@ class Report:
         from reporter.rules import evaluate
 
         n = probe.latents.shape[0]
-        if self.n_points is not None and n != self.n_points:
+        independent = self.store.frames.independent  # TRAIN batches: other points at every step
+        if self.n_points is not None and n != self.n_points and not independent:
             raise ReporterError(f"EVAL step {probe.step} holds {n} probe points, earlier frames {self.n_points}: "
                                 "the probe set must stay the same; start a new report for a different run")
         self.n_points = n
-        frame = make_frame(probe, self.embedder, index=len(self.state.frames), run_info=self.run_info)
+        frame = make_frame(probe, self.embedder, index=len(self.state.frames), run_info=self.run_info,
+                           image_shape=parse_image_shape(self.config.image_shape), independent=independent)
         write_frame_files(self.out, frame, probe)
+        self.state.trial = trial_facts(self.store.roles, self.store.frames, frame.pictures, probe.label_form)
         if self.gif.frames == 0 and self.run_info:
             self.gif.expected_frames = self.run_info.get("expected_frames")
         self.gif.append(frame.picture)
@@ -288,6 +293,9 @@ class Report:
                                                  config.wait_timeout, config.tensors))
         while not self.store.resolve_names():
             time.sleep(config.poll_interval)
+        for role, note in self.store.roles.notes.items():
+            log.info("%s: %s", role, note)
+        self.state.trial = {**trial_facts(self.store.roles, self.store.frames), **self.state.trial}
         self.run_info = self.store.run_info()
         self.set_status(RUNNING)
         self.save()

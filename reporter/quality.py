@@ -123,3 +123,35 @@ def jitter(previous, current):
     aligned = procrustes(current, previous)
     displacement = np.linalg.norm(aligned - previous, axis=1)
     return float(np.median(displacement) / diameter(current))
+
+
+def neighbourhood_preservation(previous, current, k=10):
+    """How much of each point's 2-D neighbourhood the next frame kept: a label-free stability figure.
+
+    For every point, the share of its ``k`` nearest neighbours in ``previous`` that are still
+    among its ``k`` nearest in ``current``, averaged over points. 1.0: every neighbourhood kept;
+    about k / N for an unrelated layout.
+
+    Parameters
+    ----------
+    previous, current : array_like, shape (N, 2)
+        Consecutive frames' embeddings of the same points in the same order.
+    k : int
+        Neighbourhood size (clipped to N - 1).
+
+    Returns
+    -------
+    float
+    """
+    previous = np.asarray(previous, dtype=np.float64)
+    current = np.asarray(current, dtype=np.float64)
+    if previous.shape != current.shape:
+        raise ValueError(f"frames of different shapes: {previous.shape} and {current.shape}")
+    k = min(k, len(current) - 1)
+    if k < 1:
+        return 1.0
+    before = NearestNeighbors(n_neighbors=k).fit(previous).kneighbors(return_distance=False)
+    after = NearestNeighbors(n_neighbors=k).fit(current).kneighbors(return_distance=False)
+    # Neither list repeats a point, so a point in both shows up as two equal neighbours once sorted.
+    both = np.sort(np.concatenate([before, after], axis=1), axis=1)
+    return float((np.diff(both, axis=1) == 0).sum(axis=1).mean() / k)

@@ -23,11 +23,11 @@ def save_reconstruction_grid(path, inputs, recons, labels, class_names, *, colou
     ----------
     path : path
         Where to write; the site shows ``out_dir / RECONSTRUCTION_PNG``.
-    inputs, recons : arrays of shape (N, 1, H, W) or (N, H, W)
-        Probe images and the autoencoder's outputs at one step, same scale. Values in [0, 1]
-        (or [0, 255]) are drawn as they are; other ranges are mapped from the inputs' min..max.
-    labels : array of shape (N,)
-        Class index of each probe image.
+    inputs, recons : reporter.images.ImageView, or arrays in any layout reporter.images reads
+        Probe images and the autoencoder's outputs at one step. Arrays are read with
+        :func:`reporter.images.probe_pictures` (the inputs' normalisation, applied to both).
+    labels : array of shape (N,), or None
+        Class index of each probe image; None (no labels): the first ten probe images.
     class_names : sequence of str
         Name of each class, in class-index order.
     colours : sequence, optional
@@ -38,27 +38,37 @@ def save_reconstruction_grid(path, inputs, recons, labels, class_names, *, colou
     Returns
     -------
     list of int
-        The probe index shown for each class (the first image of that class).
+        The probe index shown for each column.
     """
     from PIL import Image, ImageColor, ImageDraw, ImageFont
 
-    x, r = _as_images(inputs, "inputs"), _as_images(recons, "reconstructions")
-    y = np.asarray(labels).astype(np.int64).ravel()
-    if x.shape != r.shape or len(y) != len(x):
-        raise ReporterError(
-            f"reconstruction grid: inputs {x.shape}, reconstructions {r.shape} and {len(y)} labels "
-            "do not match: check --inputs-regex/--recon-regex/--labels-regex"
-        )
-    picks = [int(np.flatnonzero(y == c)[0]) for c in range(len(class_names)) if (y == c).any()]
-    if not picks:
-        raise ReporterError("reconstruction grid: no probe image has a label in 0..len(class_names)-1")
-    lo, hi = (0.0, 255.0) if x.max() > 1.5 else (0.0, 1.0)
-    if x.min() < -0.01:  # normalised inputs: show them on their own range
-        lo, hi = float(x.min()), float(x.max())
+    from reporter.images import ImageView, probe_pictures
+
+    if not isinstance(inputs, ImageView):
+        x, r = np.asarray(inputs), np.asarray(recons)
+        if len(x) != len(r):
+            raise ReporterError(f"reconstruction grid: inputs {x.shape} and reconstructions {r.shape} do not match: "
+                                "check --inputs-regex/--recon-regex")
+        inputs, recons = probe_pictures(x, r, len(x))
+    n = len(inputs.pixels) if inputs.shown else 0
+    if not (inputs.shown and recons is not None and recons.shown) or recons.layout != inputs.layout:
+        raise ReporterError(f"reconstruction grid: nothing to show ({inputs.note}; "
+                            f"{recons.note if recons is not None else 'no reconstructions'}): "
+                            "check --inputs-regex/--recon-regex")
+    if labels is None:
+        picks, names = list(range(min(10, n))), [f"#{i}" for i in range(min(10, n))]
+    else:
+        y = np.asarray(labels).astype(np.int64).ravel()
+        if len(y) != n:
+            raise ReporterError(f"reconstruction grid: {n} images but {len(y)} labels: check --labels-regex")
+        picks = [int(np.flatnonzero(y == c)[0]) for c in range(len(class_names)) if (y == c).any()]
+        names = [str(class_names[int(y[i])]) for i in picks]
+        if not picks:
+            raise ReporterError("reconstruction grid: no probe image has a label in 0..len(class_names)-1")
+    x, r = inputs.take(picks), recons.take(picks)
 
     def to_pixels(img):
-        grey = np.clip((img - lo) / ((hi - lo) or 1.0), 0.0, 1.0)
-        return Image.fromarray((grey * 255).round().astype(np.uint8), "L").resize(
+        return Image.fromarray((img * 255).round().astype(np.uint8), "RGB").resize(
             (img.shape[1] * scale, img.shape[0] * scale), Image.NEAREST
         )
 
@@ -70,30 +80,20 @@ def save_reconstruction_grid(path, inputs, recons, labels, class_names, *, colou
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default(size=12)
     for col, idx in enumerate(picks):
-        left, c = gap + col * (cell_w + gap), int(y[idx])
-        name = str(class_names[c])
+        left, name = gap + col * (cell_w + gap), names[col]
         tw = draw.textlength(name, font=font)
         draw.text((left + (cell_w - tw) / 2, 2), name, fill=(30, 30, 30), font=font)
-        if colours is not None:
-            colour = colours[c]
+        if colours is not None and labels is not None:
+            colour = colours[int(labels[idx]) % len(colours)]
             rgb = ImageColor.getrgb(colour) if isinstance(colour, str) else to_rgb255(colour)
             draw.rectangle([left, text_h, left + cell_w - 1, text_h + stripe - 1], fill=rgb)
         top = text_h + stripe + gap
-        canvas.paste(to_pixels(x[idx]), (left, top))
-        canvas.paste(to_pixels(r[idx]), (left, top + cell_h + gap))
+        canvas.paste(to_pixels(x[col]), (left, top))
+        canvas.paste(to_pixels(r[col]), (left, top + cell_h + gap))
     buf = io.BytesIO()
     canvas.save(buf, format="PNG", optimize=True)
     atomic.write_bytes(path, buf.getvalue())
     return picks
-
-
-def _as_images(a, what):
-    a = np.asarray(a, dtype=np.float64)
-    if a.ndim == 4 and a.shape[1] == 1:
-        a = a[:, 0]
-    if a.ndim != 3:
-        raise ReporterError(f"reconstruction grid: {what} must be (N, 1, H, W) or (N, H, W), got {a.shape}")
-    return a
 
 
 def to_rgb255(colour) -> tuple[int, int, int]:

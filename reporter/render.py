@@ -27,14 +27,23 @@ from latentlapse.atomic import write_bytes
 from reporter import ReporterError
 from reporter.steps import step_text
 
-#: Petroff's 10-colour sequence (M. A. Petroff, "Accessible Color Sequences for Data
-#: Visualization", 2021; matplotlib's ``petroff10`` style): chosen in a survey to stay
-#: distinguishable under the common colour-vision deficiencies. Class ``k`` gets colour ``k % 10``.
+#: Class colours: Petroff's 10-colour sequence (M. A. Petroff, "Accessible Color Sequences for
+#: Data Visualization", 2021; matplotlib's ``petroff10`` style), chosen in a survey to stay
+#: distinguishable under the common colour-vision deficiencies; then, for classes 10-19, ten of
+#: Kelly's colours of maximum contrast (K. L. Kelly, 1965), each picked in turn as the one
+#: farthest in CIELAB from all colours before it. The closest pair of the twenty is as far
+#: apart as Petroff's own closest pair (CIE76 delta-E 19.3).
+#: Fallback beyond 20 classes: class ``k`` takes colour ``k % 20`` (colours repeat), and the
+#: legend says so.
 CLASS_COLOURS = (
     "#3f90da", "#ffa90e", "#bd1f01", "#94a4a2", "#832db6",
     "#a96b59", "#e76300", "#b9ac70", "#717581", "#92dadd",
+    "#8db600", "#008856", "#875692", "#2b3d26", "#b3446c",
+    "#882d17", "#dcd300", "#e68fac", "#f99379", "#be0032",
 )
-PALETTE_NAME = "Petroff 10"
+PALETTE_NAME = "Petroff 10 + Kelly 10"
+#: Points of a trial without labels: one colour, the first of the palette.
+UNLABELLED_COLOUR = CLASS_COLOURS[0]
 
 #: Axis limits of every normalised frame (see :func:`fit_to_box`); the margin keeps markers
 #: on the edge whole.
@@ -54,8 +63,11 @@ BAR_TRACK, BAR_DONE = "#e6e6e6", "#555555"  # greys: the GIF's palette holds the
 
 
 def class_colour(k: int) -> str:
-    """Colour (hex) of class index ``k``; colours repeat after ten classes."""
-    return CLASS_COLOURS[int(k) % len(CLASS_COLOURS)]
+    """Colour (hex) of class index ``k``; colours repeat after twenty classes (see CLASS_COLOURS).
+
+    A negative ``k`` (-1: how frame files mark a point without a label) is UNLABELLED_COLOUR.
+    """
+    return UNLABELLED_COLOUR if int(k) < 0 else CLASS_COLOURS[int(k) % len(CLASS_COLOURS)]
 
 
 def fit_to_box(embedding: np.ndarray) -> np.ndarray:
@@ -110,16 +122,34 @@ def stable_limits(embeddings, margin: float = 0.05) -> tuple[float, float, float
     return (centre[0] - half, centre[0] + half, centre[1] - half, centre[1] + half)
 
 
-def _as_images(array, name: str, n: int) -> np.ndarray:
-    a = np.asarray(array, dtype=np.float64)
-    if a.ndim == 4 and a.shape[1] == 1:
-        a = a[:, 0]
-    if a.ndim != 3 or a.shape[0] != n:
+def _pictures(inputs, reconstructions, n: int):
+    """The frame's pictures as reporter.images views (arrays of any layout are read here), or None."""
+    from reporter.images import ImageView, probe_pictures
+
+    if inputs is None or isinstance(inputs, ImageView):
+        shown = inputs if inputs is not None and inputs.shown else None
+        recon = reconstructions if shown is not None and reconstructions is not None and reconstructions.shown else None
+        return shown, recon
+    shown, recon = probe_pictures(inputs, reconstructions, n)
+    return (shown, recon if recon is not None and recon.shown else None) if shown.shown else (None, None)
+
+
+def _labels(labels, class_names, n: int):
+    """Integer classes and legend names, checked; (None, []) for a trial without labels."""
+    if labels is None:
+        return None, []
+    lab = np.asarray(labels).reshape(-1)
+    if lab.shape[0] != n:
+        raise ReporterError(f"{lab.shape[0]} labels for {n} points: check the --labels-regex option")
+    if not np.all(np.isfinite(lab.astype(np.float64))) or np.any(lab != np.round(lab)):
+        raise ReporterError("labels must be whole numbers: check the --labels-regex option")
+    lab = lab.astype(np.int64)
+    names = [str(c) for c in class_names]
+    if n and (lab.min() < 0 or lab.max() >= len(names)):
         raise ReporterError(
-            f"{name} must be {n} images shaped (N,H,W) or (N,1,H,W), got shape {np.shape(array)}: "
-            f"check the --{name}-regex option"
+            f"labels run from {lab.min()} to {lab.max()} but there are {len(names)} class names"
         )
-    return a
+    return lab, names
 
 
 def _examples(labels: np.ndarray, n_classes: int) -> list[int | None]:
@@ -132,22 +162,21 @@ def _examples(labels: np.ndarray, n_classes: int) -> list[int | None]:
 
 
 def _thumbnails(inputs, recons, picks):
-    """One row per class: its example's input, a gap, its reconstruction; NaN marks gaps."""
-    h, w = inputs.shape[1:]
+    """RGB, one row per example: its input, a gap, its reconstruction (if any); gaps are white.
+
+    ``inputs`` and ``recons`` are reporter.images views: their stated normalisation is applied.
+    """
+    h, w = inputs.shape
     gap = max(w // 7, 2)
     row_h = h + gap
-    canvas = np.full((len(picks) * row_h, 2 * w + gap), np.nan)
-    shown = [i for i in picks if i is not None]
-    lo = float(np.nanmin(inputs[shown])) if shown else 0.0
-    hi = float(np.nanmax(inputs[shown])) if shown else 1.0
-    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
-        lo, hi = 0.0, 1.0
+    canvas = np.ones((len(picks) * row_h, 2 * w + gap if recons is not None else w, 3))
     for slot, i in enumerate(picks):
         if i is None:
             continue
         top = slot * row_h
-        canvas[top:top + h, :w] = np.clip((inputs[i] - lo) / (hi - lo), 0, 1)
-        canvas[top:top + h, w + gap:] = np.clip((recons[i] - lo) / (hi - lo), 0, 1)
+        canvas[top:top + h, :w] = inputs.take([i])[0]
+        if recons is not None:
+            canvas[top:top + h, w + gap:] = recons.take([i])[0]
     return canvas
 
 
@@ -163,13 +192,14 @@ def scatter_by_class(ax, embedding, labels, limits, *, marker_area: float, raste
     """The embedding's finite points in their class colours on ``ax``, square, no ticks.
 
     Points are drawn in a fixed shuffled order so no class is always painted over the others.
-    The frame and the paper figure draw their maps with this.
+    The frame and the paper figure draw their maps with this. ``labels`` None: one colour.
     """
     finite = np.isfinite(embedding).all(axis=1)
     order = np.random.default_rng(0).permutation(len(embedding))
     order = order[finite[order]]
     ax.scatter(embedding[order, 0], embedding[order, 1], s=marker_area, linewidths=0,
-               c=[class_colour(k) for k in np.asarray(labels)[order]], rasterized=rasterized)
+               c=[class_colour(k) for k in np.asarray(labels)[order]] if labels is not None
+               else UNLABELLED_COLOUR, rasterized=rasterized)
     ax.set_xlim(limits[0], limits[1])
     ax.set_ylim(limits[2], limits[3])
     ax.set_xticks([])
@@ -222,13 +252,13 @@ def draw_frame(
     ----------
     embedding : array (N, 2)
         2-D coordinates of the probe set; non-finite rows are left out.
-    labels : array (N,)
-        Integer class of each point, an index into ``class_names``.
+    labels : array (N,) or None
+        Integer class of each point, an index into ``class_names``; None: one colour.
     class_names : sequence of str
-        Legend text per class.
-    inputs, reconstructions : array (N, H, W) or (N, 1, H, W)
+        Legend text per class (the first 20 are listed, then how many more).
+    inputs, reconstructions : reporter.images.ImageView, array in any layout it reads, or None
         Probe images and the autoencoder's output; one example per class is shown (up to
-        ten classes).
+        ten classes; a few points without labels). None: the map and the names alone.
     step : int
         The training step of this frame (train steps done), as people count them.
     total_steps : int, optional
@@ -260,21 +290,8 @@ def draw_frame(
     if emb.ndim != 2 or emb.shape[1] != 2:
         raise ReporterError(f"the embedding must be shaped (N, 2), got {emb.shape}")
     n = emb.shape[0]
-    lab = np.asarray(labels).reshape(-1)
-    if lab.shape[0] != n:
-        raise ReporterError(f"{lab.shape[0]} labels for {n} points: check the --labels-regex option")
-    if not np.all(np.isfinite(lab.astype(np.float64))) or np.any(lab != np.round(lab)):
-        raise ReporterError("labels must be whole numbers: check the --labels-regex option")
-    lab = lab.astype(np.int64)
-    names = [str(c) for c in class_names]
-    if n and (lab.min() < 0 or lab.max() >= len(names)):
-        raise ReporterError(
-            f"labels run from {lab.min()} to {lab.max()} but there are {len(names)} class names"
-        )
-    ins = _as_images(inputs, "inputs", n)
-    recs = _as_images(reconstructions, "recon", n)
-    if recs.shape != ins.shape:
-        raise ReporterError(f"reconstructions {recs.shape} do not match inputs {ins.shape}")
+    lab, names = _labels(labels, class_names, n)
+    ins, recs = _pictures(inputs, reconstructions, n)
 
     finite = np.isfinite(emb).all(axis=1)
     marked = bool(nonfinite) or not finite.all()
@@ -316,9 +333,14 @@ def draw_frame(
                 bbox=dict(boxstyle="square,pad=0.3", facecolor=BANNER_COLOUR,
                           edgecolor=BANNER_COLOUR))
 
-    # One row per class: colour, name, an example and its reconstruction.
-    n_rows = len(names)
-    with_images = n_rows <= MAX_EXAMPLE_CLASSES
+    # One row per class: colour, name, an example and its reconstruction. Without labels, a
+    # few example points in the one colour; past 20 classes the rest is summed up in words.
+    if lab is None:
+        picks = [int(i) for i in np.linspace(0, n - 1, min(n, 5))] if ins is not None else []
+        names = [f"#{i}" for i in picks] or ["no labels"]
+    shown = names[:len(CLASS_COLOURS)]
+    n_rows = len(shown) + (1 if len(names) > len(shown) else 0)
+    with_images = ins is not None and len(names) <= MAX_EXAMPLE_CLASSES
     top, height = 84.0, 420.0
     columns = 1 if n_rows <= 10 else 2
     per_column = math.ceil(n_rows / columns)
@@ -326,35 +348,45 @@ def draw_frame(
     name_size = min(14.0, 0.4 * row_h) * pt
     # Name column: the marker and the longest name (~0.6 em per character), then the images;
     # the whole block centred in the space right of the scatter.
-    longest = max((len(name[:16]) for name in names), default=1)
+    longest = max((len(name[:16]) for name in shown), default=1)
     name_column = 0.4 * row_h + 0.6 * longest * name_size / pt + 24
     left, right = 500.0, 876.0
     if with_images:
-        picks = _examples(lab, n_rows)
+        if lab is not None:
+            picks = _examples(lab, len(names))
         thumbs = _thumbnails(ins, recs, picks)
-        scale = row_h / (ins.shape[1] + max(ins.shape[2] // 7, 2))
+        # A row's pictures fill its height, unless they are wide (bar codes): then the space.
+        scale = min(row_h / (ins.shape[0] + max(ins.shape[1] // 7, 2)),
+                    (right - left - name_column) / thumbs.shape[1])
         width_px = thumbs.shape[1] * scale
         left = max(left, left + (right - left - name_column - width_px) / 2)
         x_img = left + name_column
         ax_img = fig.add_axes(px.box(x_img, top, width_px, thumbs.shape[0] * scale))
-        ax_img.imshow(thumbs, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest",
-                      aspect="auto")
+        ax_img.imshow(thumbs, vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
         ax_img.set_axis_off()
-        for x, word in ((x_img + width_px * 0.25, "in"), (x_img + width_px * 0.75, "out")):
+        words = ((x_img + width_px * 0.25, "in"), (x_img + width_px * 0.75, "out")) if recs is not None \
+            else ((x_img + width_px * 0.5, "in"),)
+        for x, word in words:
             fig.text(*px.point(x, top - 4), word, fontsize=11 * pt, ha="center", va="bottom",
                      color=TEXT_GREY)
     else:
         left = max(left, left + (right - left - columns * name_column) / 2)
-    for k, name in enumerate(names):
+    for k, name in enumerate(shown):
         col, row = divmod(k, per_column)
         x = left + 8 + col * name_column
         # With images, centre the name on the picture of the row (its gap is below it).
         y = top + (row + 0.5) * row_h - (0.06 * row_h if with_images else 0)
         fig.add_artist(Line2D([px.point(x, y)[0]], [px.point(x, y)[1]], linestyle="none",
                               marker="o", markersize=0.32 * row_h * pt, markeredgewidth=0,
-                              markerfacecolor=class_colour(k), transform=fig.transFigure))
+                              markerfacecolor=class_colour(k) if lab is not None else UNLABELLED_COLOUR,
+                              transform=fig.transFigure))
         fig.text(*px.point(x + 0.4 * row_h, y), name[:16], fontsize=name_size, va="center",
                  ha="left")
+    if len(names) > len(shown):
+        col, row = divmod(len(shown), per_column)
+        fig.text(*px.point(left + 8 + col * name_column, top + (row + 0.5) * row_h),
+                 f"+{len(names) - len(shown)} more: colours repeat every {len(CLASS_COLOURS)}",
+                 fontsize=name_size * 0.8, va="center", ha="left", color=TEXT_GREY)
     fig.text(*px.point(500, 524), f"eval loss {_fmt_loss(eval_loss)}    "
              f"train loss {_fmt_loss(train_loss)}", fontsize=11 * pt, va="bottom", ha="left",
              color=TEXT_GREY)

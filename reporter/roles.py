@@ -10,6 +10,8 @@ their shapes, with the option to pass, so a new user's first error message is th
 from __future__ import annotations
 
 import re
+
+import numpy as np
 from dataclasses import dataclass, field
 
 from reporter import ReporterError
@@ -24,6 +26,8 @@ ROLE_WORDS = {
     "recon": "reconstructions",
     "loss": "per-sample loss",
 }
+# A (N, K) tensor with more columns than this is not suggested as one-hot labels or class scores.
+MAX_SCORE_CLASSES = 100
 # Name fragments that make a tensor a likelier candidate for a role (checked lower-case).
 HINTS = {
     "latent": ("latent", "bottleneck", "encoder", "embed", "code", "z_", "mu"),
@@ -145,10 +149,12 @@ def _score(role: str, name: str, shape: list[int]):
             return None
         return 10.0 - min(per_point, 4096) / 512.0 + hint + (1.0 if len(shape) == 2 else 0.0)
     if role == "labels":
+        if "loss" in name.lower():
+            return None  # one value per point, but a loss
         if per_point == 1:
-            return 5.0 + hint - (3.0 if "loss" in name.lower() else 0.0)
-        if len(shape) == 2 and per_point <= 1000:
-            return 2.0 + hint
+            return 5.0 + hint
+        if len(shape) == 2 and per_point <= MAX_SCORE_CLASSES:
+            return 2.0 + hint  # one-hot rows or class scores
         return None
     if role in ("inputs", "recon"):
         if per_point < 4:
@@ -170,3 +176,51 @@ def describe(roles: Roles, inventory: list[dict]) -> list[dict]:
         rows.append({"role": role, "tensor": name, "shape": shapes.get(name) if name else None,
                      "note": roles.notes.get(role, "")})
     return rows
+
+
+def probe_arrays(values: dict, names: dict, where: str = "this step") -> dict:
+    """One step's tensors by role, checked to fit together and put in the shapes a frame needs.
+
+    Parameters
+    ----------
+    values : dict
+        Role -> the tensor's value at the step (None for an absent role).
+    names : dict
+        Role -> tensor name, for the messages.
+    where : str
+        The step, for the messages ("EVAL step 3").
+
+    Returns
+    -------
+    dict
+        ``latent`` (N, D) (any rank flattened per point), ``labels`` (N,) int or None,
+        ``label_form``, ``inputs`` and ``recon`` as saved (or None), ``loss`` (N,) or None
+        (a per-point loss of any rank is averaged per point; a single number is kept as it is).
+    """
+    from reporter.labels import to_classes
+
+    latent = values["latent"]
+    if latent.ndim == 0 or latent.shape[0] == 0:
+        raise ReporterError(f"{where}: {names['latent']} has shape {latent.shape}: no points to embed; "
+                            "check --latent-regex")
+    n = latent.shape[0]
+    latent = latent.reshape(n, -1)
+    for role in ("inputs", "recon"):
+        a = values.get(role)
+        if a is not None and (a.ndim == 0 or a.shape[0] != n):
+            raise ReporterError(f"{where}: {names[role]} has {a.shape[0] if a.ndim else 0} rows but the latents "
+                                f"({names['latent']}) have {n}: check --{role}-regex")
+    labels = form = None
+    if values.get("labels") is not None:
+        a = values["labels"]
+        if a.ndim == 0 or a.shape[0] != n:
+            raise ReporterError(f"{where}: {names['labels']} has {a.shape[0] if a.ndim else 0} rows but the "
+                                f"latents ({names['latent']}) have {n}: check --labels-regex")
+        classes = to_classes(a, n, name=names["labels"])
+        labels, form = classes.values, classes.form
+    loss = values.get("loss")
+    if loss is not None:
+        loss = np.asarray(loss, dtype=np.float64)
+        loss = loss.reshape(n, -1).mean(axis=1) if loss.ndim and loss.shape[0] == n else loss.reshape(-1)
+    return {"latent": latent, "labels": labels, "label_form": form, "inputs": values.get("inputs"),
+            "recon": values.get("recon"), "loss": loss}

@@ -23,6 +23,7 @@ from markupsafe import Markup
 from latentlapse import atomic
 from reporter import ReporterError, __version__, explore, rules, site_outputs
 from reporter.charts import line_chart, x_domain
+from reporter.modes import role_rows, site_notes
 from reporter.reconstruction import save_reconstruction_grid, to_rgb255
 from reporter.redact import HIDDEN, redact, redact_text
 from reporter.state import FINAL_STATUSES, LIVE_STATUSES, ReportState
@@ -164,6 +165,8 @@ def _context(out: Path, state: ReportState, run: dict, frames: list, now: dateti
         "downloads": _downloads(out, state, run),
         "config": _config_rows(run.get("config")),
         "run_facts": _run_facts(state, run),
+        "trial_notes": site_notes(state.trial),
+        "recon_missing": state.trial.get("no_reconstructions"),
         "error": redact_text(state.reason) if state.reason else None,
         "skipped": [_skipped_view(s) for s in state.skipped],
         "written": _when(now),
@@ -296,10 +299,13 @@ def _quality_series(frames):
         ("knn_latent", "10-NN accuracy, latent space"),
         ("knn_2d", "10-NN accuracy, 2-D map"),
         ("trustworthiness", "trustworthiness of the 2-D map"),
+        ("neighbourhood_preservation", "2-D neighbourhoods kept from the last frame"),
     ]
+    # A trial without labels has no label accuracy: leave those lines out rather than draw them empty.
+    labelled = not frames or any(f.get("knn_latent") is not None for f in frames)
     return [
         {"key": key, "label": label, "points": [(rules.frame_step(f), f.get(key)) for f in frames], "markers": True}
-        for key, label in series
+        for key, label in series if labelled or not key.startswith("knn")
     ]
 
 
@@ -400,6 +406,7 @@ def _run_facts(state, run):
         ("started", _when(_parse_time(run.get("started"))) if run.get("started") else None),
         ("finished", _when(_parse_time(run.get("finished"))) if run.get("finished") else None),
         ("versions", ", ".join(f"{k} {v}" for k, v in sorted(versions.items())) or None),
+        *role_rows(state.trial),
     ]
     return [{"key": k, "value": str(v)} for k, v in facts if v]
 
@@ -410,7 +417,8 @@ def _run_facts(state, run):
 def _metrics_csv(frames) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    keys = ["eval_loss", "knn_latent", "knn_2d", "trustworthiness", "nonfinite", "embed_seconds"]
+    keys = ["eval_loss", "knn_latent", "knn_2d", "trustworthiness", "nonfinite", "embed_seconds",
+            "neighbourhood_preservation"]
     w.writerow(["frame", "step", "global_step", "train_loss", *keys])
     for i, (f, train) in enumerate(zip(frames, rules.frame_train_losses(frames))):
         w.writerow([i, f.get("step"), f.get("global_step"), train, *[f.get(k) for k in keys]])

@@ -66,6 +66,7 @@ class FrameRecord:
     knn_latent: float | None = None
     knn_2d: float | None = None
     trustworthiness: float | None = None
+    neighbourhood_preservation: float | None = None  # share of 2-D neighbourhoods kept from the last frame
     dead_units: list | None = None      # bottleneck units at zero for every probe image (finite frames only)
     published: float | None = None      # Unix time the frame's files were all written
 
@@ -176,6 +177,7 @@ class ReportState:
     figure: OutputInfo | None = None                         # figure.pdf/.svg/.png (reporter/figure.py)
     alerts: list | None = field(default_factory=list)        # reporter.rules.evaluate's records
     tensors_inventory: list = field(default_factory=list)    # reporter.store.TensorStore.inventory rows
+    trial: dict = field(default_factory=dict)                # where the frames come from: roles, mode, worker, notes
 
     @classmethod
     def new(cls, tensors: str) -> "ReportState":
@@ -202,6 +204,7 @@ class ReportState:
         if values.get("alerts") is not None and not isinstance(values["alerts"], list):
             values["alerts"] = None  # recomputed by the site from the frames
         values["tensors_inventory"] = list(values.get("tensors_inventory") or [])
+        values["trial"] = dict(values.get("trial") or {})
         return cls(**values)
 
     def to_json(self) -> dict:
@@ -213,7 +216,7 @@ class ReportState:
             "gif": self.gif.to_json() if self.gif else None,
             "video": self.video.to_json() if self.video else None,
             "figure": self.figure.to_json() if self.figure else None,
-            "alerts": self.alerts, "tensors_inventory": self.tensors_inventory,
+            "alerts": self.alerts, "tensors_inventory": self.tensors_inventory, "trial": self.trial,
         }
 
     # -- what the loop asks ----------------------------------------------------------------------

@@ -11,7 +11,6 @@ import glob
 import json
 import logging
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,24 +20,25 @@ import numpy as np
 from latentlapse.contract import RUN_FILE
 from latentlapse.contract import TENSOR_NAMES as DEFAULT_NAMES  # by role; the trainer's hook saves these
 from reporter import ReporterError
+from reporter.modes import FrameSource
 
 log = logging.getLogger("reporter.store")
 
-REQUIRED = ("latent", "labels", "inputs", "recon")
 
 
 @dataclass
 class ProbeStep:
-    """What one EVAL step holds for the probe set (one frame)."""
+    """What one step of the frames' mode (EVAL by default) holds for its points (one frame)."""
 
-    step: int                       # EVAL-mode step
+    step: int                       # step of the frames' mode
     global_step: int
-    latents: np.ndarray             # (N, D)
-    labels: np.ndarray              # (N,) int
-    inputs: np.ndarray              # (N, 1, H, W) or (N, H, W)
-    reconstructions: np.ndarray
+    latents: np.ndarray             # (N, D): the latent tensor flattened per point
+    labels: np.ndarray | None       # (N,) int classes, None for a trial without labels
+    inputs: np.ndarray | None       # as saved: (N, H, W), (N, C, H, W), (N, H, W, C), (N, D), ...; None if absent
+    reconstructions: np.ndarray | None
     losses: np.ndarray | None       # (N,) per-sample, if a loss tensor was found
     train_losses: list = field(default_factory=list)  # [(global_step, mean loss)] since the last frame
+    label_form: str | None = None   # how the labels tensor was read (reporter.labels.Classes.form)
 
 
 class StepUnreadable(Exception):
@@ -98,7 +98,8 @@ class TensorStore:
         Seconds between those tries.
     """
 
-    def __init__(self, path: str, names: dict | None = None, retries: int = 5, retry_delay: float = 1.0):
+    def __init__(self, path: str, names: dict | None = None, retries: int = 5, retry_delay: float = 1.0,
+                 mode: str | None = None, worker: str | None = None):
         self.path = str(path).rstrip("/") if is_s3(path) else str(path)
         self.patterns = {**DEFAULT_NAMES, **(names or {})}
         self.retries = retries
@@ -106,6 +107,8 @@ class TensorStore:
         self.trial = None
         self.names: dict[str, str | None] = {}
         self._images: tuple[int, np.ndarray] | None = None  # (EVAL step, probe images saved there)
+        self.roles = None  # reporter.roles.Roles, once resolved
+        self.frames = FrameSource(mode, worker)
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -143,35 +146,28 @@ class TensorStore:
         self.trial = create_trial(self.path)
 
     def resolve_names(self) -> dict[str, str | None]:
-        """Match each regex to exactly one tensor; say which names exist when one matches nothing."""
-        available = sorted(self.trial.tensor_names())
-        resolved = {}
-        for role, pattern in self.patterns.items():
-            try:
-                regex = re.compile(pattern)
-            except re.error as exc:
-                raise ReporterError(f"--{role}-regex {pattern!r} is not a valid regex ({exc})") from None
-            hits = [n for n in available if regex.search(n)]
-            if not hits and role in REQUIRED:
-                if not available:
-                    return {}  # nothing saved yet: the caller waits and asks again
-                raise ReporterError(
-                    f"--{role}-regex {pattern!r} matches no tensor; the trial has: {', '.join(available)}")
-            if len(hits) > 1:
-                raise ReporterError(
-                    f"--{role}-regex {pattern!r} matches {len(hits)} tensors ({', '.join(hits)}): "
-                    "make it match exactly one")
-            resolved[role] = hits[0] if hits else None
-        self.names = resolved
-        return resolved
+        """Match each role's regex to one tensor (see reporter/roles.py); {} while nothing is saved yet."""
+        from reporter.roles import resolve
+
+        if not list(self.trial.tensor_names()):
+            return {}  # nothing saved yet: the caller waits and asks again
+        self.frames.check_worker(self._retry(lambda: self.trial.workers(), default=[]))
+        self.roles = resolve(self.patterns, DEFAULT_NAMES, self.inventory())
+        self.names = dict(self.roles.names)
+        return self.names
 
     # -- what is there -------------------------------------------------------------------------
 
     def eval_steps(self) -> list[int]:
-        """EVAL steps that are complete (smdebug lists a step once all its files are written)."""
-        from smdebug import modes
+        """Complete steps of the frames' mode (EVAL unless --mode says otherwise; see FrameSource)."""
+        mode = self.frames.mode_of(self)
+        if mode is None:
+            return []
+        return self._retry(lambda: list(self.trial.steps(mode=mode)), default=[])
 
-        return self._retry(lambda: list(self.trial.steps(mode=modes.EVAL)), default=[])
+    def mode_steps(self, mode) -> list[int]:
+        """Complete steps of one smdebug mode."""
+        return self._retry(lambda: list(self.trial.steps(mode=mode)), default=[])
 
     def all_steps(self) -> list[int]:
         return self._retry(lambda: list(self.trial.steps()), default=[])
@@ -195,60 +191,61 @@ class TensorStore:
     # -- reading one frame ---------------------------------------------------------------------
 
     def read_probe_step(self, step: int, since_global_step: int | None) -> ProbeStep:
-        """Read the probe set of one EVAL step, and the TRAIN losses saved since the last frame.
+        """Read the points of one step of the frames' mode, and the TRAIN losses saved since the last frame.
 
-        Raises StepUnreadable when the step stays unreadable after every retry.
+        Raises StepUnreadable when the step stays unreadable after every retry, ReporterError
+        when the tensors do not fit together (see reporter.roles.probe_arrays).
         """
+        from reporter.roles import probe_arrays
+
         from smdebug import modes
+
+        # Decided by eval_steps() in the loop; a caller that names a step directly means EVAL by default.
+        mode, worker = self.frames.mode_of(self) or modes.EVAL, self.frames.worker
+        self.frames.mode = mode
 
         def read():
             values = {}
             for role in ("latent", "labels", "recon", "loss"):
                 name = self.names.get(role)
                 values[role] = None if name is None else np.asarray(
-                    self.trial.tensor(name).value(step, mode=modes.EVAL))
-            values["inputs"] = self._probe_images(step)
+                    self.trial.tensor(name).value(step, mode=mode, worker=worker))
+            values["inputs"] = self._probe_images(step) if self.names.get("inputs") else None
             return values
 
-        values = self._retry(read, unreadable=step, diagnose=lambda error: self.damage(step, modes.EVAL, error))
-        global_step = int(self.trial.global_step(modes.EVAL, step))
-        latents = values["latent"].reshape(values["latent"].shape[0], -1)
-        labels = values["labels"].reshape(-1)
-        n = latents.shape[0]
-        for role in ("labels", "inputs", "recon"):
-            if values[role].shape[0] != n:
-                raise ReporterError(
-                    f"EVAL step {step}: {self.names[role]} has {values[role].shape[0]} rows but the latents "
-                    f"have {n}: check --{role}-regex")
-        if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)) or labels.min() < 0:
-            raise ReporterError(f"{self.names['labels']} does not hold class indices: check --labels-regex")
-        losses = values["loss"].reshape(-1) if values["loss"] is not None else None
-        return ProbeStep(step, global_step, latents, labels.astype(np.int64), values["inputs"],
-                         values["recon"], losses, self.train_losses(since_global_step, global_step))
+        values = self._retry(read, unreadable=step, diagnose=lambda error: self.damage(step, mode, error))
+        global_step = int(self.trial.global_step(mode, step))
+        arrays = probe_arrays(values, self.names, where=f"{mode.name} step {step}")
+        return ProbeStep(step, global_step, arrays["latent"], arrays["labels"], arrays["inputs"],
+                         arrays["recon"], arrays["loss"], self.train_losses(since_global_step, global_step),
+                         label_form=arrays["label_form"])
 
     def global_step_of(self, step: int) -> int | None:
         """The global step of EVAL step ``step``, None if smdebug cannot tell."""
         from smdebug import modes
 
-        return self._retry(lambda: int(self.trial.global_step(modes.EVAL, step)), default=None)
+        return self._retry(lambda: int(self.trial.global_step(self.frames.mode or modes.EVAL, step)), default=None)
 
     def _probe_images(self, step: int) -> np.ndarray:
-        """The probe images of EVAL step ``step``: saved at that step, or else at the latest before it.
+        """The probe images of step ``step`` (frames' mode): saved at that step, or else at the latest before it.
 
         Our trainer saves them once, at the first EVAL step (they never change); older stores and
         other trainers save them at every step. The last images read are kept, not read again.
         """
-        from smdebug import modes
         from smdebug.exceptions import TensorUnavailableForStep
 
+        mode, worker = self.frames.mode, self.frames.worker
         name = self.names["inputs"]
         tensor = self.trial.tensor(name)
-        saved = [s for s in tensor.steps(mode=modes.EVAL) if s <= step]
+        saved = [s for s in tensor.steps(mode=mode) if s <= step]
+        # TRAIN batches differ at every step: only that step's own images are its images.
+        if self.frames.independent:
+            saved = [s for s in saved if s == step]
         if not saved:
-            raise TensorUnavailableForStep(name, step, modes.EVAL)
+            raise TensorUnavailableForStep(name, step, mode)
         source = max(saved)
         if self._images is None or self._images[0] != source:
-            self._images = (source, np.asarray(tensor.value(source, mode=modes.EVAL)))
+            self._images = (source, np.asarray(tensor.value(source, mode=mode, worker=worker)))
         return self._images[1]
 
     def train_losses(self, after: int | None, upto: int) -> list[tuple[int, float]]:

@@ -90,10 +90,10 @@ def test_class_colours_and_every_palette_pixel_survive_exactly(tmp_path, frames)
     for original, back in zip(frames[:3], stack):
         in_palette = np.isin(pack(original), palette)
         # White, ramp greys, class colours and their blends; the rest is mostly the greys of
-        # the (noise) probe images, each within one level of the 136-step grey ramp.
+        # the (noise) probe images, each within one level of the 116-step grey ramp.
         assert in_palette.mean() > 0.88
         assert np.array_equal(back[in_palette], original[in_palette])
-        for colour in CLASS_COLOURS:
+        for colour in CLASS_COLOURS[:10]:  # the ten classes of these frames
             rgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)], dtype=np.uint8)
             was = (original == rgb).all(axis=2)
             assert was.sum() > 20 and (back[was] == rgb).all()

@@ -17,7 +17,7 @@ def test_grey_layouts_give_the_same_pictures(layout):
     a = {"nhw": GREY, "n1hw": GREY[:, None], "nhw1": GREY[..., None], "flat": GREY.reshape(5, -1)}[layout]
     shape = parse_image_shape("6x7") if layout == "flat" else None
     view = image_view(a, 5, image_shape=shape)
-    assert view.kind == "image" and view.shape == (6, 7, 1)
+    assert view.kind == "image" and view.layout == (6, 7, 1) and view.shape == (6, 7)
     rgb = view.take([0, 3])
     assert rgb.shape == (2, 6, 7, 3)
     assert np.allclose(rgb[..., 0], GREY[[0, 3]]) and np.allclose(rgb[..., 2], GREY[[0, 3]])
@@ -26,7 +26,7 @@ def test_grey_layouts_give_the_same_pictures(layout):
 def test_rgb_channels_first_and_last_agree():
     hwc = RNG.uniform(0, 255, size=(4, 8, 9, 3))
     first, last = image_view(hwc.transpose(0, 3, 1, 2), 4), image_view(hwc, 4)
-    assert first.shape == last.shape == (8, 9, 3)
+    assert first.layout == last.layout == (8, 9, 3)
     assert np.allclose(first.take([1, 2]), last.take([1, 2]))
     assert np.allclose(last.take([1])[0], hwc[1] / 255.0)
     assert "channels first" in first.note and "channels last" in last.note and "255" in last.normalisation
@@ -34,10 +34,10 @@ def test_rgb_channels_first_and_last_agree():
 
 def test_flat_square_and_three_squares():
     square = image_view(GREY[:, :6, :6].reshape(5, 36), 5)
-    assert square.shape == (6, 6, 1) and "square of 36" in square.note
+    assert square.layout == (6, 6, 1) and "square of 36" in square.note
     rgb = RNG.uniform(size=(3, 3, 5, 5))
     flat = image_view(rgb.reshape(3, 75), 3)
-    assert flat.shape == (5, 5, 3)
+    assert flat.layout == (5, 5, 3)
     assert np.allclose(flat.take([2])[0], rgb[2].transpose(1, 2, 0))  # flattened channels first
     last = image_view(rgb.transpose(0, 2, 3, 1).reshape(3, 75), 3, image_shape=parse_image_shape("5x5x3"))
     assert np.allclose(last.take([2])[0], rgb[2].transpose(1, 2, 0))
@@ -47,7 +47,7 @@ def test_other_shapes_become_bar_codes_or_are_left_out_never_an_error():
     tabular = image_view(RNG.normal(size=(6, 13)), 6)
     assert tabular.kind == "barcode" and "bar code of 13 values" in tabular.note
     strip = tabular.take([0])[0]
-    assert strip.shape[1] >= 4 * strip.shape[0] and strip.shape[1] % 13 == 0
+    assert strip.shape[:2] == tabular.shape and strip.shape[1] >= 4 * strip.shape[0] and strip.shape[1] % 13 == 0
     maps = image_view(RNG.normal(size=(2, 16, 7, 7)), 2)  # feature maps: 784 values, no image layout
     assert maps.kind == "barcode"
     huge = image_view(np.zeros((2, MAX_BARCODE_VALUES + 1)), 2)
@@ -70,7 +70,7 @@ def test_reconstructions_share_the_inputs_layout_and_scale():
     x = RNG.normal(size=(5, 64)) * 2
     inputs = image_view(x, 5)
     recon = image_view(x.reshape(5, 1, 8, 8) * 0.5, 5, role="recon", like=inputs)
-    assert recon.shape == inputs.shape and (recon.lo, recon.hi) == (inputs.lo, inputs.hi)
+    assert recon.layout == inputs.layout and (recon.lo, recon.hi) == (inputs.lo, inputs.hi)
     assert np.allclose(recon.take([0])[0, ..., 0] * (inputs.hi - inputs.lo) + inputs.lo,
                        np.clip(x[0].reshape(8, 8) * 0.5, inputs.lo, inputs.hi))
     other = image_view(np.zeros((5, 10)), 5, role="recon", like=inputs)

@@ -137,7 +137,7 @@ def test_regex_matching_nothing_lists_the_tensors(tmp_path, small_run):
     done = run_reporter("--tensors", str(small_run), "--out", str(tmp_path / "site"), "--latent-regex", "encoder_out")
     assert done.returncode == 1
     line = [x for x in done.stderr.splitlines() if x.startswith("reporter: error:")]
-    assert len(line) == 1 and "'encoder_out' matches no tensor; the trial has:" in line[0]
+    assert len(line) == 1 and "'encoder_out' matches no tensor; the latent vectors (the bottleneck) are most likely" in line[0]
     assert NAMES["latent"] in line[0] and "Traceback" not in done.stderr
 
 
@@ -201,7 +201,9 @@ def test_bad_option_values(tmp_path):
 def test_tensors_command_lists_names_shapes_modes(small_run):
     done = run_reporter("tensors", str(small_run))
     assert done.returncode == 0, done.stderr
-    rows = {line.split()[0]: line.split()[1:] for line in done.stdout.splitlines()[1:]}
+    tensors, roles = done.stdout.split("\n\n")[0], done.stdout.split("\n\n")[-1]
+    rows = {line.split()[0]: line.split()[1:] for line in tensors.splitlines()[1:]}
+    assert {line.split()[0]: line.split()[1] for line in roles.splitlines()[1:]} == NAMES  # the defaults fit
     assert rows[NAMES["latent"]][0] == "100x20" or rows[NAMES["latent"]][0] == "32x20"
     assert "EVAL" in rows[NAMES["latent"]][1] and "TRAIN" in rows[NAMES["latent"]][1]
     assert rows[NAMES["loss"]][2] == str(4 + 5)
