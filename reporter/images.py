@@ -159,7 +159,8 @@ def image_view(array, n: int, *, role: str = "inputs", image_shape: tuple | None
     pixels, layout = _layout(a, per_sample, image_shape, role)
     if pixels is None:
         return _left_out(f"{what} {_shape(a)}: {layout}")
-    lo, hi, rule = (like.lo, like.hi, like.normalisation) if like is not None else normalisation(pixels)
+    # The values are the same in any layout: measure them where they are contiguous.
+    lo, hi, rule = (like.lo, like.hi, like.normalisation) if like is not None else normalisation(a)
     kind = "barcode" if layout.startswith("a bar code") else "image"
     return ImageView(pixels, kind, lo, hi, rule, f"{what} {_shape(a)} shown as {layout}; values {rule}")
 
