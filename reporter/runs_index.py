@@ -176,9 +176,9 @@ class RunsIndex:
         self.status, self.written_at = status, time.monotonic()
         try:
             write_runs_index(self.path)
-        except OSError as exc:
+        except (OSError, ReporterError) as exc:  # the folder went away, or another user's
             if self.problem is None:
-                self.problem = f"{type(exc).__name__}: {exc.strerror or exc}"
+                self.problem = f"{type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}"
                 log.warning("cannot write the runs index %s (%s): the report goes on without it; "
                             "give --runs-index a folder this user can write", self.path, self.problem)
             return False

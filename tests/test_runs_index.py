@@ -140,6 +140,8 @@ def test_runs_index_refreshes_on_status_changes_and_now_and_then(tmp_path):
     assert index.update("running") is False  # nothing changed and not due
     assert index.update("finished") is True
     assert RunsIndex(tmp_path / "index.html", refresh_every=0).update("finished") is True
+    gone = RunsIndex(tmp_path / "removed" / "index.html")  # the folder went away: a warning, no failure
+    assert gone.update("finished") is False
 
 
 def test_an_index_folder_it_cannot_write_is_said_once_and_the_report_goes_on(tmp_path, caplog):
