@@ -221,6 +221,14 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(trials, tmp_path, extra, word
     assert done.returncode != 0
     errors = [line for line in done.stderr.splitlines() if line.startswith("reporter: error")]
     assert len(errors) == 1 and words in errors[0], done.stderr[-2000:]
+    # A site already started says "failed" with that line (the image shape fails at the first frame).
+    state_file = tmp_path / "site" / "state.json"
+    if extra[0] == "--image-shape":
+        assert state_file.is_file()
+    if state_file.is_file():
+        state = json.loads(state_file.read_text())
+        assert state["status"] == "failed" and state["reason"] in errors[0] and words in state["reason"]
+        assert words in (tmp_path / "site" / "index.html").read_text().replace("&#39;", "'")
 
 
 def test_latents_with_another_n_than_the_labels_are_refused(trials, tmp_path):
