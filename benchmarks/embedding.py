@@ -16,6 +16,11 @@ always runs on a warmer or a busier machine), three methods embed the same laten
   notebook, a new random state every frame;
 - ours: ``reporter.embed.Embedder`` (frame 0 from scratch, then warm-started and aligned).
 
+A fourth, after them and on the first ``--umap-frames`` frames only (its cost per frame grows
+with the run): umap-learn's AlignedUMAP used incrementally as a reporter would, ``update()`` with
+one new frame and identity relations (benchmarks/umap_peer.py, in a separate venv made from
+benchmarks/umap-requirements.txt, since umap-learn's numba needs a newer numpy than mxnet).
+
 All run under the same thread limit (``--threads``, applied to BLAS/OpenMP pools and to
 openTSNE). Per frame: wall and CPU time, jitter against the previous frame (after Procrustes
 for both; see ``reporter.quality.jitter``), 10-NN label accuracy in 2-D, trustworthiness (k=10).
@@ -23,7 +28,8 @@ Medians are over frames 1..n for time and jitter (frame 0 of ours is a full t-SN
 reported on its own) and over all frames for the quality figures. Prints a Markdown table.
 The machine may be shared and busy: compare the methods within one run, not across runs.
 
-    .venv/bin/python benchmarks/embedding.py
+    .venv/bin/python benchmarks/embedding.py --run mnist:0 --run fashion-mnist:1 --run mnist:2 \
+        --steps 937 --eval-every 25
 """
 
 from __future__ import annotations
@@ -53,9 +59,10 @@ from reporter.store import DEFAULT_NAMES  # noqa: E402
 
 SEED_PERPLEXITY = 40
 SEED_ITERATIONS = 300
-# Targets of issue 3, point 8.
-SPEEDUP_TARGET = 5.0
-JITTER_TARGET = 0.5
+# Targets of issue 15 (DESIGN.md's quality bar).
+SPEEDUP_TARGET = 10.0
+JITTER_TARGET = 0.25
+UMAP_VENV = ROOT / ".cache" / "umap-venv"
 
 
 def trainer_options(args) -> list[str]:
@@ -173,11 +180,48 @@ def run(frames: dict, args) -> dict:
     return {"rows": rows, "frames": n, "knn_latent": knn_latent}
 
 
+def make_umap_venv(venv: Path) -> Path:
+    """The benchmark-only venv of the AlignedUMAP peer (made once with uv, from the pins)."""
+    python = venv / "bin" / "python"
+    if not python.is_file():
+        uv = Path(sys.executable).with_name("uv")
+        print(f"making the AlignedUMAP venv {venv} (benchmarks/umap-requirements.txt)", flush=True)
+        subprocess.run([str(uv), "venv", "-q", "--python", sys.executable, str(venv)], check=True)
+        subprocess.run([str(uv), "pip", "install", "-q", "--python", str(python), "-r",
+                        str(ROOT / "benchmarks" / "umap-requirements.txt")], check=True)
+    return python
+
+
+def umap_rows(frames: dict, args) -> tuple[list[dict], dict]:
+    """AlignedUMAP on the first ``--umap-frames`` frames, in its own venv; per-frame rows as run() makes."""
+    from threadpoolctl import threadpool_limits
+
+    python = make_umap_venv(Path(args.umap_venv))
+    latents, labels = frames["latents"][:args.umap_frames], frames["labels"]
+    with tempfile.TemporaryDirectory() as scratch:
+        given, taken = Path(scratch) / "latents.npz", Path(scratch) / "umap.npz"
+        np.savez(given, latents=latents)
+        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "NUMBA_NUM_THREADS": str(args.threads)}
+        subprocess.run([str(python), str(ROOT / "benchmarks" / "umap_peer.py"), str(given), str(taken),
+                        "--seed", str(args.seed)], check=True, env=env)
+        with np.load(taken) as saved:
+            embeddings, wall, cpu = saved["embeddings"], saved["wall"], saved["cpu"]
+            versions = json.loads(str(saved["versions"]))
+    rows = []
+    with threadpool_limits(args.threads):
+        for f, y in enumerate(embeddings):
+            rows.append({"frame": f, "wall": float(wall[f]), "cpu": float(cpu[f]),
+                         "jitter": jitter(embeddings[f - 1], y) if f else None,
+                         "knn_2d": knn_accuracy(y, labels), "trustworthiness": trustworthiness(latents[f], y)})
+    return rows, versions
+
+
 def summary(result: dict) -> dict:
     out = {}
     for name, rows in result["rows"].items():
-        warm = rows[1:]
-        jitters = [r["jitter"] for r in warm]
+        # AlignedUMAP's frames 0 and 1 are one fit: its time per new frame is that of update().
+        warm = rows[2:] if name == "aligned_umap" else rows[1:]
+        jitters = [r["jitter"] for r in rows[1:]]
         out[name] = {
             "wall": statistics.median(r["wall"] for r in warm),
             "cpu": statistics.median(r["cpu"] for r in warm),
@@ -222,44 +266,33 @@ def markdown(s: dict, result: dict) -> str:
         ("trustworthiness", "trustworthiness (k=10)", "{:.4f}", "not lower"),
         ("frame0_wall", "frame 0 wall time (ours: full t-SNE)", "{:.2f} s", ""),
     ]
+    umap = s.get("aligned_umap")
     lines = [
         "| median over frames | seed (today's sklearn defaults) | seed as the notebook ran it | ours "
-        "| ours vs seed | ours vs notebook | target |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| ours vs seed | ours vs notebook | target |" + (" AlignedUMAP, incremental (first frames) |" if umap else ""),
+        "| --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if umap else ""),
     ]
     for key, label, fmt, target in metrics:
+        extra = f" {fmt.format(umap[key])} |" if umap else ""
         lines.append(f"| {label} | {fmt.format(s['seed'][key])} | {fmt.format(s['notebook'][key])} | "
-                     f"{fmt.format(ours[key])} | {vs_seed[key]} | {vs_notebook[key]} | {target} |")
+                     f"{fmt.format(ours[key])} | {vs_seed[key]} | {vs_notebook[key]} | {target} |{extra}")
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cache-dir", default=str(ROOT / ".cache" / "benchmarks"),
-                        help="where the trained latents are cached (not in git)")
-    parser.add_argument("--retrain", action="store_true", help="ignore the cache and train again")
-    parser.add_argument("--dataset", default="mnist", help="trainer --dataset (mnist or fashion-mnist)")
-    parser.add_argument("--steps", type=int, default=500, help="trainer --steps")
-    parser.add_argument("--eval-every", type=int, default=20, help="trainer --eval-every (one frame each)")
-    parser.add_argument("--probe-size", type=int, default=1000, help="trainer --probe-size")
-    parser.add_argument("--train-seed", type=int, default=0, help="trainer --seed")
-    parser.add_argument("--warmup-steps", type=int, default=200, help="trainer --warmup-steps")
-    parser.add_argument("--train-threads", type=int, default=1, help="trainer --threads (the trainer's default)")
-    parser.add_argument("--frames", type=int, default=0, help="use only the first N frames (0: all)")
-    parser.add_argument("--threads", type=int, default=1, help="threads for both embedding methods")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of both embedding methods")
-    parser.add_argument("--train-only", action="store_true", help="only train (or find) the cached run")
-    parser.add_argument("--json", help="also write every per-frame figure to this JSON file")
-    args = parser.parse_args(argv)
-
+def one_run(args) -> dict:
+    """Every method on one cached training run; prints its table and returns its summary."""
     frames = load_frames(args)
-    if args.train_only:
-        return 0
     n_frames, n_points, dims = frames["latents"].shape
     if n_frames < 2:
         raise SystemExit("need at least two EVAL frames")
     load_before = os.getloadavg()
     result = run(frames, args)
+    versions = {}
+    if args.umap_frames >= 3:
+        try:
+            result["rows"]["aligned_umap"], versions = umap_rows(frames, args)
+        except (subprocess.CalledProcessError, OSError) as exc:
+            print(f"AlignedUMAP peer failed ({exc}); the table leaves it out", flush=True)
     load_after = os.getloadavg()
     s = summary(result)
     import openTSNE
@@ -270,11 +303,67 @@ def main(argv=None) -> int:
           f"`{frames['command']}`; 10-NN accuracy in the latent space (median) {result['knn_latent']:.3f}.")
     print(f"Python {platform.python_version()}, openTSNE {openTSNE.__version__}, scikit-learn "
           f"{sklearn.__version__}, {os.cpu_count()} cores, threads per method {args.threads}, "
-          f"load average {load_before[0]:.1f} before / {load_after[0]:.1f} after.")
+          f"load average {load_before[0]:.1f} before / {load_after[0]:.1f} after."
+          + (f" AlignedUMAP on frames 0-{args.umap_frames - 1}: "
+             + ", ".join(f"{k} {v}" for k, v in versions.items()) + "." if versions else ""))
     print()
     print(markdown(s, result))
+    return {"summary": s, "rows": result["rows"], "command": str(frames["command"]), "versions": versions}
+
+
+def overview(runs: dict) -> str:
+    """One line per run: ours against the seed on every target."""
+    lines = ["| run | speed (seed / ours, wall) | jitter (ours / seed) | 10-NN 2-D ours - seed "
+             "| trustworthiness ours - seed |",
+             "| --- | --- | --- | --- | --- |"]
+    for name, r in runs.items():
+        seed, ours = r["summary"]["seed"], r["summary"]["ours"]
+        lines.append(f"| {name} | {seed['wall'] / ours['wall']:.1f}x | {ours['jitter'] / seed['jitter']:.2f} | "
+                     f"{ours['knn_2d'] - seed['knn_2d']:+.3f} | {ours['trustworthiness'] - seed['trustworthiness']:+.4f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cache-dir", default=str(ROOT / ".cache" / "benchmarks"),
+                        help="where the trained latents are cached (not in git)")
+    parser.add_argument("--retrain", action="store_true", help="ignore the cache and train again")
+    parser.add_argument("--run", action="append", metavar="DATASET:SEED",
+                        help="a training run to compare on (repeatable; default mnist:0, or --dataset/--train-seed)")
+    parser.add_argument("--dataset", default="mnist", help="trainer --dataset (mnist or fashion-mnist)")
+    parser.add_argument("--steps", type=int, default=500, help="trainer --steps")
+    parser.add_argument("--eval-every", type=int, default=20, help="trainer --eval-every (one frame each)")
+    parser.add_argument("--probe-size", type=int, default=1000, help="trainer --probe-size")
+    parser.add_argument("--train-seed", type=int, default=0, help="trainer --seed")
+    parser.add_argument("--warmup-steps", type=int, default=200, help="trainer --warmup-steps")
+    parser.add_argument("--train-threads", type=int, default=1, help="trainer --threads (the trainer's default)")
+    parser.add_argument("--frames", type=int, default=0, help="use only the first N frames (0: all)")
+    parser.add_argument("--threads", type=int, default=1, help="threads for every embedding method")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the embedding methods")
+    parser.add_argument("--umap-frames", type=int, default=8,
+                        help="AlignedUMAP on the first N frames (its cost per frame grows; 0: skip it)")
+    parser.add_argument("--umap-venv", default=str(UMAP_VENV), help="the AlignedUMAP venv (made if missing)")
+    parser.add_argument("--train-only", action="store_true", help="only train (or find) the cached runs")
+    parser.add_argument("--json", help="also write every per-frame figure to this JSON file")
+    args = parser.parse_args(argv)
+
+    specs = args.run or [f"{args.dataset}:{args.train_seed}"]
+    runs = {}
+    for spec in specs:
+        dataset, _, seed = spec.partition(":")
+        if not seed.isdigit():
+            raise SystemExit(f"--run {spec!r}: write DATASET:SEED, e.g. fashion-mnist:1")
+        run_args = argparse.Namespace(**{**vars(args), "dataset": dataset, "train_seed": int(seed)})
+        if args.train_only:
+            load_frames(run_args)
+            continue
+        print(f"\n## {spec}", flush=True)
+        runs[spec] = one_run(run_args)
+    if runs:
+        print("\nAll runs, ours against the seed (targets: >= 10x, <= 0.25, not lower, not lower):\n")
+        print(overview(runs))
     if args.json:
-        Path(args.json).write_text(json.dumps({"summary": s, "rows": result["rows"]}, indent=1))
+        Path(args.json).write_text(json.dumps(runs, indent=1))
     return 0
 
 

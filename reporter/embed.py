@@ -15,10 +15,12 @@ a t-SNE layout only reflects how long it was optimised). Two ways to start, chos
   in the previous layout, typical of the first steps of training), the previous layout is
   shrunk to openTSNE's recommended initial spread and optimised without a spring.
 
-Affinities are computed here rather than by :class:`openTSNE.affinity.PerplexityBasedNN`: for a
-probe set of a few thousand points, exact neighbours from a dense distance block per chunk are
-cheaper than building a neighbour index, and the Gaussian bandwidths of all points are found
-at once by a safeguarded Newton search.
+Affinities are computed here rather than by :class:`openTSNE.affinity.PerplexityBasedNN`: exact
+neighbours (:mod:`reporter.neighbours`, started from the previous frame's lists) are cheaper than
+building a neighbour index for every frame, and the Gaussian bandwidths of all points are found
+at once by a safeguarded Newton search. Up to ``FFT_FROM`` points the gradient is openTSNE's
+Barnes-Hut, from there its FFT interpolation, with a shorter schedule (both measured: see
+docs/benchmarks.md, "Scale").
 
 What one frame needs from the frames before it (the previous layout, the previous latents and
 their nearest neighbours) is held by one :class:`Embedder` per report, restored on resume from
@@ -35,10 +37,11 @@ import numpy as np
 import scipy.sparse as sp
 from openTSNE import TSNEEmbedding, initialization
 from openTSNE.affinity import PrecomputedAffinities
-from openTSNE.tsne import kl_divergence_bh
+from openTSNE.tsne import kl_divergence_bh, kl_divergence_fft
 from scipy.spatial import cKDTree
 
 from reporter.align import procrustes
+from reporter.neighbours import nearest_neighbours
 
 PERPLEXITY = 30.0
 # openTSNE's own schedule for a t-SNE from scratch.
@@ -46,6 +49,10 @@ EARLY_EXAGGERATION = 12.0
 EARLY_EXAGGERATION_ITER = 250
 FIRST_FRAME_ITER = 500
 FIRST_FRAME_THETA = 0.5
+# From FFT_FROM points on, frame 0 gets a shorter schedule: 750 FFT iterations at 10,000 points
+# take ~15 s on one thread, and frame 0 (the untrained network) is reorganised by the next ones.
+LARGE_EARLY_EXAGGERATION_ITER = 100
+LARGE_FIRST_FRAME_ITER = 150
 # A warm frame only follows the latents' change between two EVAL steps.
 WARM_ITER = 60
 # Barnes-Hut accuracy/speed trade-off of a warm frame (measured: no loss of quality).
@@ -71,8 +78,13 @@ MOMENTUM = 0.8
 # Bandwidth search: |entropy - log(perplexity)| below this, in nats.
 ENTROPY_TOL = 1e-5
 MAX_SEARCH_STEPS = 100
-# Rows of the distance matrix computed at once: bounds memory at N x CHUNK floats.
-DISTANCE_CHUNK = 1024
+# From this many points on, openTSNE's FFT-interpolated gradient is cheaper per iteration than
+# Barnes-Hut (measured on real latents, one thread: docs/benchmarks.md, "Scale").
+FFT_FROM = 5000
+# A warm frame's iterations from FFT_FROM points on. At 10,000 points (real latents, one thread)
+# 60 FFT iterations cost 1.3-1.4 s CPU, 30 cost 0.7 s, for 10-NN accuracy in 2-D 0.907 instead
+# of 0.910, trustworthiness 0.991 instead of 0.993 (docs/benchmarks.md, "Scale").
+LARGE_WARM_ITER = 30
 
 
 def finite_rows(latents):
@@ -89,29 +101,6 @@ def finite_rows(latents):
         rows are finite; callers can use this to say how many points were bad.
     """
     return np.isfinite(np.asarray(latents, dtype=np.float64)).all(axis=1)
-
-
-def _nearest_neighbours(X, k):
-    """Exact k nearest neighbours (excluding self) and squared distances, chunked dense."""
-    n = X.shape[0]
-    sq_norms = np.einsum("ij,ij->i", X, X)
-    neighbours = np.empty((n, k), dtype=np.int64)
-    sq_dists = np.empty((n, k), dtype=np.float64)
-    for start in range(0, n, DISTANCE_CHUNK):
-        stop = min(start + DISTANCE_CHUNK, n)
-        # In place: at N = 1,000 the temporaries cost more than the product itself.
-        block = X[start:stop] @ X.T
-        block *= -2.0
-        block += sq_norms[start:stop, None]
-        block += sq_norms[None, :]
-        np.maximum(block, 0.0, out=block)  # rounding can make tiny distances negative
-        block[np.arange(stop - start), np.arange(start, stop)] = np.inf  # a point is not its own neighbour
-        part = np.argpartition(block, k - 1, axis=1)[:, :k]
-        part_d = np.take_along_axis(block, part, axis=1)
-        order = np.argsort(part_d, axis=1, kind="stable")
-        neighbours[start:stop] = np.take_along_axis(part, order, axis=1)
-        sq_dists[start:stop] = np.take_along_axis(part_d, order, axis=1)
-    return neighbours, sq_dists
 
 
 def _conditional_probabilities(sq_dists, perplexity, beta=None):
@@ -161,7 +150,7 @@ def _conditional_probabilities(sq_dists, perplexity, beta=None):
     return weights / weights.sum(axis=1, keepdims=True), beta
 
 
-def affinities(latents, perplexity=PERPLEXITY, beta=None):
+def affinities(latents, perplexity=PERPLEXITY, beta=None, guess=None):
     """Symmetric t-SNE affinities P of a probe set, from exact neighbours.
 
     Parameters
@@ -171,6 +160,9 @@ def affinities(latents, perplexity=PERPLEXITY, beta=None):
         Effective number of neighbours; lowered to (N - 1) / 3 for very small sets.
     beta : np.ndarray, shape (N,), optional
         Gaussian precisions to start the bandwidth search from (e.g. the previous frame's).
+    guess : np.ndarray of int, shape (N, k), optional
+        A guess of the neighbours (e.g. the previous frame's) that makes the exact search
+        cheaper; the result does not depend on it.
 
     Returns
     -------
@@ -184,7 +176,7 @@ def affinities(latents, perplexity=PERPLEXITY, beta=None):
     n = latents.shape[0]
     perplexity = _usable_perplexity(n, perplexity)
     k = _neighbour_count(n, perplexity)
-    neighbours, sq_dists = _nearest_neighbours(latents, k)
+    neighbours, sq_dists = nearest_neighbours(latents, k, guess)
     conditional, beta = _conditional_probabilities(sq_dists, perplexity, beta)
     rows = np.repeat(np.arange(n), k)
     P = sp.csr_matrix((conditional.ravel(), (rows, neighbours.ravel())), shape=(n, n))
@@ -245,8 +237,8 @@ def latent_change(before, neighbours, k=NEIGHBOURHOOD):
     return 1.0 - float((before[:, :k, None] == neighbours[:, None, :k]).any(axis=2).mean())
 
 
-def _anchored_gradient(anchor, strength):
-    """openTSNE's Barnes-Hut KL gradient plus a spring pulling each point to its ``anchor``.
+def _anchored_gradient(anchor, strength, kl=kl_divergence_bh):
+    """openTSNE's KL gradient ``kl`` (Barnes-Hut or FFT) plus a spring pulling each point to its ``anchor``.
 
     The anchor is scaled to the embedding's current spread, so the spring resists movement
     relative to the other points, not the growth of the embedding as it re-expands.
@@ -256,7 +248,7 @@ def _anchored_gradient(anchor, strength):
     per_point = strength / len(anchor)
 
     def objective(embedding, P, **params):
-        error, gradient = kl_divergence_bh(embedding, P, **params)
+        error, gradient = kl(embedding, P, **params)
         positions = np.asarray(embedding)
         gradient += per_point * (positions - anchor * (np.std(positions) / anchor_spread))
         return error, gradient
@@ -291,6 +283,9 @@ class EmbedSettings:
     max_iter_gain : float
         Largest factor applied to ``warm_iter`` when more than ``settled_change`` of the latent
         neighbourhoods changed (in proportion to the share).
+    fft_from : int
+        From this many points on: openTSNE's FFT gradient and the shorter schedules
+        (``LARGE_*``), instead of Barnes-Hut.
     """
 
     perplexity: float = PERPLEXITY
@@ -302,6 +297,7 @@ class EmbedSettings:
     settled_change: float = SETTLED_CHANGE
     max_stiffening: float = MAX_STIFFENING
     max_iter_gain: float = MAX_ITER_GAIN
+    fft_from: int = FFT_FROM
 
     def but(self, **changes) -> EmbedSettings:
         """A copy with some settings changed."""
@@ -411,7 +407,8 @@ class Embedder:
         before = None
         if self.latents is not None and previous is not None and self.settings.anchor > 0:
             before = self._previous_neighbours()
-        embedding, neighbours = _embed(latents, previous, before, self.settings, self.seed, self.n_jobs)
+        guess = self.neighbours if self.neighbours is not None and len(self.neighbours) == len(latents) else None
+        embedding, neighbours = _embed(latents, previous, before, guess, self.settings, self.seed, self.n_jobs)
         self.layout, self.latents, self.neighbours = embedding, latents, neighbours
         return embedding
 
@@ -419,32 +416,40 @@ class Embedder:
         k = _neighbour_count(len(self.latents), self.settings.perplexity)
         if self.neighbours is None or self.neighbours.shape[1] != k:
             # Searched exactly as affinities() searches, so both ways give the same lists.
-            self.neighbours, _ = _nearest_neighbours(self.latents, k)
+            self.neighbours, _ = nearest_neighbours(self.latents, k)
         return self.neighbours
 
 
-def _embed(latents, previous, before, settings, seed, n_jobs):
-    """One frame: (embedding, nearest latent neighbours). ``before``: the previous frame's."""
-    P, _, neighbours = affinities(latents, settings.perplexity)
+def _embed(latents, previous, before, guess, settings, seed, n_jobs):
+    """One frame: (embedding, nearest latent neighbours).
+
+    ``before``: the previous frame's neighbours, to measure the change; ``guess``: neighbours
+    to start the exact search from.
+    """
+    P, _, neighbours = affinities(latents, settings.perplexity, guess=guess)
     affinity = PrecomputedAffinities(P, normalize=False)
+    fft = len(latents) >= settings.fft_from
     common = dict(random_state=seed, n_jobs=n_jobs, momentum=MOMENTUM)
+    method, kl = ("fft", kl_divergence_fft) if fft else ("bh", kl_divergence_bh)
 
     if previous is None:
         init = initialization.pca(latents, random_state=seed)
         embedding = TSNEEmbedding(init, affinity, theta=FIRST_FRAME_THETA,
-                                  negative_gradient_method="bh", **common)
-        embedding = embedding.optimize(EARLY_EXAGGERATION_ITER, exaggeration=EARLY_EXAGGERATION,
-                                       inplace=True)
-        embedding = embedding.optimize(FIRST_FRAME_ITER, inplace=True)
+                                  negative_gradient_method=method, **common)
+        exaggerated, plain = ((LARGE_EARLY_EXAGGERATION_ITER, LARGE_FIRST_FRAME_ITER) if fft
+                              else (EARLY_EXAGGERATION_ITER, FIRST_FRAME_ITER))
+        embedding = embedding.optimize(exaggerated, exaggeration=EARLY_EXAGGERATION, inplace=True)
+        embedding = embedding.optimize(plain, inplace=True)
         previous = np.array(embedding, dtype=np.float64)
         before = None  # the frame it is warm-started from is itself
         # Then one warm step onto itself, as every later frame gets: frame 0 looks like the rest.
 
     k = min(NEIGHBOURHOOD, neighbours.shape[1])
-    anchor, warm_iter = settings.anchor, settings.warm_iter
+    anchor = settings.anchor
+    warm_iter = min(settings.warm_iter, LARGE_WARM_ITER) if fft else settings.warm_iter
     if settings.reorganize_below > 0 and neighbourhood_kept(previous, neighbours, k) < settings.reorganize_below:
         init = initialization.rescale(previous, target_std=SMALL_SPREAD)
-        gradient = "bh"
+        gradient = method
     else:
         init = previous * settings.shrink
         if before is not None and anchor > 0:
@@ -452,7 +457,7 @@ def _embed(latents, previous, before, settings, seed, n_jobs):
             anchor *= float(np.clip(settings.settled_change / max(change, 1e-9), 1.0, settings.max_stiffening))
             warm_iter = int(round(warm_iter * np.clip(change / settings.settled_change, 1.0,
                                                       settings.max_iter_gain)))
-        gradient = _anchored_gradient(previous, anchor) if anchor > 0 else "bh"
+        gradient = _anchored_gradient(previous, anchor, kl) if anchor > 0 else method
     init -= init.mean(axis=0)
     embedding = TSNEEmbedding(init, affinity, theta=settings.theta, negative_gradient_method=gradient, **common)
     embedding = embedding.optimize(warm_iter, inplace=True)

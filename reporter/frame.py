@@ -70,7 +70,7 @@ def make_frame(probe: ProbeStep, embedder, *, index: int, run_info: dict | None,
         The points are not the last frame's (TRAIN batches): embed from scratch, not from its layout.
     """
     from reporter.images import probe_pictures
-    from reporter.quality import knn_accuracy, neighbourhood_preservation, trustworthiness
+    from reporter.quality import FRAME_SAMPLE, knn_accuracy, neighbourhood_preservation, trustworthiness
     from reporter.render import draw_frame
     from reporter.rules import dead_units
     from reporter.steps import total_steps, training_step
@@ -102,10 +102,13 @@ def make_frame(probe: ProbeStep, embedder, *, index: int, run_info: dict | None,
     )
     if latents_finite:
         record.dead_units = dead_units(probe.latents)
+        # The embedder has just found the latents' nearest neighbours: the figures reuse them.
+        near = embedder.neighbours
         if probe.labels is not None:
-            record.knn_latent = round(float(knn_accuracy(probe.latents, probe.labels)), 4)
+            record.knn_latent = round(float(knn_accuracy(probe.latents, probe.labels, neighbours=near)), 4)
             record.knn_2d = round(float(knn_accuracy(embedding, probe.labels)), 4)
-        record.trustworthiness = round(float(trustworthiness(probe.latents, embedding)), 4)
+        record.trustworthiness = round(float(trustworthiness(probe.latents, embedding, latent_neighbours=near,
+                                                             sample=FRAME_SAMPLE)), 4)
         if layout is not None and not independent and np.isfinite(layout).all():
             record.neighbourhood_preservation = round(float(neighbourhood_preservation(layout, embedding)), 4)
     pictures = probe_pictures(probe.inputs, probe.reconstructions, len(probe.latents), image_shape)

@@ -198,3 +198,16 @@ def test_unrelated_previous_layout_is_reorganised_not_followed(two_frames, digit
     followed = embed_frame(X, previous=shuffled, seed=0, reorganize_below=0)
     assert knn_accuracy(reorganised, y) > 0.9
     assert knn_accuracy(reorganised, y) > knn_accuracy(followed, y)
+
+
+def test_large_probe_sets_take_the_fft_gradient_and_keep_quality(two_frames, digits):
+    # The FFT path (openTSNE's interpolation gradient, shorter schedules) on a small set: same
+    # guarantees, deterministic, as good a layout.
+    X, blurred, first, _ = two_frames
+    _, y = digits
+    embedder = Embedder(seed=0, settings=EmbedSettings(fft_from=100))
+    frames = [embedder.embed(X), embedder.embed(blurred)]
+    assert np.array_equal(Embedder(seed=0, settings=EmbedSettings(fft_from=100)).embed(X), frames[0])
+    assert not np.array_equal(frames[0], first)  # not the Barnes-Hut frame
+    assert knn_accuracy(frames[1], y) > 0.9 and trustworthiness(blurred, frames[1]) > 0.95
+    assert jitter(frames[0], frames[1]) < 0.5 * jitter(frames[0], embed_frame(blurred, seed=1))

@@ -73,3 +73,30 @@ def test_jitter_ignores_rotation_and_translation_and_measures_real_movement(digi
     step = 0.01 * diameter(Y)
     pushed = Y + step * np.c_[np.cos(angles), np.sin(angles)]
     assert jitter(Y, pushed) == pytest.approx(step / diameter(pushed), rel=0.05)
+
+
+def test_trustworthiness_is_sklearns_figure_exactly(digits):
+    from sklearn.manifold import trustworthiness as sklearn_trustworthiness
+
+    from reporter.neighbours import nearest_neighbours
+
+    X, _ = digits
+    X = X + np.random.default_rng(0).normal(scale=1e-6, size=X.shape)  # integer pixels tie
+    for Y in (PCA(n_components=2, random_state=0).fit_transform(X),
+              np.random.default_rng(1).normal(size=(len(X), 2))):  # a poor embedding: many far ranks
+        expected = sklearn_trustworthiness(X, Y, n_neighbors=10)
+        assert trustworthiness(X, Y) == pytest.approx(expected, abs=1e-12)
+        known, _ = nearest_neighbours(X, 90)
+        assert trustworthiness(X, Y, latent_neighbours=known) == pytest.approx(expected, abs=1e-12)
+        # Estimated from a third of the points' neighbourhoods: close, not exact.
+        assert trustworthiness(X, Y, latent_neighbours=known, sample=200) == pytest.approx(expected, abs=0.02)
+        assert trustworthiness(X, Y, sample=200) != expected
+
+
+def test_knn_accuracy_from_known_neighbours_is_the_same(digits):
+    from reporter.neighbours import nearest_neighbours
+
+    X, y = digits
+    X = X + np.random.default_rng(0).normal(scale=1e-6, size=X.shape)
+    known, _ = nearest_neighbours(X, 30)
+    assert knn_accuracy(X, y, neighbours=known) == knn_accuracy(X, y)

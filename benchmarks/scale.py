@@ -1,0 +1,178 @@
+"""The reporter at 1,000 and 10,000 probe points: every stage of a frame, timed on real tensor stores.
+
+A real training run per probe size (``python -m trainer --probe-size N``; the store is kept under
+``--cache-dir``, keyed by the trainer options, so later runs skip training). Then, round by round
+and alternating the sizes, the real reporter (``python -m reporter --tensors STORE --out SITE
+--threads 1``) makes every frame of each store under ``benchmarks/live.py timed-reporter``, which
+times its stages (read, embed, quality, draw, frame files, GIF, state, site, ...) per frame; the
+time no stage claims is "other". Per size: the median of every stage over the warm frames (1..n),
+frame 0 apart, the ratio 10,000 / 1,000 per stage, and the reporter process's peak memory (its
+maximum resident set, from the kernel's accounting of the child).
+
+The machine may be shared and busy: absolute times are inflated by the load printed beside
+them; the ratios between sizes, measured in one run, say more.
+
+    .venv/bin/python benchmarks/scale.py --sizes 1000 10000 --rounds 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+# Issue 15: a warm frame at 10,000 points in 1.5 s, at 1,000 in 0.3 s, frame 0 at 10,000 in 8 s,
+# and at most 12x the cost for 10x the points.
+TARGETS = {1000: 0.3, 10000: 1.5}
+FRAME0_TARGET_10K = 8.0
+RATIO_TARGET = 12.0
+
+
+def trainer_options(args, size: int) -> list[str]:
+    return ["--dataset", args.dataset, "--steps", str(args.steps), "--eval-every", str(args.eval_every),
+            "--probe-size", str(size), "--seed", str(args.train_seed), "--threads", "1", "--no-progress"]
+
+
+def clean_env() -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRAINER_", "REPORTER_"))}
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def store_for(args, size: int) -> Path:
+    """A finished tensor store of a real run with ``size`` probe images: cached, or trained now."""
+    options = trainer_options(args, size)
+    key = hashlib.sha256(" ".join(options).encode()).hexdigest()[:12]
+    folder = Path(args.cache_dir) / f"store-{size}-{key}"
+    if (folder / "tensors" / "training_job_end.ts").is_file():
+        print(f"store of {size} probe points from cache {folder}", flush=True)
+        return folder / "tensors"
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    command = [PY, "-m", "trainer", "--out", str(partial / "tensors"), *options]
+    print("training:", " ".join(command[1:]), flush=True)
+    started = time.perf_counter()
+    subprocess.run(command, cwd=ROOT, env=clean_env(), check=True)
+    (partial / "command.txt").write_text("python " + " ".join(command[1:]) + "\n")
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
+    print(f"trained in {time.perf_counter() - started:.0f} s", flush=True)
+    return folder / "tensors"
+
+
+def timed_report(store: Path, work: Path) -> dict:
+    """Run the instrumented reporter over a finished store; its per-frame stage times and peak memory."""
+    site, phases = work / "site", work / "phases.json"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    command = [PY, str(ROOT / "benchmarks" / "live.py"), "timed-reporter", str(phases),
+               "--tensors", str(store), "--out", str(site), "--threads", "1"]
+    proc = subprocess.Popen(command, cwd=ROOT, env=clean_env(), stdout=subprocess.DEVNULL,
+                            stderr=open(work / "reporter.log", "w"))
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"the reporter failed ({proc.returncode}); see {work / 'reporter.log'}")
+    result = json.loads(phases.read_text())
+    result["max_rss_mib"] = usage.ru_maxrss / 1024  # Linux: kilobytes
+    return result
+
+
+def stage_medians(result: dict) -> dict:
+    """Median seconds per stage over frames 1..n, and frame 0's; "other" is what no stage claims."""
+    frames = result["frames"]
+    for f in frames:
+        f["stages"]["other"] = f["total"] - sum(v for k, v in f["stages"].items() if k != "other")
+    stages = sorted({s for f in frames for s in f["stages"]})
+    warm = frames[1:]
+    return {
+        "warm": {s: statistics.median(f["stages"].get(s, 0.0) for f in warm) for s in stages},
+        "warm_total": statistics.median(f["total"] for f in warm),
+        "frame0": {s: frames[0]["stages"].get(s, 0.0) for s in stages},
+        "frame0_total": frames[0]["total"],
+        "frames": len(frames),
+    }
+
+
+def markdown(by_size: dict, memory: dict) -> str:
+    sizes = sorted(by_size)
+    small, large = sizes[0], sizes[-1]
+    stages = sorted({s for m in by_size.values() for s in m["warm"]}, key=lambda s: (s == "other", s))
+    head = " | ".join(f"{n:,} warm" for n in sizes)
+    lines = [f"| stage | {head} | {large:,} / {small:,} | {large:,} frame 0 |",
+             "| --- |" + " --- |" * (len(sizes) + 2)]
+    for s in stages:
+        cells = " | ".join(f"{by_size[n]['warm'].get(s, 0.0):.3f} s" for n in sizes)
+        a, b = by_size[small]["warm"].get(s, 0.0), by_size[large]["warm"].get(s, 0.0)
+        ratio = f"{b / a:.1f}x" if a > 0.0005 else "-"
+        lines.append(f"| {s} | {cells} | {ratio} | {by_size[large]['frame0'].get(s, 0.0):.3f} s |")
+    totals = " | ".join(f"**{by_size[n]['warm_total']:.3f} s**" for n in sizes)
+    ratio = by_size[large]["warm_total"] / by_size[small]["warm_total"]
+    lines.append(f"| **whole frame** | {totals} | **{ratio:.1f}x** (target <= {RATIO_TARGET:.0f}x) | "
+                 f"**{by_size[large]['frame0_total']:.2f} s** (target <= {FRAME0_TARGET_10K:.0f} s) |")
+    lines.append("| reporter peak memory (max RSS) | " + " | ".join(f"{memory[n]:.0f} MiB" for n in sizes)
+                 + f" | {memory[large] / memory[small]:.1f}x | |")
+    targets = ", ".join(f"{n:,}: {by_size[n]['warm_total']:.3f} s (target {TARGETS[n]} s)"
+                        for n in sizes if n in TARGETS)
+    return "\n".join(lines) + f"\n\nWarm frame medians: {targets}."
+
+
+def uptime() -> str:
+    load = os.getloadavg()
+    return f"load average {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000], help="probe sizes")
+    parser.add_argument("--rounds", type=int, default=1, help="reporter runs per size, alternating sizes")
+    parser.add_argument("--dataset", default="mnist", help="trainer --dataset")
+    parser.add_argument("--steps", type=int, default=937, help="trainer --steps")
+    parser.add_argument("--eval-every", type=int, default=100, help="trainer --eval-every (one frame each)")
+    parser.add_argument("--train-seed", type=int, default=0, help="trainer --seed")
+    parser.add_argument("--cache-dir", default=str(ROOT / ".cache" / "benchmarks"),
+                        help="where the tensor stores are kept (not in git)")
+    parser.add_argument("--work-dir", default=str(ROOT / "runs" / "bench-scale"), help="where the reports go")
+    parser.add_argument("--train-only", action="store_true", help="only make (or find) the stores")
+    parser.add_argument("--json", help="also write every per-frame figure to this JSON file")
+    args = parser.parse_args(argv)
+
+    stores = {n: store_for(args, n) for n in args.sizes}
+    if args.train_only:
+        return 0
+    before = uptime()
+    runs = {n: [] for n in args.sizes}
+    for r in range(args.rounds):
+        for n in args.sizes:
+            result = timed_report(stores[n], Path(args.work_dir) / f"{n}-round{r + 1}")
+            runs[n].append(result)
+            m = stage_medians(result)
+            print(f"round {r + 1}, {n:,} points: warm frame {m['warm_total']:.3f} s, frame 0 "
+                  f"{m['frame0_total']:.2f} s, peak memory {result['max_rss_mib']:.0f} MiB ({uptime()})", flush=True)
+    after = uptime()
+    # Every warm frame of every round counts: the rounds' frames are pooled before the medians.
+    pooled = {n: {"frames": [runs[n][0]["frames"][0]] + [f for run in runs[n] for f in run["frames"][1:]]}
+              for n in args.sizes}
+    by_size = {n: stage_medians(pooled[n]) for n in args.sizes}
+    memory = {n: max(run["max_rss_mib"] for run in runs[n]) for n in args.sizes}
+    command = "python benchmarks/scale.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    print(f"\n{command}\n{before} before, {after} after; one thread; stores: "
+          + ", ".join(f"{n:,} points {by_size[n]['frames']} frames" for n in args.sizes) + "\n")
+    print(markdown(by_size, memory))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"command": command, "runs": runs}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
