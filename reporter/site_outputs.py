@@ -61,7 +61,9 @@ def gif_view(out: Path, state: ReportState, run: dict, dataset: str, frames: lis
     kept = int(gif.kept) if gif and gif.kept is not None else total
     counted = f"{kept} of {total} frames" if kept != total else f"{total} frame{'s' if total != 1 else ''}"
     alt = (f"Animated t-SNE map of {_probe(run)} {dataset} probe images encoded by an autoencoder, "
-           f"{counted} over {_span(frames, run)}, points coloured by class")
+           f"{counted} over {_span(frames, run)}, "
+           + ("points coloured by class" if (state.trial.get("roles") or {}).get("labels", "") is not None
+              else "points in one colour (no labels)"))
     from PIL import Image
 
     with Image.open(path) as im:

@@ -153,6 +153,7 @@ def test_trial_without_labels_gets_one_colour_and_label_free_figures(trials, tmp
     html = (out / "index.html").read_text()
     assert "No labels" in html and "neighbourhood preservation between frames" in html
     assert "10-NN accuracy" not in html  # the label-based lines are left out, not drawn empty
+    assert "points in one colour (no labels)" in html  # the GIF's alt text
     assert (out / "frames" / "frame-0000.csv").read_text().splitlines()[1].endswith(",")
 
 
@@ -267,3 +268,30 @@ def test_frames_with_25_classes_no_labels_or_no_images_are_drawn(tmp_path):
     writer.append(many)
     back = iio.imread(tmp_path / "g.gif", index=None)[0]
     assert all(has_colour(back, c) > 0 for c in CLASS_COLOURS[10:])
+
+
+def test_a_trial_without_eval_steps_is_read_in_the_mode_it_has(tmp_path):
+    """No EVAL steps (a run that only trains): once it ended, its TRAIN steps are the frames, each on its own."""
+    from smdebug import modes
+    from smdebug.core.collection_manager import CollectionManager
+    from smdebug.core.writer import FileWriter
+
+    store = tmp_path / "train-only"
+    rng = np.random.default_rng(0)
+    for step in range(3):
+        writer = FileWriter(trial_dir=str(store), worker="worker_0", step=step, mode=modes.TRAIN)
+        n = 40 + 4 * step  # batches of different sizes, as a last partial batch would be
+        writer.write_tensor(tdata=rng.normal(size=(n, 6)).astype(np.float32), tname="z",
+                            mode=modes.TRAIN, mode_step=step)
+        writer.close()
+    CollectionManager().export(str(store), "worker_0_collections.json")
+    (store / "training_job_end.ts").write_text("0")
+    out = tmp_path / "site"
+    assert report(store, out, "--latent-regex", "^z$") == 0
+    state = finished(out, 3)
+    assert state["trial"]["mode"] == "TRAIN" and "no EVAL steps" in state["trial"]["mode_reason"]
+    sizes = []
+    for frame in state["frames"]:
+        with np.load(out / frame["npz"]) as saved:
+            sizes.append(len(saved["embedding"]))
+    assert sizes == [40, 44, 48]
