@@ -11,8 +11,10 @@ RUN_FILE = "latentlapse-run.json"
 RUN_FORMAT = 1
 # smdebug writes this when training ends; the reporter finishes its last frame after it.
 END_MARKER = "training_job_end.ts"
+# One file of tensor digests per EVAL step (latentlapse/digests.py), named in the run file's "digests".
+DIGEST_DIR = "latentlapse-digests"
 # What smdebug (and we) write into a tensor store; --overwrite deletes these and nothing else.
-RUN_ENTRIES = ("index", "events", "collections", END_MARKER, "framework", RUN_FILE)
+RUN_ENTRIES = ("index", "events", "collections", END_MARKER, "framework", RUN_FILE, DIGEST_DIR)
 
 # The tensors a frame needs, by role, as the trainer's hook names them (mxnet 1.9.1, smdebug
 # 1.0.34). Anchored at both ends: smdebug's include regexes match anywhere in a name

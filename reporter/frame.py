@@ -98,7 +98,7 @@ def make_frame(probe: ProbeStep, embedder, *, index: int, run_info: dict | None,
         eval_loss=_finite_or_none(eval_loss), train_loss=_finite_or_none(train_loss),
         train_losses=[[g, _finite_or_none(v)] for g, v in probe.train_losses],
         nonfinite=bool(not latents_finite or (eval_loss is not None and not np.isfinite(eval_loss))),
-        embed_seconds=round(embed_seconds, 4), **frame_paths(index),
+        embed_seconds=round(embed_seconds, 4), checked=probe.checked, **frame_paths(index),
     )
     if latents_finite:
         record.dead_units = dead_units(probe.latents)

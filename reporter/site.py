@@ -208,7 +208,21 @@ def _header(state, run, frames, status, dataset, now):
         "status_text": status_text,
         "updated": _when(_parse_time(state.updated)),
         "skipped": len(state.skipped),
+        "checked": _checked_text(frames),
     }
+
+
+def _checked_text(frames):
+    """Whether the frames' data was checked against the trainer's digests, in words."""
+    known = [f.get("checked") for f in frames if f.get("checked") is not None]
+    if not known:
+        return None
+    n = sum(1 for c in known if c)
+    if n == len(frames):
+        return "every frame matches the trainer's SHA-256 digests"
+    if n == 0:
+        return "not checked: the store has no digests of its tensors (another trainer, or an older run)"
+    return f"{n} of {len(frames)} frames checked against the trainer's digests"
 
 
 def _total_steps(run, config):

@@ -69,6 +69,7 @@ class FrameRecord:
     neighbourhood_preservation: float | None = None  # share of 2-D neighbourhoods kept from the last frame
     dead_units: list | None = None      # bottleneck units at zero for every probe image (finite frames only)
     published: float | None = None      # Unix time the frame's files were all written
+    checked: bool | None = None         # its tensors matched the trainer's digests (False: none to check)
 
     @classmethod
     def from_json(cls, obj: dict) -> "FrameRecord":
@@ -85,8 +86,9 @@ class FrameRecord:
         obj = asdict(self)
         if obj["dead_units"] is None:
             del obj["dead_units"]  # not measured (a frame of NaN latents): absent, as before
-        if obj["published"] is None:
-            del obj["published"]
+        for key in ("published", "checked"):
+            if obj[key] is None:
+                del obj[key]  # not known (reports written before it was recorded)
         return obj
 
 

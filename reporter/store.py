@@ -21,6 +21,7 @@ from latentlapse.contract import RUN_FILE
 from latentlapse.contract import TENSOR_NAMES as DEFAULT_NAMES  # by role; the trainer's hook saves these
 from reporter import ReporterError
 from reporter.modes import FrameSource
+from reporter.integrity import DigestCheck, StepDamaged
 
 log = logging.getLogger("reporter.store")
 
@@ -39,6 +40,7 @@ class ProbeStep:
     losses: np.ndarray | None       # (N,) per-sample, if a loss tensor was found
     train_losses: list = field(default_factory=list)  # [(global_step, mean loss)] since the last frame
     label_form: str | None = None   # how the labels tensor was read (reporter.labels.Classes.form)
+    checked: bool = False           # every tensor matched the trainer's digests (False: the store has none)
 
 
 class StepUnreadable(Exception):
@@ -50,10 +52,6 @@ class StepUnreadable(Exception):
     def __init__(self, step: int, reason: str):
         super().__init__(f"EVAL step {step}: {reason}")
         self.step, self.reason = step, reason
-
-
-class StepDamaged(Exception):
-    """The files of a step are not what smdebug wrote (truncated, or not matching the trainer's digest)."""
 
 
 def transient_errors() -> tuple[type[BaseException], ...]:
@@ -109,6 +107,7 @@ class TensorStore:
         self._images: tuple[int, np.ndarray] | None = None  # (EVAL step, probe images saved there)
         self.roles = None  # reporter.roles.Roles, once resolved
         self.frames = FrameSource(mode, worker)
+        self.digests = DigestCheck(self.path)
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -182,11 +181,14 @@ class TensorStore:
         if is_s3(self.path):
             from reporter import s3
 
-            return s3.read_json(self.path + "/" + RUN_FILE)
-        try:
-            return json.loads(Path(self.path, RUN_FILE).read_text())
-        except (OSError, ValueError):
-            return None
+            info = s3.read_json(self.path + "/" + RUN_FILE)
+        else:
+            try:
+                info = json.loads(Path(self.path, RUN_FILE).read_text())
+            except (OSError, ValueError):
+                info = None
+        self.digests.follow_run_info(info if isinstance(info, dict) else None)
+        return info
 
     # -- reading one frame ---------------------------------------------------------------------
 
@@ -211,6 +213,10 @@ class TensorStore:
                 values[role] = None if name is None else np.asarray(
                     self.trial.tensor(name).value(step, mode=mode, worker=worker))
             values["inputs"] = self._probe_images(step) if self.names.get("inputs") else None
+            # The trainer digests what it writes at EVAL steps (one worker): check those.
+            values["checked"] = mode == modes.EVAL and self.digests.check(step, {
+                self.names[role]: values[role] for role in ("latent", "labels", "recon", "loss")
+                if values[role] is not None})
             return values
 
         values = self._retry(read, unreadable=step, diagnose=lambda error: self.damage(step, mode, error))
@@ -218,7 +224,7 @@ class TensorStore:
         arrays = probe_arrays(values, self.names, where=f"{mode.name} step {step}")
         return ProbeStep(step, global_step, arrays["latent"], arrays["labels"], arrays["inputs"],
                          arrays["recon"], arrays["loss"], self.train_losses(since_global_step, global_step),
-                         label_form=arrays["label_form"])
+                         label_form=arrays["label_form"], checked=values["checked"])
 
     def global_step_of(self, step: int) -> int | None:
         """The global step of EVAL step ``step``, None if smdebug cannot tell."""
@@ -232,6 +238,7 @@ class TensorStore:
         Our trainer saves them once, at the first EVAL step (they never change); older stores and
         other trainers save them at every step. The last images read are kept, not read again.
         """
+        from smdebug import modes
         from smdebug.exceptions import TensorUnavailableForStep
 
         mode, worker = self.frames.mode, self.frames.worker
@@ -245,7 +252,10 @@ class TensorStore:
             raise TensorUnavailableForStep(name, step, mode)
         source = max(saved)
         if self._images is None or self._images[0] != source:
-            self._images = (source, np.asarray(tensor.value(source, mode=mode, worker=worker)))
+            images = np.asarray(tensor.value(source, mode=mode, worker=worker))
+            if mode == modes.EVAL:  # against the digests of the step that saved them
+                self.digests.check(source, {name: images})
+            self._images = (source, images)
         return self._images[1]
 
     def train_losses(self, after: int | None, upto: int) -> list[tuple[int, float]]:
@@ -335,6 +345,8 @@ class TensorStore:
                 return action()
             except ReporterError:
                 raise
+            except StepDamaged as exc:  # not what the trainer wrote: perhaps still being written, so retried
+                last, reason = exc, str(exc)
             except transient as exc:
                 last, reason = exc, None
             except Exception as exc:

@@ -205,3 +205,54 @@ def test_a_full_disk_during_a_frame_fails_clearly_and_a_restart_finishes(tmp_pat
             assert (out / name).read_bytes() == (reference / name).read_bytes(), name
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_real_run_is_checked_end_to_end(reference):
+    assert all(f["checked"] is True for f in state_of(reference)["frames"])
+    assert "every frame matches the trainer&#39;s SHA-256 digests" in (reference / "index.html").read_text()
+
+
+def _flip_a_payload_byte(store: Path, global_step: int, tensor: str) -> None:
+    """Change one byte inside ``tensor``'s values at ``global_step`` (its record's length CRC stays right)."""
+    index = json.loads((store / "index" / "000000000" / f"{global_step:012d}_worker_0.json").read_text())
+    entry = next(t for t in index["tensor_payload"] if t["tensorname"] == tensor)
+    event = store / index["meta"]["event_file_name"]
+    data = bytearray(event.read_bytes())
+    at = entry["start_idx"] + entry["length"] - 4 - 400  # inside the values, before the record's footer
+    data[at] ^= 0x10
+    event.write_bytes(bytes(data))
+
+
+def test_a_flipped_payload_byte_is_detected_skipped_and_shown(tmp_path, small_run, reference):
+    import shutil
+
+    from smdebug.trials import create_trial
+
+    store = tmp_path / "tensors"
+    shutil.copytree(small_run, store)
+    latent = "convolutionalautoencoder0_hybridsequential0_dense0_output_0"
+    _flip_a_payload_byte(store, 11, latent)  # EVAL step 1
+    # smdebug itself reads the changed values without complaint: only the digest tells.
+    from smdebug import modes
+    assert create_trial(str(store)).tensor(latent).value(1, mode=modes.EVAL).shape == (100, 20)
+
+    out = tmp_path / "site"
+    assert report(store, out, "--retries", "2") == 0
+    state = state_of(out)
+    assert [f["step"] for f in state["frames"]] == [0, 2, 3]
+    [skipped] = state["skipped"]
+    assert skipped["step"] == 1 and skipped["position"] == 1
+    assert skipped["reason"].startswith(f"data does not match what the trainer wrote ({latent}: its bytes differ")
+    html = (out / "index.html").read_text()
+    assert "1 step skipped" in html and "EVAL step 1 skipped before this frame" in html
+    assert "data does not match what the trainer wrote" in html
+    # Nothing before the damage changed (later frames warm-start from a different frame, so differ).
+    assert (out / "frames/frame-0000.npz").read_bytes() == (reference / "frames/frame-0000.npz").read_bytes()
+
+
+def test_a_store_without_digests_is_read_as_before_and_said_not_checked(tmp_path):
+    trial = write_trial(tmp_path / "other", [probe_arrays(60, s) for s in range(2)])
+    out = tmp_path / "site"
+    assert report(trial, out) == 0
+    assert [f["checked"] for f in state_of(out)["frames"]] == [False, False]
+    assert "not checked: the store has no digests of its tensors" in (out / "index.html").read_text()

@@ -94,6 +94,7 @@ def test_reporter_follows_a_run_written_to_s3(tmp_path, mnist_cache, s3_server):
     assert state["status"] == "finished"
     assert [f["step"] for f in state["frames"]] == [0, 1, 2, 3]  # steps 0, 10, 20 and the last
     assert state["tensors"] == url
+    assert all(f["checked"] for f in state["frames"])  # the trainer's digests on S3, checked
     run = json.loads((out / "run.json").read_text())
     assert run["finished"] and run["expected_frames"] == 4
     assert (out / "index.html").is_file() and (out / "latentlapse.gif").stat().st_size > 0

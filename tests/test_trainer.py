@@ -36,6 +36,21 @@ def test_store_holds_the_expected_tensors_and_steps(trial, small_run):
     assert run["class_names"] == [str(d) for d in range(10)]
 
 
+def test_every_eval_step_has_digests_of_what_smdebug_reads_back(trial, small_run):
+    from latentlapse.digests import tensor_digest
+
+    run = json.loads((small_run / "latentlapse-run.json").read_text())
+    assert run["digests"] == "latentlapse-digests"
+    for step in trial.steps(mode=modes.EVAL):
+        recorded = json.loads((small_run / f"latentlapse-digests/eval-{step:012d}.json").read_text())
+        assert recorded["mode"] == "EVAL" and recorded["step"] == step and recorded["algorithm"] == "sha256"
+        saved = {n for n in trial.tensor_names() if step in trial.tensor(n).steps(mode=modes.EVAL)}
+        assert set(recorded["tensors"]) == saved  # every tensor the hook wrote at this step, no other
+        for name, digest in recorded["tensors"].items():
+            assert tensor_digest(np.asarray(trial.tensor(name).value(step, mode=modes.EVAL))) == digest, name
+    assert not list(small_run.glob("latentlapse-digests/.*"))  # written atomically: no temporary left
+
+
 def test_every_eval_step_holds_the_same_probe_set(trial):
     labels = [trial.tensor(LABELS).value(s, mode=modes.EVAL) for s in trial.steps(mode=modes.EVAL)]
     for other_labels in labels[1:]:

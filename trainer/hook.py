@@ -65,8 +65,11 @@ def create_hook(out_dir: str, train_save_interval: int = DEFAULT_TRAIN_SAVE_INTE
     collections and intervals chosen at launch win (the launcher passes the same ones).
     """
     from smdebug.core.save_config import SaveConfigMode
-    from smdebug.mxnet import Hook, SaveConfig, modes
+    from smdebug.mxnet import SaveConfig, modes
 
+    from trainer.digests import digesting_hook
+
+    Hook = digesting_hook()  # smdebug's hook, also keeping each EVAL tensor's digest
     if sagemaker_config_path() is not None:
         return Hook.create_from_json_file()
     mode_keys = {"train": modes.TRAIN, "eval": modes.EVAL, "predict": modes.PREDICT, "global": modes.GLOBAL}

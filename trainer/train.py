@@ -20,9 +20,10 @@ import numpy as np
 from mxnet import autograd, gluon
 
 from latentlapse import atomic
-from latentlapse.contract import RUN_ENTRIES, RUN_FILE, RUN_FORMAT
+from latentlapse.contract import DIGEST_DIR, RUN_ENTRIES, RUN_FILE, RUN_FORMAT
 from trainer import TrainerError, __version__, data
 from trainer.config import TrainerConfig
+from trainer.digests import write_step_digests
 from trainer.hook import create_hook
 from trainer.model import ConvolutionalAutoencoder, parameter_count
 
@@ -78,12 +79,17 @@ def prepare_store(out: str, overwrite: bool) -> None:
 
 def write_run_file(out: str, info: dict) -> None:
     """Write the run metadata beside the tensors, atomically (readers poll it)."""
+    write_beside(out, RUN_FILE, info)
+
+
+def write_beside(out: str, relative: str, info: dict) -> None:
+    """Write JSON to ``relative`` inside the store (a folder or ``s3://``), atomically."""
     if out.startswith("s3://"):
         from trainer import s3
 
-        s3.write_json(out.rstrip("/") + "/" + RUN_FILE, info)
+        s3.write_json(out.rstrip("/") + "/" + relative, info)
         return
-    atomic.write_json(Path(out) / RUN_FILE, info)
+    atomic.write_json(Path(out) / relative, info)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,6 +214,7 @@ def run(config: TrainerConfig) -> dict:
         "versions": {"python": platform.python_version(), "mxnet": mx.__version__,
                      "smdebug": _version("smdebug"), "latentlapse": __version__},
         "data_source": dataset.source,
+        "digests": DIGEST_DIR,  # one file of tensor digests per EVAL step (trainer/digests.py)
         "last_layer_kernel": last_kernel,
         "started": _now(),
         "progress": {"step": 0, "images_per_second": None, "updated": _now()},
@@ -218,6 +225,8 @@ def run(config: TrainerConfig) -> dict:
         hook.set_mode(modes.EVAL)
         recon = net(probe_x, probe_y)  # ONE forward call: one EVAL step holds the whole probe set
         loss = float(loss_fn(recon, probe_x).mean().asscalar())
+        # What the hook wrote at this step, as digests beside the store: the reporter checks them.
+        write_step_digests(hook, lambda relative, digests: write_beside(config.out, relative, digests))
         hook.set_mode(modes.TRAIN)
         return loss
 
