@@ -7,20 +7,24 @@ from __future__ import annotations
 
 import math
 
+from reporter.steps import batch_steps, frame_train_step
+
 WIDTH, HEIGHT = 640, 260
 # Plot area inside the SVG: room on the left for y labels, below for x labels.
 LEFT, RIGHT, TOP, BOTTOM = 58, 14, 12, 34
 
 
-def x_domain(frames) -> tuple[float, float]:
-    """The step range shared by every chart, so one cursor position fits them all."""
+def x_domain(frames, run_info=None) -> tuple[float, float]:
+    """The training-step range shared by every chart, so one cursor position fits them all.
+
+    Frames count at their training step, TRAIN-loss points (kept as global steps) at theirs
+    (reporter/steps.py); ``run_info`` is the trainer's run file, if any.
+    """
+    batch_step = batch_steps(frames, run_info)
     steps = []
     for f in frames:
-        for key in ("global_step", "step", "index"):
-            if f.get(key) is not None:
-                steps.append(float(f[key]))
-                break
-        steps += [float(p[0]) for p in f.get("train_losses") or [] if len(p) > 1 and p[0] is not None]
+        steps.append(float(frame_train_step(f, run_info)))
+        steps += [float(batch_step(p[0])) for p in f.get("train_losses") or [] if len(p) > 1 and p[0] is not None]
     if not steps:
         return (0.0, 1.0)
     lo, hi = min(steps), max(steps)
@@ -28,7 +32,7 @@ def x_domain(frames) -> tuple[float, float]:
 
 
 def line_chart(series, domain, *, y_range=None, log_if_ratio=None, title="") -> dict:
-    """Lay out series of (step, value) points on one step axis.
+    """Lay out series of (step, value) points on one axis of training steps.
 
     Parameters
     ----------

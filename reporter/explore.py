@@ -30,6 +30,7 @@ import numpy as np
 
 from latentlapse import atomic
 from reporter import ReporterError
+from reporter.steps import step_text, training_step
 
 FOLDER = "explore"
 PROBES_JS = f"{FOLDER}/probes.js"
@@ -224,6 +225,7 @@ def write_probes(out_dir, labels, inputs, class_names, *, inputs_view=None) -> d
 
 
 def write_frame(out_dir, index: int, embedding, labels, class_names, *, step: int, global_step: int,
+                train_step: int | None = None, label: str | None = None,
                 latents=None, inputs=None, reconstructions=None, losses=None) -> dict:
     """Write frame ``index``'s data (and the probes' files if missing); return the payload.
 
@@ -238,7 +240,12 @@ def write_frame(out_dir, index: int, embedding, labels, class_names, *, step: in
     labels, class_names :
         Class index per point and the name of each class.
     step, global_step : int
-        The EVAL step and smdebug's global step of the frame.
+        The EVAL step and smdebug's global step of the frame (data, not shown).
+    train_step : int, optional
+        Train steps done at the frame (reporter/steps.py); derived from the two above if not given.
+    label : str, optional
+        What the map says of the frame: its training step, "step 925 of 937". Default
+        ``step_text(train_step)``.
     latents : array (N, D), optional
         Bottleneck vectors: the pinned point's neighbours are found among them.
     inputs, reconstructions : arrays of N images, optional
@@ -255,8 +262,11 @@ def write_frame(out_dir, index: int, embedding, labels, class_names, *, step: in
     if not (out / PROBES_JS).is_file():
         write_probes(out, labels, inputs, class_names, inputs_view=inputs_view)
     files = frame_files(index)
+    if train_step is None:
+        train_step = training_step(step, global_step)
+    label = label or step_text(train_step)
     payload = {"kind": "frame", "format": FORMAT, "index": int(index), "step": int(step),
-               "global_step": int(global_step), "n": int(n), "scale": COORD_SCALE,
+               "global_step": int(global_step), "train_step": int(train_step), "label": str(label), "n": int(n), "scale": COORD_SCALE,
                "xy": pack(quantise_coordinates(embedding), "<i2"), "loss": None, "nn": None, "k": 0,
                "recon": None}
     if losses is not None and len(losses) == n:

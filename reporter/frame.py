@@ -129,6 +129,7 @@ def write_frame_files(out: Path, frame: Frame, probe: ProbeStep) -> None:
     from reporter.reconstruction import save_reconstruction_grid
     from reporter.render import CLASS_COLOURS, save_png
     from reporter.site import RECONSTRUCTION_PNG
+    from reporter.steps import step_text
 
     record = frame.record
     labels = probe.labels
@@ -146,7 +147,9 @@ def write_frame_files(out: Path, frame: Frame, probe: ProbeStep) -> None:
     write_explore_frame(out, record.index, frame.embedding,
                         labels if labels is not None else np.zeros(len(frame.embedding), dtype=np.int64),
                         frame.class_names if labels is not None else ["unlabelled"], step=probe.step,
-                        global_step=probe.global_step, latents=probe.latents, inputs=images[0],
+                        global_step=probe.global_step, train_step=record.train_step,
+                        label=step_text(record.train_step, record.total_steps) if record.train_step is not None else None,
+                        latents=probe.latents, inputs=images[0],
                         reconstructions=images[1], losses=probe.losses)
 
 

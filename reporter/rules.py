@@ -1,5 +1,8 @@
 """Alerts: rules evaluated on the frames seen so far, each saying at which step it fired.
 
+Messages say the training step (reporter/steps.py: "step 150", train steps done), as the frames
+do; the records keep smdebug's global step too (``step``/``last_step``) for anything reading them.
+
 Every rule is a pure function of the frame records kept in ``state.json`` (and, for the
 bottleneck rule, the latest latent vectors). A rule that holds over several consecutive frames
 is one alert (an *episode*): ``step`` is the frame where it first held, ``last_step`` the last
@@ -13,6 +16,7 @@ import math
 import numpy as np
 
 from reporter import ReporterError
+from reporter.steps import frame_train_step
 
 RULE_TITLES = {
     "loss_not_decreasing": "Loss not decreasing",
@@ -54,7 +58,9 @@ def evaluate(
     Returns
     -------
     list of dict
-        Alerts ``{"rule", "title", "step", "last_step", "active", "message"}`` sorted by step.
+        Alerts ``{"rule", "title", "step", "last_step", "train_step", "last_train_step", "active",
+        "message"}`` sorted by step: ``step``/``last_step`` are global steps, ``train_step``/
+        ``last_train_step`` the training steps the message names.
     """
     if window < 2:
         raise ReporterError(f"the alert window must be at least 2 frames, got {window}")
@@ -105,7 +111,7 @@ def loss_not_decreasing(frames, *, window=5, min_improvement=MIN_IMPROVEMENT) ->
     def message(start, end):
         return (
             f"The {which} loss has not improved by {min_improvement:.1%} over {window} frames "
-            f"since step {frame_step(frames[start - window])} (was {losses[start - window]:.4g}, "
+            f"since step {frame_train_step(frames[start - window]):,} (was {losses[start - window]:.4g}, "
             f"best since {min(losses[start - window + 1 : end + 1]):.4g})."
         )
 
@@ -130,7 +136,7 @@ def overfitting(frames, *, window=5, min_trend=MIN_TREND) -> list[dict]:
     def message(start, end):
         lo = max(0, end - window + 1)
         return (
-            f"Over the {window} frames to step {steps[end]} the eval loss rose "
+            f"Over the {window} frames to step {frame_train_step(frames[end]):,} the eval loss rose "
             f"({evals[lo]:.4g} to {evals[end]:.4g}) while the train loss fell "
             f"({trains[lo]:.4g} to {trains[end]:.4g}): the model may be overfitting."
         )
@@ -150,9 +156,8 @@ def nonfinite_values(frames, *, latents_last=None) -> list[dict]:
         flags.append(bad)
 
     def message(start, end):
-        span = f"at step {frame_step(frames[start])}"
-        if end > start:
-            span = f"from step {frame_step(frames[start])} to step {frame_step(frames[end])}"
+        first, last = frame_train_step(frames[start]), frame_train_step(frames[end])
+        span = f"at step {first:,}" if end == start else f"from step {first:,} to step {last:,}"
         return f"NaN or Inf values in the saved tensors {span}: training has diverged."
 
     return _alerts("nonfinite", frames, flags, message)
@@ -185,7 +190,7 @@ def dead_bottleneck_units(frames, *, latents_last=None) -> list[dict]:
     names = ", ".join(str(u) for u in sorted(latest))
     message = (
         f"{len(latest)}{of} bottleneck unit(s) ({names}) output 0 for every probe image "
-        f"since step {frame_step(frames[first])}: they carry no information."
+        f"since step {frame_train_step(frames[first]):,}: they carry no information."
     )
     return [
         {
@@ -193,6 +198,8 @@ def dead_bottleneck_units(frames, *, latents_last=None) -> list[dict]:
             "title": RULE_TITLES["dead_units"],
             "step": frame_step(frames[first]),
             "last_step": frame_step(frames[-1]),
+            "train_step": frame_train_step(frames[first]),
+            "last_train_step": frame_train_step(frames[-1]),
             "active": True,
             "message": message,
             "units": sorted(latest),
@@ -255,6 +262,8 @@ def _alerts(rule, frames, flags, message) -> list[dict]:
                     "title": RULE_TITLES[rule],
                     "step": frame_step(frames[start]),
                     "last_step": frame_step(frames[end]),
+                    "train_step": frame_train_step(frames[start]),
+                    "last_train_step": frame_train_step(frames[end]),
                     "active": end == len(frames) - 1,
                     "message": message(start, end),
                 }
@@ -264,7 +273,7 @@ def _alerts(rule, frames, flags, message) -> list[dict]:
 
 
 def frame_step(frame) -> int:
-    """The training-time step of a frame: the global step, else the mode step, else the index."""
+    """The global step of a frame (else the mode step, else the index): the order of all saved steps."""
     for key in ("global_step", "step", "index"):
         if frame.get(key) is not None:
             return int(frame[key])

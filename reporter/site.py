@@ -26,6 +26,7 @@ from reporter.charts import line_chart, x_domain
 from reporter.modes import role_rows, site_notes
 from reporter.reconstruction import save_reconstruction_grid, to_rgb255
 from reporter.redact import HIDDEN, redact, redact_text
+from reporter.steps import batch_steps, frame_train_step
 from reporter.state import FINAL_STATUSES, LIVE_STATUSES, ReportState
 
 __all__ = [
@@ -127,10 +128,10 @@ def _context(out: Path, state: ReportState, run: dict, frames: list, now: dateti
     status = state.status
     live = status in LIVE_STATUSES
     class_names = [str(c) for c in run.get("class_names") or []]
-    steps = [rules.frame_step(f) for f in frames]
-    domain = x_domain(frames)
-    loss = line_chart(_loss_series(frames), domain, log_if_ratio=8.0, title="Loss")
-    quality = line_chart(_quality_series(frames), domain, y_range=(0.0, 1.0), title="Quality")
+    steps = [frame_train_step(f, run) for f in frames]  # training steps: the charts' axis
+    domain = x_domain(frames, run)
+    loss = line_chart(_loss_series(frames, run), domain, log_if_ratio=8.0, title="Loss")
+    quality = line_chart(_quality_series(frames, run), domain, y_range=(0.0, 1.0), title="Quality")
     frame_views = [_frame_view(out, f, i, len(frames), steps[i], loss, site_outputs.frame_label(f, run))
                    for i, f in enumerate(frames)]
     gaps = gap_texts(state.skipped, len(frames))
@@ -195,7 +196,7 @@ def _header(state, run, frames, status, dataset, now):
     elif since and status in FINAL_STATUSES:
         status_text = f"{status_text} at {_when(since)}"
     ips = progress.get("images_per_second")
-    step = progress.get("step", rules.frame_step(frames[-1]) if frames else None)
+    step = progress.get("step", frame_train_step(frames[-1], run) if frames else None)
     return {
         "dataset": dataset,
         "parameters": f"{run['parameters']:,}" if isinstance(run.get("parameters"), int) else "unknown",
@@ -293,22 +294,24 @@ def _explore_view(out, palette, frame_views):
     return {"frames": sum(1 for v in frame_views if v["explore"]), "palette": palette}
 
 
-def _loss_series(frames):
+def _loss_series(frames, run=None):
+    # TRAIN points are kept at their global step: drawn at their training step, as the frames.
+    batch_step = batch_steps(frames, run)
     train = {}
     for f in frames:
         for p in f.get("train_losses") or []:
             if len(p) > 1 and p[0] is not None:
-                train[int(p[0])] = p[1]
+                train[batch_step(p[0])] = p[1]
         if not f.get("train_losses") and f.get("train_loss") is not None:
-            train.setdefault(rules.frame_step(f), f["train_loss"])
-    evals = [(rules.frame_step(f), f.get("eval_loss")) for f in frames]
+            train.setdefault(frame_train_step(f, run), f["train_loss"])
+    evals = [(frame_train_step(f, run), f.get("eval_loss")) for f in frames]
     return [
         {"key": "train", "label": "train loss (per saved batch)", "points": sorted(train.items()), "markers": False},
         {"key": "eval", "label": "eval loss (probe set)", "points": evals, "markers": True},
     ]
 
 
-def _quality_series(frames):
+def _quality_series(frames, run=None):
     series = [
         ("knn_latent", "10-NN accuracy, latent space"),
         ("knn_2d", "10-NN accuracy, 2-D map"),
@@ -318,7 +321,7 @@ def _quality_series(frames):
     # A trial without labels has no label accuracy: leave those lines out rather than draw them empty.
     labelled = not frames or any(f.get("knn_latent") is not None for f in frames)
     return [
-        {"key": key, "label": label, "points": [(rules.frame_step(f), f.get(key)) for f in frames], "markers": True}
+        {"key": key, "label": label, "points": [(frame_train_step(f, run), f.get(key)) for f in frames], "markers": True}
         for key, label in series if labelled or not key.startswith("knn")
     ]
 
@@ -365,11 +368,14 @@ def _skipped_view(s):
 
 
 def _alert_view(a):
-    step = a.get("step")
-    last = a.get("last_step")
+    # Training steps; an alert saved before records had them keeps its global step, said as such.
+    trained = "train_step" in a
+    step = a.get("train_step") if trained else a.get("step")
+    last = a.get("last_train_step") if trained else a.get("last_step")
     rule = str(a.get("rule", "alert"))
     return {
         "title": str(a.get("title") or rules.RULE_TITLES.get(rule, rule)),
+        "kind": "step" if trained else "global step",
         "step": f"{int(step):,}" if isinstance(step, (int, float)) else "unknown",
         "until": f"{int(last):,}" if isinstance(last, (int, float)) and last != step else None,
         "active": bool(a.get("active", True)),

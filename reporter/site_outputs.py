@@ -10,17 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from reporter.state import ReportState
-from reporter.steps import step_text, total_steps, training_step
+from reporter.steps import frame_train_step, step_text, total_steps
 
 GITHUB_HOTLINK_LIMIT = 5 * 1024 * 1024
 GITHUB_VIDEO_LIMIT = 10 * 1000 * 1000  # uploaded videos in issues and pull requests
-
-
-def frame_train_step(frame: dict, run: dict | None) -> int:
-    """A frame record's training step (derived for reports written before records held it)."""
-    if frame.get("train_step") is not None:
-        return int(frame["train_step"])
-    return training_step(int(frame.get("step", 0)), int(frame.get("global_step", 0)), run)
 
 
 def frame_label(frame: dict, run: dict | None) -> str:

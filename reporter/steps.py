@@ -47,3 +47,47 @@ def step_text(step: int, total: int | None = None) -> str:
     if total:
         return f"step {int(step):,} of {int(total):,}"
     return f"step {int(step):,}"
+
+
+def frame_train_step(frame: dict, run_info: dict | None = None) -> int:
+    """A frame record's training step: its ``train_step``, else derived from its EVAL and global steps.
+
+    Records written before they held ``train_step`` (and test records) take the rule of
+    :func:`training_step`.
+    """
+    if frame.get("train_step") is not None:
+        return int(frame["train_step"])
+    step = int(frame.get("step", frame.get("index", 0)) or 0)  # the defaults of FrameRecord.from_json
+    return training_step(step, int(frame.get("global_step", step) or 0), run_info)
+
+
+def batch_steps(frames: list[dict], run_info: dict | None = None):
+    """A function from a TRAIN batch's global step (``train_losses`` points) to its training step.
+
+    Every forward call between two EVAL passes is a train step, so a batch ``g - G`` calls after
+    the last frame before it (global step ``G``) is training step ``frame_train_step + g - G``:
+    the trainer's own number of that batch (its step 25 is the 25th batch; the EVAL pass after
+    it is "step 25" too). A batch before every frame: all calls before it were train steps.
+    An EVAL pass that has no frame between the two counts as a train step (one step late).
+
+    Parameters
+    ----------
+    frames : list of dict
+        Frame records (``step``, ``global_step``, optionally ``train_step``).
+    run_info : dict, optional
+        The trainer's run file, for the frames' training steps.
+    """
+    import bisect
+
+    anchors = sorted((int(f["global_step"]), frame_train_step(f, run_info)) for f in frames
+                     if f.get("global_step") is not None)
+    globals_ = [g for g, _ in anchors]
+
+    def of(global_step) -> int:
+        g = int(global_step)
+        i = bisect.bisect_left(globals_, g) - 1  # the last frame strictly before the batch
+        if i < 0:
+            return training_step(0, g) + 1
+        return anchors[i][1] + g - anchors[i][0]
+
+    return of

@@ -162,7 +162,7 @@ def test_alerts_render_with_their_step(browser, site, tmp_path):
         page = v.open()
         alerts = page.locator("#alerts .alert")
         assert alerts.count() == 1
-        assert "fired at global step 78" in alerts.first.inner_text()
+        assert "fired at step 75" in alerts.first.inner_text()  # EVAL step 3, global step 78
         assert not page.is_visible("#no-alerts")
         assert v.errors == []
     finally:

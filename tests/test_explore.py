@@ -41,6 +41,9 @@ def test_a_real_run_writes_every_frames_data(small_report):  # noqa: F811
     for frame in state["frames"]:
         data = payload(small_report, explore.frame_files(frame["index"])["js"])
         assert (data["index"], data["step"], data["global_step"]) == (frame["index"], frame["step"], frame["global_step"])
+        # What the map says: the training step, as the frame does ("step 10 of 24"), not the EVAL step.
+        assert data["train_step"] == frame["train_step"]
+        assert data["label"] == f"step {frame['train_step']} of 24"
         with np.load(small_report / frame["npz"]) as saved:
             emb, labels, latents = saved["embedding"], saved["labels"], saved["latents"]
         assert probes["labels"] == labels.tolist()

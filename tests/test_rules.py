@@ -10,10 +10,13 @@ from reporter.rules import dead_units, evaluate, frame_train_losses
 
 
 def frames_from(eval_losses, train_losses=None, every=25, **extra):
-    """Frame records with an EVAL step every ``every`` global steps."""
+    """Frame records with an EVAL pass every ``every`` train steps, as the trainer makes them.
+
+    smdebug's global step counts the EVAL passes too: EVAL step i is at global step i * (every + 1).
+    """
     out = []
     for i, e in enumerate(eval_losses):
-        f = {"index": i, "step": i, "global_step": i * every, "eval_loss": e, "nonfinite": False}
+        f = {"index": i, "step": i, "global_step": i * (every + 1), "eval_loss": e, "nonfinite": False}
         f["train_loss"] = None if train_losses is None else train_losses[i]
         f.update(extra)
         out.append(f)
@@ -40,17 +43,17 @@ def test_plateau_fires_loss_not_decreasing_at_the_frame_it_started():
     alerts = evaluate(frames_from(losses), window=3)
     assert rules_fired(alerts) == ["loss_not_decreasing"]
     (alert,) = alerts
-    assert alert["step"] == 6 * 25
-    assert alert["last_step"] == 9 * 25
+    assert (alert["train_step"], alert["last_train_step"]) == (6 * 25, 9 * 25)
+    assert (alert["step"], alert["last_step"]) == (6 * 26, 9 * 26)  # the global steps stay in the data
     assert alert["active"] is True
-    assert "not improved" in alert["message"]
+    assert "not improved" in alert["message"] and "since step 75 (" in alert["message"]
 
 
 def test_plateau_that_ended_is_reported_as_past():
     losses = [0.05] * 6 + [0.04, 0.03, 0.02]
     (alert,) = evaluate(frames_from(losses), window=3)
     assert alert["rule"] == "loss_not_decreasing"
-    assert alert["step"] == 3 * 25 and alert["last_step"] == 5 * 25
+    assert alert["train_step"] == 3 * 25 and alert["last_train_step"] == 5 * 25
     assert alert["active"] is False
 
 
@@ -74,7 +77,7 @@ def test_eval_rising_while_train_falls_fires_overfitting():
     over = [a for a in alerts if a["rule"] == "overfitting"]
     assert len(over) == 1
     # The 4-frame fit first slopes up at frame 6 (frames 3-6: 0.05, 0.052, 0.055, 0.058).
-    assert over[0]["step"] == 6 * 25
+    assert over[0]["train_step"] == 6 * 25
     assert over[0]["active"] is True
     assert "overfitting" in over[0]["message"]
 
@@ -96,7 +99,7 @@ def test_nonfinite_flag_fires_at_its_step():
     frames[2]["nonfinite"] = True
     (alert,) = evaluate(frames)
     assert alert["rule"] == "nonfinite"
-    assert alert["step"] == 50 and alert["active"] is False
+    assert alert["train_step"] == 50 and alert["active"] is False
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
@@ -104,7 +107,7 @@ def test_nonfinite_loss_fires_even_without_the_flag(bad):
     frames = frames_from([0.1, 0.09, bad, bad])
     alerts = evaluate(frames)
     assert rules_fired(alerts) == ["nonfinite"]
-    assert alerts[0]["step"] == 50 and alerts[0]["last_step"] == 75
+    assert alerts[0]["train_step"] == 50 and alerts[0]["last_train_step"] == 75
     assert "from step 50 to step 75" in alerts[0]["message"]
 
 
@@ -118,7 +121,7 @@ def test_nonfinite_latents_fire_at_the_latest_frame():
     latents = np.ones((10, 20))
     latents[3, 4] = np.nan
     (alert,) = evaluate(frames_from([0.1, 0.09]), latents_last=latents)
-    assert alert["rule"] == "nonfinite" and alert["step"] == 25
+    assert alert["rule"] == "nonfinite" and alert["train_step"] == 25
 
 
 def test_dead_units_finds_columns_that_are_all_zero():
@@ -145,9 +148,9 @@ def test_dead_unit_alert_uses_the_history_for_its_step():
     z[:, [3, 7]] = 0
     (alert,) = evaluate(frames, latents_last=z)
     assert alert["rule"] == "dead_units"
-    assert alert["step"] == 25  # unit 3 went dead at frame 1
+    assert alert["train_step"] == 25  # unit 3 went dead at frame 1
     assert alert["units"] == [3, 7]
-    assert "2 of 20 bottleneck unit(s) (3, 7)" in alert["message"]
+    assert "2 of 20 bottleneck unit(s) (3, 7)" in alert["message"] and "since step 25:" in alert["message"]
 
 
 def test_units_that_came_back_to_life_do_not_fire():

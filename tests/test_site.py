@@ -200,6 +200,40 @@ def test_alerts_show_rule_step_and_message(copy_of):
     assert "No alerts fired" not in text and EVIL not in text
 
 
+def test_alerts_say_the_training_step_and_an_older_record_its_global_step(copy_of):
+    out, state, run = copy_of
+    state["alerts"] = [
+        {"rule": "loss_not_decreasing", "step": 156, "last_step": 208, "train_step": 150, "last_train_step": 200,
+         "active": False, "message": "flat"},
+        {"rule": "nonfinite", "step": 52, "last_step": 104, "active": False, "message": "saved before train_step"},
+    ]
+    write_site(out, state, run, now=NOW)
+    text = html_of(out)
+    assert "fired at step 150 (until step 200)" in text
+    assert "fired at global step 52 (until global step 104)" in text
+
+
+def test_charts_are_drawn_over_training_steps(built):
+    from reporter.charts import x_domain
+    from reporter.site import _loss_series
+
+    out, state, run = built
+    frames = state["frames"]  # EVAL step i at global step 26 i: 25 i train steps done
+    assert x_domain(frames, run) == (0.0, 25.0 * (len(frames) - 1))
+    train = _loss_series(frames, run)[0]["points"]
+    # The TRAIN batches of frame 1 were saved at global steps 1, 6, .. 21: the trainer's steps 1, 6, .. 21;
+    # those of frame 2 at global 27, 32, .. after the EVAL pass at 26: steps 26, 31, .. (not 27, 32).
+    assert [s for s, _ in train[:7]] == [1, 6, 11, 16, 21, 26, 31]
+    import re
+
+    text = html_of(out)
+    assert ">training step</text>" in text and ">global step</text>" not in text
+    assert "eval loss (probe set), step 100:" in text and "eval loss (probe set), step 104:" not in text
+    box_right = 640 - 14  # reporter/charts.py: the plot area's right edge
+    cursors = re.findall(r'<line class="chart-cursor" x1="([0-9.]+)"', text)
+    assert len(cursors) == 2 and all(float(x) == box_right for x in cursors)  # the latest frame, at the last step
+
+
 def test_nan_losses_leave_gaps_and_fire_an_alert(tmp_path):
     from reporter.rules import evaluate
 
@@ -207,7 +241,9 @@ def test_nan_losses_leave_gaps_and_fire_an_alert(tmp_path):
     state["alerts"] = evaluate(state["frames"])
     write_site(tmp_path, state, run, now=NOW)
     text = html_of(tmp_path)
-    assert "NaN or Inf in saved tensors" in text and "fired at global step 52" in text
+    # EVAL step 2 is global step 52 (two EVAL passes before it): 50 train steps done.
+    assert "NaN or Inf in saved tensors" in text and "fired at step 50 (still holds)" in text
+    assert "from step 50 to step 75: training has diverged" in text and "global step 52" not in text
     assert "<svg" in text
 
 

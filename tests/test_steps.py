@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from smdebug.core.modes import ModeKeys
 
-from reporter.steps import step_text, total_steps, training_step
+from reporter.steps import batch_steps, frame_train_step, step_text, total_steps, training_step
 from reporter.store import TensorStore
 
 
@@ -33,3 +33,27 @@ def test_both_ways_agree_on_a_real_store(small_run):
     from_global_steps = [training_step(k, g, None) for k, g in passes]
     assert from_run_file == from_global_steps == [0, 10, 20, 24] and total_steps(run) == 24
 
+
+
+def test_train_batches_get_the_trainers_own_step_numbers_on_a_real_store(small_run):
+    """TRAIN losses are kept at their global step; the charts draw them at the trainer's step."""
+    store = TensorStore(str(small_run))
+    store.open(timeout=0)
+    run = store.run_info()
+    frames = [{"step": k, "global_step": store.trial.global_step(ModeKeys.EVAL, k)} for k in store.eval_steps()]
+    train = store.mode_steps(ModeKeys.TRAIN)
+    assert len(train) >= 4  # saved every 5 train steps, across the EVAL passes
+    globals_ = [store.trial.global_step(ModeKeys.TRAIN, s) for s in train]
+    # smdebug counts TRAIN steps from 0; the trainer's step 1 is the first batch. Both anchors agree.
+    expected = [s + 1 for s in train]
+    assert [batch_steps(frames, run)(g) for g in globals_] == expected
+    assert [batch_steps(frames)(g) for g in globals_] == expected
+    # The batch of step 10 and the EVAL pass after it (the frame "step 10") share a place on the axis.
+    assert frame_train_step(frames[1], run) == 10 and batch_steps(frames, run)(10) == 10
+
+
+def test_a_batch_before_every_frame_counts_every_call_before_it():
+    of = batch_steps([{"step": 0, "global_step": 40}, {"step": 1, "global_step": 51}])
+    assert (of(0), of(39), of(45), of(60)) == (1, 40, 45, 59)
+    assert frame_train_step({"step": 1, "global_step": 51}) == 50
+    assert frame_train_step({"step": 1, "global_step": 51, "train_step": 7}) == 7  # the record's own

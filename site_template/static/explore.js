@@ -60,7 +60,8 @@
         nn[m] = v === none ? -1 : v;
       }
     }
-    return { index: p.index, step: p.step, n: n, xy: xy, loss: loss, nn: nn, k: p.k || 0, recon: p.recon };
+    // label: the frame's training step as people say it ("step 925 of 937"); step is smdebug's EVAL step.
+    return { index: p.index, step: p.step, label: p.label || null, n: n, xy: xy, loss: loss, nn: nn, k: p.k || 0, recon: p.recon };
   }
 
   window.latentlapseExplore = function (payload) {
@@ -324,7 +325,7 @@
     var loss = frame && frame.loss ? frame.loss[index] : null;
     box.querySelector(".point-loss").textContent = loss === null ? "not saved" :
       (isFinite(loss) ? loss.toPrecision(4) : String(loss));
-    box.querySelector(".point-frame").textContent = String(f + 1);
+    box.querySelector(".point-frame").textContent = String(f + 1) + (frame && frame.label ? ", " + frame.label : "");
   }
 
   function showTooltip(index, sx, sy) {
