@@ -28,8 +28,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
+sys.path.insert(0, str(ROOT))
 # Issue 15: a warm frame at 10,000 points in 1.5 s, at 1,000 in 0.3 s, frame 0 at 10,000 in 8 s,
 # and at most 12x the cost for 10x the points.
 TARGETS = {1000: 0.3, 10000: 1.5}
@@ -127,6 +130,76 @@ def markdown(by_size: dict, memory: dict) -> str:
     return "\n".join(lines) + f"\n\nWarm frame medians: {targets}."
 
 
+def sampled_trustworthiness_error(site: Path) -> str:
+    """Per frame of a report: the trustworthiness the frame shows (estimated) against the exact figure."""
+    from threadpoolctl import threadpool_limits
+
+    from reporter.quality import FRAME_SAMPLE, trustworthiness
+
+    rows = []
+    with threadpool_limits(1):
+        for path in sorted((site / "frames").glob("frame-*.npz")):
+            with np.load(path) as saved:
+                X, Y = saved["latents"].astype(np.float64), saved["embedding"]
+            t = [time.process_time()]
+            exact = trustworthiness(X, Y)
+            t.append(time.process_time())
+            estimate = trustworthiness(X, Y, sample=FRAME_SAMPLE)
+            t.append(time.process_time())
+            rows.append((exact, estimate, t[1] - t[0], t[2] - t[1]))
+    errors = [abs(a - b) for a, b, _, _ in rows]
+    return (f"Trustworthiness of the {len(rows)} frames at {len(X):,} points, estimated from {FRAME_SAMPLE:,} "
+            f"points' neighbourhoods as a frame shows it, against the exact figure (sklearn's, computed "
+            f"without its N x N sort): error median {statistics.median(errors):.5f}, max {max(errors):.5f} "
+            f"(exact figures {min(r[0] for r in rows):.4f}-{max(r[0] for r in rows):.4f}); CPU per frame "
+            f"exact {statistics.median(r[2] for r in rows):.2f} s, estimated {statistics.median(r[3] for r in rows):.2f} s.")
+
+
+def method_table(store: Path, sizes=(1000, 5000, 10000), iterations=30) -> str:
+    """CPU ms per warm iteration of openTSNE's Barnes-Hut and FFT gradients, and the neighbour
+    searches, on real latents (the last two EVAL steps of ``store``, first N points)."""
+    from openTSNE import TSNEEmbedding
+    from openTSNE.affinity import PerplexityBasedNN, PrecomputedAffinities
+    from smdebug import modes
+    from smdebug.trials import create_trial
+    from threadpoolctl import threadpool_limits
+
+    from reporter.embed import WARM_THETA, affinities
+    from reporter.neighbours import nearest_neighbours
+
+    trial = create_trial(str(store))
+    name = next(n for n in trial.tensor_names() if n.endswith("dense0_output_0"))
+    steps = trial.tensor(name).steps(mode=modes.EVAL)
+    before, latest = (trial.tensor(name).value(s, mode=modes.EVAL).astype(np.float64) for s in steps[-2:])
+    lines = ["| points | BH gradient (theta 0.8) | FFT gradient | exact neighbours, from last frame's | "
+             "exact, from scratch | openTSNE's Annoy affinities |", "| --- | --- | --- | --- | --- | --- |"]
+
+    def cpu(action):
+        started = time.process_time()
+        result = action()
+        return time.process_time() - started, result
+
+    with threadpool_limits(1):
+        for n in sizes:
+            a, b = before[:n], latest[:n]
+            P, _, _ = affinities(b)
+            layout = TSNEEmbedding(np.random.RandomState(0).normal(size=(n, 2)) * 1e-4,
+                                   PrecomputedAffinities(P, normalize=False), random_state=0, n_jobs=1)
+            start = np.array(layout.optimize(250, exaggeration=12, inplace=False)) / 3
+            per_it = {}
+            for method, extra in (("bh", {"theta": WARM_THETA}), ("fft", {})):
+                e = TSNEEmbedding(start, PrecomputedAffinities(P, normalize=False), negative_gradient_method=method,
+                                  random_state=0, n_jobs=1, **extra)
+                per_it[method] = cpu(lambda: e.optimize(iterations, inplace=True))[0] / iterations * 1000
+            guess, _ = nearest_neighbours(a, 90)
+            warm = cpu(lambda: nearest_neighbours(b, 90, guess))[0]
+            cold = cpu(lambda: nearest_neighbours(b, 90))[0]
+            annoy = cpu(lambda: PerplexityBasedNN(b, perplexity=30, method="annoy", n_jobs=1, random_state=0))[0]
+            lines.append(f"| {n:,} | {per_it['bh']:.1f} ms/it | {per_it['fft']:.1f} ms/it | {warm:.2f} s | "
+                         f"{cold:.2f} s | {annoy:.2f} s |")
+    return "\n".join(lines)
+
+
 def uptime() -> str:
     load = os.getloadavg()
     return f"load average {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}"
@@ -144,6 +217,7 @@ def main(argv=None) -> int:
                         help="where the tensor stores are kept (not in git)")
     parser.add_argument("--work-dir", default=str(ROOT / "runs" / "bench-scale"), help="where the reports go")
     parser.add_argument("--train-only", action="store_true", help="only make (or find) the stores")
+    parser.add_argument("--no-methods", action="store_true", help="skip the gradient / neighbour search table")
     parser.add_argument("--json", help="also write every per-frame figure to this JSON file")
     args = parser.parse_args(argv)
 
@@ -169,6 +243,11 @@ def main(argv=None) -> int:
     print(f"\n{command}\n{before} before, {after} after; one thread; stores: "
           + ", ".join(f"{n:,} points {by_size[n]['frames']} frames" for n in args.sizes) + "\n")
     print(markdown(by_size, memory))
+    largest = max(args.sizes)
+    print("\n" + sampled_trustworthiness_error(Path(args.work_dir) / f"{largest}-round1" / "site"))
+    if not args.no_methods:
+        print(f"\nGradient and neighbour search on real latents (CPU time, one thread; {uptime()}):\n")
+        print(method_table(stores[largest]))
     if args.json:
         Path(args.json).write_text(json.dumps({"command": command, "runs": runs}, indent=1))
     return 0
