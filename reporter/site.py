@@ -220,10 +220,10 @@ def _checked_text(frames):
         return None
     n = sum(1 for c in known if c)
     if n == len(frames):
-        return "every frame matches the trainer's SHA-256 digests"
+        return "every frame matches the trainer's digests"
     if n == 0:
-        return "not checked: the store has no digests of its tensors (another trainer, or an older run)"
-    return f"{n} of {len(frames)} frames checked against the trainer's digests"
+        return "not checked: the store has no digests"
+    return f"{n} of {len(frames)} frames match the trainer's digests"
 
 
 def _total_steps(run, config):
