@@ -149,9 +149,11 @@ def image_view(array, n: int, *, role: str = "inputs", image_shape: tuple | None
     per_sample = int(np.prod(a.shape[1:], dtype=np.int64))
     if like is not None and like.pixels is not None:
         h, w, c = like.layout
-        if per_sample == h * w * c and like.kind == "image":
-            pixels = _reshape_like(a, like)
-            return ImageView(pixels, "image", like.lo, like.hi, like.normalisation,
+        if per_sample == h * w * c:
+            # Beside inputs drawn as bar codes, reconstructions are bar codes too (a picture beside a
+            # strip says nothing, and the frame's rows have the inputs' size).
+            pixels = _reshape_like(a, like) if like.kind == "image" else a.reshape(n, h, w, c)
+            return ImageView(pixels, like.kind, like.lo, like.hi, like.normalisation,
                              f"{what} {_shape(a)} shown like the inputs, on their scale")
         if per_sample != h * w * c:
             return _left_out(f"{what} {_shape(a)} hold {per_sample:,} values per point, the inputs "

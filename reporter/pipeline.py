@@ -95,6 +95,7 @@ class Report:
         # The embedding's memory of the last frames (layout, latents, neighbours), from their files.
         self.embedder = resume_embedder(self.out, self.state.frames, config.seed, config.threads)
         self.n_points: int | None = len(self.embedder.layout) if self.state.frames else None
+        self.input_shape: tuple | None = None  # of one probe image, from the first frame made by this process
         self.gif = GifWriter(self.out / GIF_FILE, delay_ms=config.gif_delay_ms,
                              budget_bytes=int(config.gif_budget_mib * 1024 * 1024))
         if self.gif.frames > len(self.state.frames):
@@ -163,6 +164,18 @@ class Report:
 
     # -- one frame -----------------------------------------------------------------------------
 
+    def _check_same_inputs(self, probe: ProbeStep) -> None:
+        """The probe images keep their shape from step to step (frames of one report compare)."""
+        if probe.inputs is None or self.store.frames.independent:
+            return
+        shape = tuple(probe.inputs.shape[1:])
+        if self.input_shape is not None and shape != self.input_shape:
+            raise ReporterError(
+                f"EVAL step {probe.step}: {self.store.roles.get('inputs') or 'the inputs'} are shaped "
+                f"{shape} per point, at earlier steps {self.input_shape}: the probe set must stay the same; "
+                "check --inputs-regex")
+        self.input_shape = shape
+
     def add_frame(self, probe: ProbeStep) -> FrameRecord:
         """Make one EVAL step's frame, write its files, then publish it (GIF, state); return its record."""
         from reporter.rules import evaluate
@@ -173,6 +186,7 @@ class Report:
             raise ReporterError(f"EVAL step {probe.step} holds {n} probe points, earlier frames {self.n_points}: "
                                 "the probe set must stay the same; start a new report for a different run")
         self.n_points = n
+        self._check_same_inputs(probe)
         frame = make_frame(probe, self.embedder, index=len(self.state.frames), run_info=self.run_info,
                            image_shape=parse_image_shape(self.config.image_shape), independent=independent)
         write_frame_files(self.out, frame, probe)

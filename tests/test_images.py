@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from reporter import ReporterError
-from reporter.images import MAX_BARCODE_VALUES, image_view, normalisation, parse_image_shape
+from reporter.images import MAX_BARCODE_VALUES, image_view, normalisation, parse_image_shape, probe_pictures
 
 RNG = np.random.default_rng(0)
 GREY = RNG.uniform(size=(5, 6, 7)).astype(np.float32)  # H=6, W=7: a transposed layout shows up
@@ -54,6 +54,14 @@ def test_other_shapes_become_bar_codes_or_are_left_out_never_an_error():
     assert not huge.shown and "left out" in huge.note and "--image-shape" in huge.note
     scalar = image_view(np.zeros(4), 4)
     assert not scalar.shown and "left out" in scalar.note
+
+
+def test_reconstructions_beside_bar_code_inputs_are_bar_codes_of_the_same_size():
+    inputs = RNG.normal(size=(4, 13))
+    shown, recon = probe_pictures(inputs, inputs.reshape(4, 1, 13) * 0.5, 4)
+    assert shown.kind == recon.kind == "barcode"
+    assert recon.take([1])[0].shape == shown.take([1])[0].shape
+    assert np.allclose(recon.pixels[:, 0, :, 0], inputs * 0.5)
 
 
 @pytest.mark.parametrize("values, rule, lo, hi", [
