@@ -147,7 +147,8 @@ def test_a_truncated_event_file_is_shown_in_words_at_its_place(tmp_path):
     assert "1 step skipped" in html                                     # the header's count
     assert f"EVAL step 1 skipped before this frame (step 1: {reason})" in html  # frame 2's caption
     assert f"EVAL step 1 skipped: {reason}" in html                     # its row in the numbers
-    assert "1 evaluation step without a frame" in html                  # the GIF's caption
+    # The GIF's, the video's and the figure's captions (each counts frames).
+    assert html.count("1 evaluation step without a frame") == 3
 
 
 def _mount_small_disk(where: Path, size: str) -> None:
