@@ -24,8 +24,8 @@ from reporter.reserve import Reserve, is_disk_full
 from reporter.runs_index import RunsIndex
 from reporter.images import parse_image_shape
 from reporter.modes import trial_facts
-from reporter.state import (FAILED, FINISHED, RUNNING, STALLED, STATE_FILE, STOPPED, FrameRecord, GifInfo,
-                            ReportState, SkippedStep, now_iso)
+from reporter.state import (FAILED, FINISHED, HEARTBEAT_SECONDS, RUNNING, STALLED, STATE_FILE, STOPPED,
+                            FrameRecord, GifInfo, ReportState, SkippedStep, now_iso)
 from reporter.state import load as load_saved_state
 from reporter.store import ProbeStep, StepUnreadable, TensorStore
 
@@ -109,6 +109,7 @@ class Report:
         # Whether this report has a state on disk: only then is a final status written (a bad
         # --tensors must not leave a folder behind that claims a report).
         self.started = (self.out / STATE_FILE).is_file()
+        self.saved_at = time.monotonic()
         self._stop: int | None = None          # a stop signal that came during a frame
         self._publishing = False               # a frame is being written: finish it first
         self._ending = False
@@ -126,6 +127,7 @@ class Report:
         from reporter.site import write_site
 
         self.state.updated = now_iso()
+        self.saved_at = time.monotonic()
         atomic.write_json(self.out / STATE_FILE, self.state.to_json())
         self.started = True
         write_site(self.out, self.state, self.run_info)
@@ -344,6 +346,8 @@ class Report:
             if quiet > config.stall_after and self.state.status != STALLED:
                 self.set_status(STALLED, since=time.time() - quiet)
                 self.save()
+            elif time.monotonic() - self.saved_at >= HEARTBEAT_SECONDS:
+                self.save()  # nothing new: say that this reporter is still here
             time.sleep(config.poll_interval)
 
     def ended(self) -> int:

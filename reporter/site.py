@@ -27,7 +27,7 @@ from reporter.modes import role_rows, site_notes
 from reporter.reconstruction import save_reconstruction_grid, to_rgb255
 from reporter.redact import HIDDEN, redact, redact_text
 from reporter.steps import batch_steps, frame_train_step
-from reporter.state import FINAL_STATUSES, LIVE_STATUSES, ReportState
+from reporter.state import FINAL_STATUSES, LIVE_STATUSES, SILENT_AFTER_SECONDS, ReportState
 
 __all__ = [
     "write_site",
@@ -174,7 +174,8 @@ def _context(out: Path, state: ReportState, run: dict, frames: list, now: dateti
         "version": __version__,
         "explore": _explore_view(out, palette, frame_views),
         "data_json": _script_json(
-            {"live": live, "refresh": REFRESH_SECONDS, "frames": [
+            {"live": live, "refresh": REFRESH_SECONDS, "updated": _epoch(state.updated),
+             "silentAfter": SILENT_AFTER_SECONDS, "frames": [
                 {k: v[k] for k in ("number", "step", "label", "png", "alt", "cursor_x", "explore", "gap")}
                 for v in frame_views
             ], "probes": explore.PROBES_JS if (out / explore.PROBES_JS).is_file() else None,
@@ -480,6 +481,12 @@ def _parse_time(value):
     except (TypeError, ValueError):
         return None
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def _epoch(value) -> float | None:
+    """Seconds since 1970 of an ISO time (for the page's clock), None if unknown."""
+    t = _parse_time(value)
+    return round(t.timestamp(), 3) if t else None
 
 
 def _when(t) -> str:

@@ -8,12 +8,14 @@ Screenshots go to test-artifacts/.
 import copy
 import os
 import shutil
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from reporter.rules import evaluate
 from reporter.site import write_site
+from reporter.state import SILENT_AFTER_SECONDS, now_iso
 from site_fixture import build_output
 
 CHROMIUM = "/usr/bin/chromium"
@@ -173,7 +175,7 @@ def test_live_page_reloads_itself_and_keeps_the_frame(browser, site, tmp_path):
     out, state, run = site
     target = tmp_path / "live"
     shutil.copytree(out, target)
-    state = dict(state, status="running")
+    state = dict(state, status="running", updated=now_iso())  # a reporter that saved just now
     write_site(target, state, run)
     v = Visit(browser, target / "index.html")
     try:
@@ -185,6 +187,26 @@ def test_live_page_reloads_itself_and_keeps_the_frame(browser, site, tmp_path):
         assert page.get_attribute("#frame-img", "src") == "frames/frame-0002.png"
         assert page.evaluate("location.hash") == "#frame=3"
         assert page.eval_on_selector("#numbers", "d => d.open") is True
+        assert v.errors == []
+    finally:
+        v.close()
+
+
+def test_a_running_page_whose_reporter_went_silent_says_so_and_stops_reloading(browser, site, tmp_path):
+    # SIGKILL writes nothing: the page itself must notice that "running" is no longer true.
+    out, state, run = site
+    target = tmp_path / "silent"
+    shutil.copytree(out, target)
+    silent = datetime.now(timezone.utc) - timedelta(seconds=SILENT_AFTER_SECONDS + 300)
+    write_site(target, dict(state, status="running", updated=silent.strftime("%Y-%m-%dT%H:%M:%SZ")), run)
+    v = Visit(browser, target / "index.html")
+    try:
+        page = v.open()
+        status = page.inner_text("#status")
+        assert status.startswith("No update for 8 min: the reporter may have stopped"), status
+        page.evaluate("window.__beforeReload = true")
+        page.wait_for_timeout(7000)  # longer than the 5 s reload of a live page
+        assert page.evaluate("window.__beforeReload") is True  # the same document: no reload
         assert v.errors == []
     finally:
         v.close()

@@ -257,3 +257,32 @@ def test_a_store_without_digests_is_read_as_before_and_said_not_checked(tmp_path
     assert report(trial, out) == 0
     assert [f["checked"] for f in state_of(out)["frames"]] == [False, False]
     assert "not checked: the store has no digests" in (out / "index.html").read_text()
+
+
+def test_a_waiting_reporter_says_it_is_still_there(tmp_path):
+    """Nothing new in the store and training not ended: the state is still saved every HEARTBEAT_SECONDS
+    (the page tells a waiting reporter from a killed one by that)."""
+    from reporter.state import HEARTBEAT_SECONDS
+
+    trial = write_trial(tmp_path / "t", [probe_arrays(60, s) for s in range(2)], end=False)
+    out = tmp_path / "site"
+    proc = reporter("--tensors", str(trial), "--out", str(out), "--follow", "--stall-after", "600",
+                    "--wait-timeout", "900")
+    try:
+        deadline = time.monotonic() + 120
+        while frames_in(out) < 1 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert frames_in(out) >= 1, "no frame came"
+        time.sleep(5)  # any frame still to come is made by now: what changes next is the heartbeat
+        frames, first = frames_in(out), state_of(out)["updated"]
+        deadline = time.monotonic() + HEARTBEAT_SECONDS + 30
+        while state_of(out)["updated"] == first and time.monotonic() < deadline:
+            time.sleep(1)
+        state = state_of(out)
+        assert state["updated"] != first and state["status"] == "running"
+        assert len(state["frames"]) == frames  # a save with nothing new in it
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert state_of(out)["status"] == "stopped"

@@ -189,6 +189,19 @@
       if (box.checked) scheduleReload();
     });
   }
+  // A live page whose reporter has said nothing for too long (it saves at least every 30 s, so it
+  // was killed, or its machine stopped): say so, and stop reloading a page that will not change.
+  var silentFor = data.live && data.updated ? Date.now() / 1000 - data.updated : 0;
+  if (data.live && silentFor > (data.silentAfter || 180)) {
+    data.live = false;
+    var status = byId("status");
+    if (status) {
+      status.textContent = "No update for " + Math.round(silentFor / 60) + " min: the reporter may have " +
+        "stopped. This page no longer refreshes; reload it by hand, or run the reporter again.";
+      status.className = "status status-silent";
+    }
+    document.body.setAttribute("data-status", "silent");
+  }
   var reloadTimer = null;
   function readerIsBusy() {
     // Don't pull the page away while someone selects or copies a snippet.
