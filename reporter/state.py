@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field, fields
+from typing import ClassVar
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -50,6 +51,23 @@ def _known(cls, obj: dict, what: str) -> dict:
         raise ReporterError(f"the reporter state's {what} must be a JSON object, got {type(obj).__name__}")
     names = {f.name for f in fields(cls)}
     return {k: v for k, v in obj.items() if k in names}
+
+
+class _Record:
+    """A part of state.json read back by name: unknown keys are dropped, missing ones get ``DEFAULTS``."""
+
+    WHAT: ClassVar[str] = "record"           # the part's name, for the error of a value that is no object
+    DEFAULTS: ClassVar[dict] = {}
+
+    @classmethod
+    def from_json(cls, obj: dict):
+        values = _known(cls, obj, cls.WHAT)
+        for key, value in cls.DEFAULTS.items():
+            values.setdefault(key, value)
+        return cls(**values)
+
+    def to_json(self) -> dict:
+        return asdict(self)
 
 
 @dataclass
@@ -99,7 +117,7 @@ class FrameRecord:
 
 
 @dataclass
-class SkippedStep:
+class SkippedStep(_Record):
     """An EVAL step that has no frame, and why, in words.
 
     ``position`` is the number of frames published before it: the gap sits between frame
@@ -112,19 +130,12 @@ class SkippedStep:
     global_step: int | None = None
     position: int | None = None
 
-    @classmethod
-    def from_json(cls, obj: dict) -> "SkippedStep":
-        values = _known(cls, obj, "skipped step")
-        values.setdefault("step", -1)
-        values.setdefault("reason", "no reason recorded")
-        return cls(**values)
-
-    def to_json(self) -> dict:
-        return asdict(self)
+    WHAT: ClassVar[str] = "skipped step"
+    DEFAULTS: ClassVar[dict] = {"step": -1, "reason": "no reason recorded"}
 
 
 @dataclass
-class GifInfo:
+class GifInfo(_Record):
     """The animated GIF as last published."""
 
     path: str = "latentlapse.gif"
@@ -136,16 +147,11 @@ class GifInfo:
     width: int | None = None
     height: int | None = None
 
-    @classmethod
-    def from_json(cls, obj: dict) -> "GifInfo":
-        return cls(**_known(cls, obj, "gif"))
-
-    def to_json(self) -> dict:
-        return asdict(self)
+    WHAT: ClassVar[str] = "gif"
 
 
 @dataclass
-class OutputInfo:
+class OutputInfo(_Record):
     """A file made from the frames for people to take away (the MP4, the paper figure)."""
 
     path: str
@@ -154,14 +160,8 @@ class OutputInfo:
     steps: list | None = None           # the figure: training step of each panel
     width: str | None = None            # the figure: "single" or "double"
 
-    @classmethod
-    def from_json(cls, obj: dict) -> "OutputInfo":
-        values = _known(cls, obj, "output")
-        values.setdefault("path", "")
-        return cls(**values)
-
-    def to_json(self) -> dict:
-        return asdict(self)
+    WHAT: ClassVar[str] = "output"
+    DEFAULTS: ClassVar[dict] = {"path": ""}
 
 
 @dataclass
