@@ -185,23 +185,31 @@ grep -q "trainer: error: TRAINER_STEPS='many' is not a number" "$work/bad.log" \
 [ "$(runs_in_out | wc -l)" = 2 ] || fail "a failed start left a site folder behind"
 phase_done "scenario bad setting" "$t"
 
+# Waits until compose (pid $1, log $work/$2.log) has a run folder not among the names after $2 whose
+# state names a frame; prints that run's name.
+first_frame_of_new_run() {
+    local pid=$1 name=$2 run="" _
+    shift 2
+    local known=("$@")
+    for _ in $(seq 300); do
+        run=$(runs_in_out | grep -vxF -f <(printf '%s\n' "${known[@]}") || true)
+        if [ -n "$run" ] && [ -f "$out/$run/state.json" ] && grep -q '"png"' "$out/$run/state.json"; then
+            echo "$run"
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || fail "compose up ended before the first frame (see $work/$name.log)"
+        sleep 1
+    done
+    fail "no new run folder with a frame appeared within 300 s (see $work/$name.log)"
+}
+
 # --- 7. scenario: the trainer is killed mid-run -----------------------------------------------------
 t=$SECONDS
 # A long run (it is killed after the first frames) owned by a uid that is neither root nor the caller.
 TRAINER_STEPS=5000 LATENTLAPSE_UID=4242 LATENTLAPSE_GID=4242 LATENTLAPSE_OUT=$out \
     compose up >"$work/killed.log" 2>&1 &
 up_pid=$!
-second=""
-for _ in $(seq 300); do
-    second=$(runs_in_out | grep -vx -e "$first" -e "$again" || true)
-    if [ -n "$second" ] && [ -f "$out/$second/state.json" ] \
-        && grep -q '"png"' "$out/$second/state.json"; then
-        break
-    fi
-    kill -0 "$up_pid" 2>/dev/null || fail "compose up ended before the first frame (see $work/killed.log)"
-    sleep 1
-done
-[ -n "$second" ] || fail "no second run folder appeared within 300 s"
+second=$(first_frame_of_new_run "$up_pid" killed "$first" "$again")
 LATENTLAPSE_OUT=$out compose kill -s SIGKILL trainer >/dev/null 2>&1
 killed_at=$SECONDS
 log "killed the trainer of run $second"
@@ -223,17 +231,7 @@ t=$SECONDS
 before=$(runs_in_out)
 TRAINER_STEPS=5000 LATENTLAPSE_OUT=$out compose up >"$work/down.log" 2>&1 &
 up_pid=$!
-downrun=""
-for _ in $(seq 300); do
-    downrun=$(runs_in_out | grep -vxF "$before" || true)
-    if [ -n "$downrun" ] && [ -f "$out/$downrun/state.json" ] \
-        && grep -q '"png"' "$out/$downrun/state.json"; then
-        break
-    fi
-    kill -0 "$up_pid" 2>/dev/null || fail "compose up ended before the first frame (see $work/down.log)"
-    sleep 1
-done
-[ -n "$downrun" ] || fail "no run folder for the down scenario appeared within 300 s"
+downrun=$(first_frame_of_new_run "$up_pid" down $before)
 LATENTLAPSE_OUT=$out compose down >"$work/down-cmd.log" 2>&1 || fail "docker compose down exited $? (see $work/down-cmd.log)"
 wait "$up_pid" || true
 log "docker compose down during run $downrun"
