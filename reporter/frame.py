@@ -32,6 +32,7 @@ class Frame:
     latents_finite: bool        # False: the embedding repeats the last one (NaN/Inf latents)
     class_names: list[str]
     pictures: tuple = (None, None)  # reporter.images.ImageView of the inputs and reconstructions, or None
+    neighbours: np.ndarray | None = None  # the latents' nearest neighbours (the embedder's), finite frames only
 
 
 def resume_embedder(out: Path, frames: list[FrameRecord], seed: int, threads: int):
@@ -116,7 +117,8 @@ def make_frame(probe: ProbeStep, embedder, *, index: int, run_info: dict | None,
                          step=train_step, total_steps=total, eval_loss=eval_loss,
                          train_loss=train_loss, nonfinite=not latents_finite,
                          title=f"latentlapse · {(run_info or {}).get('dataset', 'trial')}")
-    return Frame(record, picture, embedding, latents_finite, class_names, pictures)
+    return Frame(record, picture, embedding, latents_finite, class_names, pictures,
+                 embedder.neighbours if latents_finite else None)
 
 
 def write_frame_files(out: Path, frame: Frame, probe: ProbeStep) -> None:
@@ -150,7 +152,7 @@ def write_frame_files(out: Path, frame: Frame, probe: ProbeStep) -> None:
                         global_step=probe.global_step, train_step=record.train_step,
                         label=step_text(record.train_step, record.total_steps) if record.train_step is not None else None,
                         latents=probe.latents, inputs=images[0],
-                        reconstructions=images[1], losses=probe.losses)
+                        reconstructions=images[1], losses=probe.losses, neighbours=frame.neighbours)
 
 
 def _csv(embedding: np.ndarray, labels: np.ndarray | None) -> str:

@@ -110,18 +110,14 @@ def build_rows(index_folder: Path, now: float | None = None) -> list[RunRow]:
 
 def render_index(rows: list[RunRow], *, written: datetime | None = None) -> str:
     """The page listing ``rows`` (pure: rows in, HTML out)."""
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined
-
-    from reporter.site import template_dir
+    from reporter.site import template_dir, templates_of
 
     templates = template_dir()
     css = (templates / "runs.css").read_text(encoding="utf-8")
     # The page has no script and allows only its own inline style, by hash.
     digest = base64.b64encode(hashlib.sha256(css.encode("utf-8")).digest()).decode("ascii")
-    env = Environment(loader=FileSystemLoader(str(templates)), autoescape=True, undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True)
     written = written or datetime.now(timezone.utc)
-    return env.get_template("runs.html.j2").render(
+    return templates_of(templates).get_template("runs.html.j2").render(
         rows=rows, css=css, style_hash=f"sha256-{digest}",
         live=any(r.status in LIVE_STATUSES for r in rows), refresh_seconds=PAGE_REFRESH_SECONDS,
         written=written.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
