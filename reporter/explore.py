@@ -151,8 +151,8 @@ def view_pixels(view, levels: int = 256) -> np.ndarray:
     n = len(view.pixels)
     parts = []
     for start in range(0, n, SPRITE_BLOCK):
-        pictures = view.take(np.arange(start, min(n, start + SPRITE_BLOCK)))
-        if view.layout[2] == 1:  # (H, W, C) of the values; .shape is the drawn (H, W)
+        pictures = view.values(np.arange(start, min(n, start + SPRITE_BLOCK)), dtype=np.float32)
+        if pictures.shape[3] == 1:
             pictures = pictures[..., 0]
         parts.append(to_levels(pictures, levels))
     return np.concatenate(parts)
@@ -239,7 +239,8 @@ def write_probes(out_dir, labels, inputs, class_names, *, inputs_view=None) -> d
 
 def write_frame(out_dir, index: int, embedding, labels, class_names, *, step: int, global_step: int,
                 train_step: int | None = None, label: str | None = None,
-                latents=None, inputs=None, reconstructions=None, losses=None, neighbours=None) -> dict:
+                latents=None, inputs=None, reconstructions=None, losses=None, neighbours=None,
+                views=None) -> dict:
     """Write frame ``index``'s data (and the probes' files if missing); return the payload.
 
     Parameters
@@ -269,12 +270,15 @@ def write_frame(out_dir, index: int, embedding, labels, class_names, *, step: in
     neighbours : array (N, >= NEIGHBOURS) of int, optional
         The latents' nearest neighbours, nearest first, if the caller has them (the embedder
         does); else they are searched here.
+    views : (ImageView or None, ImageView or None), optional
+        The inputs' and reconstructions' views as :func:`probe_views` makes them, if the caller
+        has them (the frame does): ``inputs`` and ``reconstructions`` are then not looked at.
     """
     out = Path(out_dir)
     n = len(embedding)
     if len(labels) != n:
         raise ReporterError(f"explore data: {n} points but {len(labels)} labels: check --labels-regex")
-    inputs_view, recon_view = probe_views(inputs, reconstructions, n)
+    inputs_view, recon_view = views if views is not None else probe_views(inputs, reconstructions, n)
     if not (out / PROBES_JS).is_file():
         write_probes(out, labels, inputs, class_names, inputs_view=inputs_view)
     files = frame_files(index)

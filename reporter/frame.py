@@ -146,13 +146,17 @@ def write_frame_files(out: Path, frame: Frame, probe: ProbeStep) -> None:
     # The interactive view's data for this frame (reporter/explore.py): pictures in the frame's
     # layout (channels last), only when they are images; a trial without labels is one class.
     images = [v.pixels if v is not None and v.kind == "image" else None for v in (inputs, recon)]
+    # The frame's own views of them (their scale measured once per frame, not again here).
+    views = [v if v is not None and v.shown and v.kind == "image" else None for v in (inputs, recon)]
+    views = (views[0], views[1] if views[0] is not None else None)
     write_explore_frame(out, record.index, frame.embedding,
                         labels if labels is not None else np.zeros(len(frame.embedding), dtype=np.int64),
                         frame.class_names if labels is not None else ["unlabelled"], step=probe.step,
                         global_step=probe.global_step, train_step=record.train_step,
                         label=step_text(record.train_step, record.total_steps) if record.train_step is not None else None,
                         latents=probe.latents, inputs=images[0],
-                        reconstructions=images[1], losses=probe.losses, neighbours=frame.neighbours)
+                        reconstructions=images[1], losses=probe.losses, neighbours=frame.neighbours,
+                        views=views)
 
 
 def _csv(embedding: np.ndarray, labels: np.ndarray | None) -> str:

@@ -81,16 +81,19 @@ class ImageView:
 
     def take(self, indices) -> np.ndarray:
         """RGB pictures of the given probe points: array (k, H, W, 3), float64 in [0, 1]."""
+        a = self.values(indices)
+        return np.repeat(a, 3, axis=3) if a.shape[3] == 1 else a
+
+    def values(self, indices, dtype=np.float64) -> np.ndarray:
+        """The given probe points' pictures with their channels, (k, H, W, C), in [0, 1] (NaN: 0)."""
         if self.pixels is None:
             raise ReporterError(f"no pictures to take: {self.note}")
-        a = np.asarray(self.pixels[np.asarray(indices, dtype=np.int64)], dtype=np.float64)
+        a = np.asarray(self.pixels[np.asarray(indices, dtype=np.int64)], dtype=dtype)
         span = self.hi - self.lo
         with np.errstate(invalid="ignore"):
             a = np.clip((a - self.lo) / (span if span > 0 else 1.0), 0.0, 1.0)
         a = np.nan_to_num(a, nan=0.0)
-        if self.kind == "barcode":
-            a = _stretch_barcode(a)
-        return np.repeat(a, 3, axis=3) if a.shape[3] == 1 else a
+        return _stretch_barcode(a) if self.kind == "barcode" else a
 
 
 def parse_image_shape(text: str | None) -> tuple[int, ...] | None:
@@ -172,10 +175,12 @@ def normalisation(values) -> tuple[float, float, str]:
     a = np.asarray(values)
     if a.size == 0:
         return 0.0, 1.0, "[0, 1] as is"
-    finite = a[np.isfinite(a)] if a.dtype.kind == "f" else a
-    if finite.size == 0:
-        return 0.0, 1.0, "[0, 1] as is (no finite value)"
-    lo, hi = float(finite.min()), float(finite.max())
+    lo, hi = float(a.min()), float(a.max())
+    if not (np.isfinite(lo) and np.isfinite(hi)):  # only then a filtered copy (NaN/Inf are rare)
+        finite = a[np.isfinite(a)]
+        if finite.size == 0:
+            return 0.0, 1.0, "[0, 1] as is (no finite value)"
+        lo, hi = float(finite.min()), float(finite.max())
     if lo >= -RANGE_SLACK and hi <= 1.0 + RANGE_SLACK:
         return 0.0, 1.0, "in [0, 1], shown as they are"
     if lo >= -RANGE_SLACK and hi <= 255.0 + RANGE_SLACK:

@@ -139,3 +139,25 @@ def test_nonfinite_coordinates_are_marked_missing():
     assert (q[1] == explore.MISSING_COORD).all()
     assert q[0].tolist() == [-explore.COORD_SCALE, -explore.COORD_SCALE]
     assert q[2].tolist() == [explore.COORD_SCALE, explore.COORD_SCALE]
+
+
+def test_the_embedders_neighbours_are_the_ones_searched_here_and_sprites_keep_their_greys(tmp_path):
+    from reporter.embed import Embedder
+
+    rng = np.random.default_rng(5)
+    n, labels = 400, np.arange(400) % 10
+    latents = rng.normal(size=(n, 20))
+    embedder = Embedder(seed=0)
+    embedding = embedder.embed(latents)
+    recons = rng.random((n, 28, 28))
+    kw = dict(step=1, global_step=2, latents=latents, inputs=recons, reconstructions=recons)
+    given = explore.write_frame(tmp_path / "a", 0, embedding, labels, list("abcdefghij"),
+                                neighbours=embedder.neighbours, **kw)
+    searched = explore.write_frame(tmp_path / "b", 0, embedding, labels, list("abcdefghij"), **kw)
+    assert given["nn"] == searched["nn"] and given["k"] == explore.NEIGHBOURS
+    assert np.array_equal(unpack(given["nn"], "<u2").reshape(n, -1), brute_neighbours(latents, explore.NEIGHBOURS))
+    # The reconstruction sprite: a 4-bit palette PNG whose greys are the 16 levels, pixel for pixel.
+    sprite = Image.open(tmp_path / "a" / given["recon"])
+    assert sprite.mode == "P"
+    expected = explore.sprite_sheet(explore.to_levels(recons, explore.RECON_LEVELS), explore.sprite_layout(n))
+    assert np.array_equal(np.asarray(sprite.convert("L")), expected)

@@ -100,3 +100,19 @@ def test_knn_accuracy_from_known_neighbours_is_the_same(digits):
     X = X + np.random.default_rng(0).normal(scale=1e-6, size=X.shape)
     known, _ = nearest_neighbours(X, 30)
     assert knn_accuracy(X, y, neighbours=known) == knn_accuracy(X, y)
+
+
+def test_plane_neighbours_give_sklearns_figures():
+    """In 2-D the figures use a k-d tree; on points without ties they match sklearn's search."""
+    from sklearn.neighbors import NearestNeighbors
+
+    from reporter.quality import neighbourhood_preservation
+
+    rng = np.random.default_rng(7)
+    Y, before = rng.normal(size=(3000, 2)), rng.normal(size=(3000, 2))
+    labels = rng.integers(0, 10, 3000)
+    near = NearestNeighbors(n_neighbors=10).fit(Y).kneighbors(return_distance=False)
+    assert knn_accuracy(Y, labels) == knn_accuracy(Y, labels, neighbours=near)
+    old = NearestNeighbors(n_neighbors=10).fit(before).kneighbors(return_distance=False)
+    kept = np.mean([len(set(a) & set(b)) for a, b in zip(old, near)]) / 10
+    assert neighbourhood_preservation(before, Y) == pytest.approx(kept, abs=1e-12)

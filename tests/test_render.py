@@ -198,3 +198,25 @@ def test_the_scatter_is_the_largest_element(probe):
     assert area >= 0.4 * img.shape[0] * img.shape[1]  # 460 x 460 of 900 x 540
     images = (img[64:, 500:] < 40).all(axis=2).sum()  # the example images' black backgrounds
     assert 5000 < images < 0.25 * area
+
+
+def test_a_frame_has_the_same_pixels_whether_or_not_the_canvas_drew_frames_before(probe):
+    """Frames of one layout share a figure (only what changes is painted): a resumed report, whose
+    first frame is drawn on a new figure, must give the same pixels as one that never stopped."""
+    import reporter.render as render
+
+    emb, labels, inputs, recons = probe
+    rng = np.random.default_rng(3)
+    later = dict(embedding=emb + rng.normal(size=emb.shape), step=150, eval_loss=0.01, train_loss=0.02)
+    draw(probe)
+    draw(probe, embedding=emb[::-1].copy(), step=100)  # other points in the same layout
+    after_others = draw(probe, **later)
+    # Another layout in between (other class names, no images), then back.
+    draw_frame(emb, labels, [f"class {k}" for k in range(10)], None, None, step=3)
+    after_another_layout = draw(probe, **later)
+    render._CANVAS = None
+    fresh = draw(probe, **later)
+    assert np.array_equal(after_others, fresh) and np.array_equal(after_another_layout, fresh)
+    # The reconstructions are painted per frame: other ones change the pixels.
+    assert not np.array_equal(fresh, draw_frame(later["embedding"], labels, NAMES, inputs, recons * 0.2,
+                                                step=150, total_steps=300, eval_loss=0.01, train_loss=0.02))

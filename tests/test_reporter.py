@@ -67,6 +67,9 @@ def test_one_frame_per_eval_step(small_report, small_run):
     assert state["frames"][0]["train_losses"] == []
     assert [g for g, _ in state["frames"][1]["train_losses"]] == [1, 6]  # TRAIN steps 0 and 5
     assert {t["name"] for t in state["tensors_inventory"]} == set(NAMES.values())
+    # Listed at most every 30 s while live, and once more at the end: the table is the final store's.
+    latent = next(t for t in state["tensors_inventory"] if t["name"] == NAMES["latent"])
+    assert latent["steps"] == len(state["frames"]) and latent["modes"] == ["EVAL"]
     assert (small_report / "index.html").is_file()
 
 
