@@ -51,11 +51,12 @@ FIRST_FRAME_ITER = 500
 FIRST_FRAME_THETA = 0.5
 # From FFT_FROM points on, frame 0 gets a shorter schedule: 750 FFT iterations at 10,000 points
 # take ~15 s on one thread, and frame 0 (the untrained network) is reorganised by the next ones.
-# Measured on a real 10,000-point run (frames 0-2, one thread): 100 + 150 iterations 12.9 s for
-# frame 0, 50 + 75 6.7 s, with the same quality (10-NN in 2-D 0.846 / 0.843, trustworthiness
-# 0.9635 / 0.9638) and the same frames 1-2 after it (docs/benchmarks.md, "Scale").
-LARGE_EARLY_EXAGGERATION_ITER = 50
-LARGE_FIRST_FRAME_ITER = 75
+# Measured on a real 10,000-point run (frames 0-2, one thread, CPU): frame 0 with 100 + 150
+# iterations 12.9 s, 50 + 75 6.7 s, 40 + 60 5.9 s (the rest of frame 0: cold neighbours 1.5 s and
+# the warm step), for the same quality (10-NN in 2-D 0.846 / 0.843 / 0.846, trustworthiness
+# 0.9635 / 0.9638 / 0.9632) and the same frames 1-2 after it (docs/benchmarks.md, "Scale").
+LARGE_EARLY_EXAGGERATION_ITER = 40
+LARGE_FIRST_FRAME_ITER = 60
 # A warm frame only follows the latents' change between two EVAL steps.
 WARM_ITER = 60
 # Barnes-Hut accuracy/speed trade-off of a warm frame (measured: no loss of quality).

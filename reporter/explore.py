@@ -209,7 +209,7 @@ def encode_png(pixels: np.ndarray, levels: int = 256) -> bytes:
         image.putpalette([round(i * 255.0 / (levels - 1)) for i in range(levels) for _ in range(3)])
         image.save(buf, format="PNG", compress_level=3, bits=4)
     else:
-        Image.fromarray(pixels, "L" if pixels.ndim == 2 else "RGB").save(buf, format="PNG", compress_level=6)
+        Image.fromarray(pixels, "L" if pixels.ndim == 2 else "RGB").save(buf, format="PNG", compress_level=3)
     return buf.getvalue()
 
 
