@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from latentlapse.atomic import write_bytes  # noqa: E402
-from reporter.embed import Embedder  # noqa: E402
+from reporter.embed import Embedder, EmbedSettings  # noqa: E402
 from reporter.quality import jitter, knn_accuracy, trustworthiness  # noqa: E402
 from reporter.store import DEFAULT_NAMES  # noqa: E402
 
@@ -147,20 +147,25 @@ def run(frames: dict, args) -> dict:
     latents, labels = frames["latents"], frames["labels"]
     n = min(len(latents), args.frames) if args.frames else len(latents)
     embedder = Embedder(seed=args.seed, n_jobs=args.threads)
+    variants = {f"ours:{name}": Embedder(seed=args.seed, n_jobs=args.threads, settings=settings)
+                for name, settings in args.variant or []}
     methods = {
         "seed": lambda f, x, prev: seed_method(x, args.seed),
         # The notebook did not seed t-SNE: every frame started from a new random layout.
         "notebook": lambda f, x, prev: seed_method(x, args.seed + f, notebook=True),
         # As the reporter calls it: one embedder remembers the frames before.
         "ours": lambda f, x, prev: embedder.embed(x),
+        # --variant: the reporter's embedder with other settings, on the same frames.
+        **{name: (lambda f, x, prev, e=e: e.embed(x)) for name, e in variants.items()},
     }
+    names = list(methods)
     rows = {name: [] for name in methods}
     previous = {name: None for name in methods}
     with threadpool_limits(args.threads):
         for f in range(n):
             x = latents[f]
             # Rotate the order every frame so no method always runs first (warm caches, load).
-            order = list(METHODS[f % 3:] + METHODS[:f % 3])
+            order = names[f % len(names):] + names[:f % len(names)]
             for name in order:
                 wall, cpu = time.perf_counter(), time.process_time()
                 y = methods[name](f, x, previous[name])
@@ -279,6 +284,19 @@ def markdown(s: dict, result: dict) -> str:
     return "\n".join(lines)
 
 
+def variant_table(s: dict) -> str:
+    """--variant rows: each against the seed on the four targets, ours (the defaults) first."""
+    seed = s["seed"]
+    lines = ["| embedder settings | CPU per frame | seed CPU / this | jitter / seed's | 10-NN 2-D - seed's "
+             "| trustworthiness - seed's |", "| --- | --- | --- | --- | --- | --- |"]
+    for name in ["ours"] + sorted(k for k in s if k.startswith("ours:")):
+        v = s[name]
+        lines.append(f"| {'defaults' if name == 'ours' else name[5:]} | {v['cpu']:.3f} s | {seed['cpu'] / v['cpu']:.1f}x "
+                     f"| {v['jitter'] / seed['jitter']:.2f} | {v['knn_2d'] - seed['knn_2d']:+.3f} "
+                     f"| {v['trustworthiness'] - seed['trustworthiness']:+.4f} |")
+    return "\n".join(lines)
+
+
 def one_run(args) -> dict:
     """Every method on one cached training run; prints its table and returns its summary."""
     frames = load_frames(args)
@@ -308,6 +326,9 @@ def one_run(args) -> dict:
              + ", ".join(f"{k} {v}" for k, v in versions.items()) + "." if versions else ""))
     print()
     print(markdown(s, result))
+    if any(k.startswith("ours:") for k in s):
+        print("\nThe embedder with other settings (--variant), same frames, same run:\n")
+        print(variant_table(s))
     return {"summary": s, "rows": result["rows"], "command": str(frames["command"]), "versions": versions}
 
 
@@ -321,6 +342,14 @@ def overview(runs: dict) -> str:
         lines.append(f"| {name} | {seed['wall'] / ours['wall']:.1f}x | {ours['jitter'] / seed['jitter']:.2f} | "
                      f"{ours['knn_2d'] - seed['knn_2d']:+.3f} | {ours['trustworthiness'] - seed['trustworthiness']:+.4f} |")
     return "\n".join(lines)
+
+
+def variant_spec(text: str) -> tuple[str, EmbedSettings]:
+    name, _, settings = text.partition("=")
+    try:
+        return name, EmbedSettings(**json.loads(settings))
+    except (ValueError, TypeError) as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: write NAME={{JSON of EmbedSettings fields}} ({exc})")
 
 
 def main(argv=None) -> int:
@@ -345,6 +374,8 @@ def main(argv=None) -> int:
     parser.add_argument("--umap-venv", default=str(UMAP_VENV), help="the AlignedUMAP venv (made if missing)")
     parser.add_argument("--train-only", action="store_true", help="only train (or find) the cached runs")
     parser.add_argument("--json", help="also write every per-frame figure to this JSON file")
+    parser.add_argument("--variant", action="append", type=variant_spec, metavar="NAME=JSON",
+                        help='also the embedder with these EmbedSettings, e.g. iter40=\'{"warm_iter": 40}\'')
     args = parser.parse_args(argv)
 
     specs = args.run or [f"{args.dataset}:{args.train_seed}"]

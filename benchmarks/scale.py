@@ -160,17 +160,12 @@ def method_table(store: Path, sizes=(1000, 5000, 10000), iterations=30) -> str:
     searches, on real latents (the last two EVAL steps of ``store``, first N points)."""
     from openTSNE import TSNEEmbedding
     from openTSNE.affinity import PerplexityBasedNN, PrecomputedAffinities
-    from smdebug import modes
-    from smdebug.trials import create_trial
     from threadpoolctl import threadpool_limits
 
     from reporter.embed import WARM_THETA, affinities
     from reporter.neighbours import nearest_neighbours
 
-    trial = create_trial(str(store))
-    name = next(n for n in trial.tensor_names() if n.endswith("dense0_output_0"))
-    steps = trial.tensor(name).steps(mode=modes.EVAL)
-    before, latest = (trial.tensor(name).value(s, mode=modes.EVAL).astype(np.float64) for s in steps[-2:])
+    before, latest = store_latents(store)[0][-2:]
     lines = ["| points | BH gradient (theta 0.8) | FFT gradient | exact neighbours, from last frame's | "
              "exact, from scratch | openTSNE's Annoy affinities |", "| --- | --- | --- | --- | --- | --- |"]
 
@@ -200,6 +195,54 @@ def method_table(store: Path, sizes=(1000, 5000, 10000), iterations=30) -> str:
     return "\n".join(lines)
 
 
+def store_latents(store: Path, count: int | None = None) -> tuple[list[np.ndarray], np.ndarray]:
+    """The first ``count`` EVAL steps' latents of a store (all without a count), and the labels."""
+    from smdebug import modes
+    from smdebug.trials import create_trial
+
+    import re
+
+    from reporter.store import DEFAULT_NAMES
+
+    trial = create_trial(str(store))
+    names = trial.tensor_names()
+    latent, labels = (trial.tensor(next(n for n in names if re.match(DEFAULT_NAMES[role], n)))
+                      for role in ("latent", "labels"))
+    steps = latent.steps(mode=modes.EVAL)[:count]
+    return ([latent.value(s, mode=modes.EVAL).astype(np.float64) for s in steps],
+            np.asarray(labels.value(steps[0], mode=modes.EVAL)).astype(np.int64).ravel())
+
+
+def frame0_table(store: Path, schedules: list[tuple[int, int]], frames: int = 3) -> str:
+    """Frame 0's schedule at FFT sizes (exaggerated + plain iterations): CPU of frames 0..frames-1
+    as the reporter's embedder makes them, and their 10-NN accuracy in 2-D and trustworthiness."""
+    from threadpoolctl import threadpool_limits
+
+    import reporter.embed as embed
+    from reporter.quality import FRAME_SAMPLE, knn_accuracy, trustworthiness
+
+    latents, labels = store_latents(store, frames)
+    kept = embed.LARGE_EARLY_EXAGGERATION_ITER, embed.LARGE_FIRST_FRAME_ITER
+    head = " | ".join(f"frame {i}: CPU, 10-NN 2-D, trustworthiness" for i in range(frames))
+    lines = [f"| frame 0 schedule (exaggerated + plain) | {head} |", "| --- |" + " --- |" * frames]
+    try:
+        with threadpool_limits(1):
+            for exaggerated, plain in schedules:
+                embed.LARGE_EARLY_EXAGGERATION_ITER, embed.LARGE_FIRST_FRAME_ITER = exaggerated, plain
+                embedder, cells = embed.Embedder(seed=0), []
+                for x in latents:
+                    started = time.process_time()
+                    y = embedder.embed(x)
+                    cpu = time.process_time() - started
+                    cells.append(f"{cpu:.2f} s, {knn_accuracy(y, labels):.3f}, "
+                                 f"{trustworthiness(x, y, sample=FRAME_SAMPLE):.4f}")
+                mark = " (the reporter's)" if (exaggerated, plain) == kept else ""
+                lines.append(f"| {exaggerated} + {plain}{mark} | " + " | ".join(cells) + " |")
+    finally:
+        embed.LARGE_EARLY_EXAGGERATION_ITER, embed.LARGE_FIRST_FRAME_ITER = kept
+    return "\n".join(lines)
+
+
 def uptime() -> str:
     load = os.getloadavg()
     return f"load average {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}"
@@ -219,6 +262,8 @@ def main(argv=None) -> int:
     parser.add_argument("--train-only", action="store_true", help="only make (or find) the stores")
     parser.add_argument("--no-methods", action="store_true", help="skip the gradient / neighbour search table")
     parser.add_argument("--json", help="also write every per-frame figure to this JSON file")
+    parser.add_argument("--frame0-schedules", default="", metavar="E:P,...",
+                        help="also time frame 0's FFT schedules on the largest store, e.g. 100:150,50:75,40:60")
     args = parser.parse_args(argv)
 
     stores = {n: store_for(args, n) for n in args.sizes}
@@ -248,6 +293,10 @@ def main(argv=None) -> int:
     if not args.no_methods:
         print(f"\nGradient and neighbour search on real latents (CPU time, one thread; {uptime()}):\n")
         print(method_table(stores[largest]))
+    if args.frame0_schedules:
+        schedules = [tuple(int(v) for v in pair.split(":")) for pair in args.frame0_schedules.split(",")]
+        print(f"\nFrame 0's schedule at {largest:,} points (CPU time, one thread; {uptime()}):\n")
+        print(frame0_table(stores[largest], schedules))
     if args.json:
         Path(args.json).write_text(json.dumps({"command": command, "runs": runs}, indent=1))
     return 0
