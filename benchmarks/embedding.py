@@ -133,14 +133,6 @@ def seed_method(latents: np.ndarray, random_state: int, notebook: bool = False) 
                 **era).fit_transform(latents).astype(np.float64)
 
 
-METHODS = ("seed", "notebook", "ours")
-TITLES = {
-    "seed": "seed: sklearn TSNE(perplexity=40, max_iter=300), today's defaults",
-    "notebook": "seed as the notebook ran it (random init, lr 200)",
-    "ours": "ours: reporter.embed.Embedder",
-}
-
-
 def run(frames: dict, args) -> dict:
     from threadpoolctl import threadpool_limits
 

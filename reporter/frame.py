@@ -143,10 +143,9 @@ def write_frame_files(out: Path, frame: Frame, probe: ProbeStep) -> None:
     if inputs is not None and inputs.shown and recon is not None and recon.shown:
         save_reconstruction_grid(out / RECONSTRUCTION_PNG, inputs, recon, labels, frame.class_names,
                                  colours=CLASS_COLOURS)
-    # The interactive view's data for this frame (reporter/explore.py): pictures in the frame's
-    # layout (channels last), only when they are images; a trial without labels is one class.
-    images = [v.pixels if v is not None and v.kind == "image" else None for v in (inputs, recon)]
-    # The frame's own views of them (their scale measured once per frame, not again here).
+    # The interactive view's data for this frame (reporter/explore.py): the frame's own views of
+    # the pictures (their scale measured once), only when they are images; a trial without labels
+    # is one class.
     views = [v if v is not None and v.shown and v.kind == "image" else None for v in (inputs, recon)]
     views = (views[0], views[1] if views[0] is not None else None)
     write_explore_frame(out, record.index, frame.embedding,
@@ -154,8 +153,7 @@ def write_frame_files(out: Path, frame: Frame, probe: ProbeStep) -> None:
                         frame.class_names if labels is not None else ["unlabelled"], step=probe.step,
                         global_step=probe.global_step, train_step=record.train_step,
                         label=step_text(record.train_step, record.total_steps) if record.train_step is not None else None,
-                        latents=probe.latents, inputs=images[0],
-                        reconstructions=images[1], losses=probe.losses, neighbours=frame.neighbours,
+                        latents=probe.latents, losses=probe.losses, neighbours=frame.neighbours,
                         views=views)
 
 

@@ -325,7 +325,6 @@ def draw_frame(
         marked=(int(finite.sum()), n) if marked else None,
         thumbs_shape=None if thumbs is None else thumbs.shape,
         image_shape=None if thumbs is None else tuple(ins.shape), with_recons=recs is not None,
-        labelled=lab is not None,
     )
     with _CANVAS_LOCK:
         global _CANVAS
@@ -353,7 +352,6 @@ class _FrameLayout:
     thumbs_shape: tuple | None
     image_shape: tuple | None
     with_recons: bool
-    labelled: bool
 
 
 _CANVAS = None
@@ -461,7 +459,7 @@ class _FrameCanvas:
             y = top + (row + 0.5) * row_h - (0.06 * row_h if with_images else 0)
             fig.add_artist(Line2D([px.point(x, y)[0]], [px.point(x, y)[1]], linestyle="none",
                                   marker="o", markersize=0.32 * row_h * pt, markeredgewidth=0,
-                                  markerfacecolor=class_colour(k) if layout.labelled else UNLABELLED_COLOUR,
+                                  markerfacecolor=class_colour(k) if layout.colours is not None else UNLABELLED_COLOUR,
                                   transform=fig.transFigure))
             fig.text(*px.point(x + 0.4 * row_h, y), name[:16], fontsize=name_size, va="center",
                      ha="left")
