@@ -34,6 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from latentlapse.contract import RUN_FILE  # noqa: E402
 
 
 def median_ms(call, repeats: int = 7) -> float:
@@ -54,7 +55,7 @@ def train(store: Path, args) -> dict:
     if args.cache_dir:
         cmd += ["--cache-dir", args.cache_dir]
     subprocess.run(cmd, check=True, cwd=ROOT, env=env, capture_output=True)
-    return json.loads((store / "latentlapse-run.json").read_text())
+    return json.loads((store / RUN_FILE).read_text())
 
 
 def eval_arrays(store: Path) -> dict[int, dict]:

@@ -33,6 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 sys.path.insert(0, str(ROOT))
+from latentlapse.contract import END_MARKER  # noqa: E402
 # Issue 15: a warm frame at 10,000 points in 1.5 s, at 1,000 in 0.3 s, frame 0 at 10,000 in 8 s,
 # and at most 12x the cost for 10x the points.
 TARGETS = {1000: 0.3, 10000: 1.5}
@@ -56,7 +57,7 @@ def store_for(args, size: int) -> Path:
     options = trainer_options(args, size)
     key = hashlib.sha256(" ".join(options).encode()).hexdigest()[:12]
     folder = Path(args.cache_dir) / f"store-{size}-{key}"
-    if (folder / "tensors" / "training_job_end.ts").is_file():
+    if (folder / "tensors" / END_MARKER).is_file():
         print(f"store of {size} probe points from cache {folder}", flush=True)
         return folder / "tensors"
     partial = folder.with_name(folder.name + ".partial")
@@ -200,14 +201,10 @@ def store_latents(store: Path, count: int | None = None) -> tuple[list[np.ndarra
     from smdebug import modes
     from smdebug.trials import create_trial
 
-    import re
-
-    from reporter.store import DEFAULT_NAMES
+    from probe_tensors import tensor_name
 
     trial = create_trial(str(store))
-    names = trial.tensor_names()
-    latent, labels = (trial.tensor(next(n for n in names if re.match(DEFAULT_NAMES[role], n)))
-                      for role in ("latent", "labels"))
+    latent, labels = (trial.tensor(tensor_name(trial, role)) for role in ("latent", "labels"))
     steps = latent.steps(mode=modes.EVAL)[:count]
     return ([latent.value(s, mode=modes.EVAL).astype(np.float64) for s in steps],
             np.asarray(labels.value(steps[0], mode=modes.EVAL)).astype(np.int64).ravel())

@@ -346,8 +346,4 @@ class Options:
             values[o.name] = o.convert(raw, source)
         return values
 
-    def parse(self, argv: Optional[Sequence[str]], environ: Optional[Mapping[str, str]] = None,
-              **parser_args) -> Dict[str, Any]:
-        """``values(parser(**parser_args).parse_args(argv), environ)`` in one call."""
-        return self.values(self.parser(**parser_args).parse_args(argv), environ)
 

@@ -35,10 +35,6 @@ class DigestCheck:
         self.folder: str | None = None       # from the run file; None: the store has no digests
         self._cache: dict[int, dict] = {}
 
-    @property
-    def enabled(self) -> bool:
-        return self.folder is not None
-
     def follow_run_info(self, info: dict | None) -> None:
         """Take the digest folder the trainer's run file names (if any)."""
         folder = (info or {}).get("digests")

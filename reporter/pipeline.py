@@ -113,6 +113,7 @@ class Report:
         self._stop: int | None = None          # a stop signal that came during a frame
         self._publishing = False               # a frame is being written: finish it first
         self._inventory_at = 0.0                # when the tensor table was last listed (monotonic)
+        self.image_shape = parse_image_shape(config.image_shape)  # --image-shape, read once
         self._ending = False
 
     # -- status and saving ---------------------------------------------------------------------
@@ -192,7 +193,7 @@ class Report:
         self.n_points = n
         self._check_same_inputs(probe)
         frame = make_frame(probe, self.embedder, index=len(self.state.frames), run_info=self.run_info,
-                           image_shape=parse_image_shape(self.config.image_shape), independent=independent)
+                           image_shape=self.image_shape, independent=independent)
         write_frame_files(self.out, frame, probe)
         self.state.trial = trial_facts(self.store.roles, self.store.frames, frame.pictures, probe.label_form)
         if self.gif.frames == 0 and self.run_info:

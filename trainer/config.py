@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 from latentlapse.options import Option, OptionError, Options
 from trainer import TrainerError
-from trainer.data import DATASETS
+from trainer.datasets import DATASETS
 from trainer.hook import DEFAULT_TRAIN_SAVE_INTERVAL
 
 # The largest seed numpy's RandomState takes (MXNet's takes the same range).
