@@ -18,9 +18,10 @@ a t-SNE layout only reflects how long it was optimised). Two ways to start, chos
 Affinities are computed here rather than by :class:`openTSNE.affinity.PerplexityBasedNN`: exact
 neighbours (:mod:`reporter.neighbours`, started from the previous frame's lists) are cheaper than
 building a neighbour index for every frame, and the Gaussian bandwidths of all points are found
-at once by a safeguarded Newton search. Up to ``FFT_FROM`` points the gradient is openTSNE's
-Barnes-Hut, from there its FFT interpolation, with a shorter schedule (both measured: see
-docs/benchmarks.md, "Scale").
+at once by a safeguarded Newton search. Up to ``FFT_FROM`` points the gradient is exact (every
+pair, in C: reporter/_kernels.c), which is cheaper there than openTSNE's Barnes-Hut and has no
+approximation error; from there the repulsion is openTSNE's FFT interpolation, with a shorter
+schedule (both measured: see docs/benchmarks.md, "Scale").
 
 What one frame needs from the frames before it (the previous layout, the previous latents and
 their nearest neighbours) is held by one :class:`Embedder` per report, restored on resume from
@@ -35,11 +36,11 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-from openTSNE import TSNEEmbedding, initialization
+from openTSNE import TSNEEmbedding, _tsne, initialization
 from openTSNE.affinity import PrecomputedAffinities
-from openTSNE.tsne import kl_divergence_bh, kl_divergence_fft
 from scipy.spatial import cKDTree
 
+from reporter import _kernels
 from reporter.align import procrustes
 from reporter.neighbours import nearest_neighbours
 
@@ -48,7 +49,6 @@ PERPLEXITY = 30.0
 EARLY_EXAGGERATION = 12.0
 EARLY_EXAGGERATION_ITER = 250
 FIRST_FRAME_ITER = 500
-FIRST_FRAME_THETA = 0.5
 # From FFT_FROM points on, frame 0 gets a shorter schedule: 750 FFT iterations at 10,000 points
 # take ~15 s on one thread, and frame 0 (the untrained network) is reorganised by the next ones.
 # Measured on a real 10,000-point run (frames 0-2, one thread, CPU): frame 0 with 100 + 150
@@ -59,8 +59,6 @@ LARGE_EARLY_EXAGGERATION_ITER = 40
 LARGE_FIRST_FRAME_ITER = 60
 # A warm frame only follows the latents' change between two EVAL steps.
 WARM_ITER = 60
-# Barnes-Hut accuracy/speed trade-off of a warm frame (measured: no loss of quality).
-WARM_THETA = 0.8
 # Follow: start from the previous layout scaled by SHRINK, spring of strength ANCHOR.
 SHRINK = 1 / 3
 ANCHOR = 0.005
@@ -82,8 +80,8 @@ MOMENTUM = 0.8
 # Bandwidth search: |entropy - log(perplexity)| below this, in nats.
 ENTROPY_TOL = 1e-5
 MAX_SEARCH_STEPS = 100
-# From this many points on, openTSNE's FFT-interpolated gradient is cheaper per iteration than
-# Barnes-Hut (measured on real latents, one thread: docs/benchmarks.md, "Scale").
+# From this many points on, openTSNE's FFT-interpolated repulsion is cheaper per iteration than
+# the exact one (measured on real latents, one thread: docs/benchmarks.md, "Scale").
 FFT_FROM = 5000
 # A warm frame's iterations from FFT_FROM points on. At 10,000 points (real latents, one thread)
 # 60 FFT iterations cost 1.3-1.4 s CPU, 30 cost 0.7 s, for 10-NN accuracy in 2-D 0.907 instead
@@ -241,8 +239,49 @@ def latent_change(before, neighbours, k=NEIGHBOURHOOD):
     return 1.0 - float((before[:, :k, None] == neighbours[:, None, :k]).any(axis=2).mean())
 
 
-def _anchored_gradient(anchor, strength, kl=kl_divergence_bh):
-    """openTSNE's KL gradient ``kl`` (Barnes-Hut or FFT) plus a spring pulling each point to its ``anchor``.
+def _csr_arrays(P):
+    """P's CSR arrays as :mod:`reporter._kernels` takes them (int32 structure, float64 values)."""
+    if P.dtype != np.float64:
+        raise ValueError(f"affinities must be float64, got {P.dtype}")
+    return (np.asarray(P.indptr, dtype=np.int32), np.asarray(P.indices, dtype=np.int32), P.data)
+
+
+def _check_dof(dof):
+    if dof != 1:
+        raise ValueError(f"only the Cauchy kernel (dof=1) is implemented, got dof={dof}")
+
+
+def exact_kl(embedding, P, dof=1, should_eval_error=False, **_):
+    """An openTSNE objective: the exact t-SNE gradient of a 2-D embedding (every pair).
+
+    Equals openTSNE's ``kl_divergence_bh`` with ``theta=0`` (its signs and normalisation), in
+    O(N^2) vectorised C. Returns (KL divergence, or 0 unless ``should_eval_error``, gradient).
+    """
+    _check_dof(dof)
+    embedding = np.ascontiguousarray(embedding, dtype=np.float64)
+    gradient = np.empty_like(embedding)
+    _, error = _kernels.exact_gradient(embedding, *_csr_arrays(P), gradient, with_error=should_eval_error)
+    return error, gradient
+
+
+def fft_kl(embedding, P, fft_params, dof=1, should_eval_error=False, **_):
+    """An openTSNE objective: openTSNE's FFT-interpolated repulsion plus the exact attraction in C.
+
+    The same gradient as openTSNE's ``kl_divergence_fft``; ``fft_params`` are its grid settings,
+    passed by openTSNE's optimiser. Returns (KL divergence or 0, gradient).
+    """
+    _check_dof(dof)
+    embedding = np.ascontiguousarray(embedding, dtype=np.float64)
+    gradient = np.zeros_like(embedding)
+    sum_q = _tsne.estimate_negative_gradient_fft_2d(embedding, gradient, **fft_params, dof=dof)
+    error = _kernels.add_attraction(embedding, *_csr_arrays(P), gradient, with_error=should_eval_error)
+    if should_eval_error:
+        error += P.data.sum() * np.log(sum_q)
+    return error, gradient
+
+
+def _anchored_gradient(anchor, strength, kl=exact_kl):
+    """The KL gradient ``kl`` (exact or FFT) plus a spring pulling each point to its ``anchor``.
 
     The anchor is scaled to the embedding's current spread, so the spring resists movement
     relative to the other points, not the growth of the embedding as it re-expands.
@@ -277,8 +316,6 @@ class EmbedSettings:
     reorganize_below : float
         Reorganise instead of following when the previous layout keeps less than this share
         of the latent neighbourhoods; 0 never reorganises.
-    theta : float
-        Barnes-Hut trade-off of a warm frame (frame 0 uses openTSNE's default, 0.5).
     settled_change : float
         Share of changed latent neighbourhoods below which the spring stiffens, in inverse
         proportion to the share (needs the previous frame's latents).
@@ -288,8 +325,8 @@ class EmbedSettings:
         Largest factor applied to ``warm_iter`` when more than ``settled_change`` of the latent
         neighbourhoods changed (in proportion to the share).
     fft_from : int
-        From this many points on: openTSNE's FFT gradient and the shorter schedules
-        (``LARGE_*``), instead of Barnes-Hut.
+        From this many points on: openTSNE's FFT repulsion and the shorter schedules
+        (``LARGE_*``), instead of the exact gradient.
     """
 
     perplexity: float = PERPLEXITY
@@ -297,7 +334,6 @@ class EmbedSettings:
     shrink: float = SHRINK
     anchor: float = ANCHOR
     reorganize_below: float = REORGANIZE_BELOW
-    theta: float = WARM_THETA
     settled_change: float = SETTLED_CHANGE
     max_stiffening: float = MAX_STIFFENING
     max_iter_gain: float = MAX_ITER_GAIN
@@ -434,12 +470,11 @@ def _embed(latents, previous, before, guess, settings, seed, n_jobs):
     affinity = PrecomputedAffinities(P, normalize=False)
     fft = len(latents) >= settings.fft_from
     common = dict(random_state=seed, n_jobs=n_jobs, momentum=MOMENTUM)
-    method, kl = ("fft", kl_divergence_fft) if fft else ("bh", kl_divergence_bh)
+    kl = fft_kl if fft else exact_kl
 
     if previous is None:
         init = initialization.pca(latents, random_state=seed)
-        embedding = TSNEEmbedding(init, affinity, theta=FIRST_FRAME_THETA,
-                                  negative_gradient_method=method, **common)
+        embedding = TSNEEmbedding(init, affinity, negative_gradient_method=kl, **common)
         exaggerated, plain = ((LARGE_EARLY_EXAGGERATION_ITER, LARGE_FIRST_FRAME_ITER) if fft
                               else (EARLY_EXAGGERATION_ITER, FIRST_FRAME_ITER))
         embedding = embedding.optimize(exaggerated, exaggeration=EARLY_EXAGGERATION, inplace=True)
@@ -453,7 +488,7 @@ def _embed(latents, previous, before, guess, settings, seed, n_jobs):
     warm_iter = min(settings.warm_iter, LARGE_WARM_ITER) if fft else settings.warm_iter
     if settings.reorganize_below > 0 and neighbourhood_kept(previous, neighbours, k) < settings.reorganize_below:
         init = initialization.rescale(previous, target_std=SMALL_SPREAD)
-        gradient = method
+        gradient = kl
     else:
         init = previous * settings.shrink
         if before is not None and anchor > 0:
@@ -461,9 +496,9 @@ def _embed(latents, previous, before, guess, settings, seed, n_jobs):
             anchor *= float(np.clip(settings.settled_change / max(change, 1e-9), 1.0, settings.max_stiffening))
             warm_iter = int(round(warm_iter * np.clip(change / settings.settled_change, 1.0,
                                                       settings.max_iter_gain)))
-        gradient = _anchored_gradient(previous, anchor, kl) if anchor > 0 else method
+        gradient = _anchored_gradient(previous, anchor, kl) if anchor > 0 else kl
     init -= init.mean(axis=0)
-    embedding = TSNEEmbedding(init, affinity, theta=settings.theta, negative_gradient_method=gradient, **common)
+    embedding = TSNEEmbedding(init, affinity, negative_gradient_method=gradient, **common)
     embedding = embedding.optimize(warm_iter, inplace=True)
     return _same_spread(procrustes(np.array(embedding, dtype=np.float64), previous), previous), neighbours
 

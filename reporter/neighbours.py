@@ -5,8 +5,9 @@ latents changed, the quality figures). A k-d tree is slow in 20 dimensions and s
 row of the distance matrix is O(N^2 log N). Instead: a radius per point that is known to hold
 at least k other points (from a guess of its neighbours, e.g. the previous frame's, or else from a
 random sample of points), then one pass over the distance matrix keeps only the points inside
-it, and the k nearest of those are the exact answer. Between two EVAL steps neighbourhoods
-change little, so with the previous frame's lists the radius is tight and few points pass.
+it, and the k nearest of those are the exact answer (that pass and the ranking are in C:
+reporter/_kernels.c). Between two EVAL steps neighbourhoods change little, so with the previous
+frame's lists the radius is tight and few points pass.
 
 The answer does not depend on the guess: candidates are ranked by their distance computed
 directly (sum of squared differences), ties by index, whichever radius let them through.
@@ -15,6 +16,8 @@ directly (sum of squared differences), ties by index, whichever radius let them 
 from __future__ import annotations
 
 import numpy as np
+
+from reporter import _kernels
 
 # Rows of the distance matrix computed at once: bounds memory at N x CHUNK floats.
 CHUNK = 512
@@ -65,33 +68,23 @@ def nearest_neighbours(X, k, guess=None):
         radius = _radius_from_sample(left, right, k, slack)
     neighbours = np.empty((n, k), dtype=np.int64)
     sq_dists = np.empty((n, k), dtype=np.float64)
+    limit = (radius + slack).astype(np.float32)
+    slack = slack.astype(np.float32)
     for start in range(0, n, CHUNK):
         stop = min(start + CHUNK, n)
         block = left[start:stop] @ right.T
-        block[np.arange(stop - start), np.arange(start, stop)] = np.inf  # a point is not its own neighbour
-        limit = (radius[start:stop] + slack[start:stop]).astype(np.float32)
-        inside = block <= limit[:, None]
-        counts = inside.sum(axis=1)
-        # A poor guess (the latents moved far since it was made), or one naming a point twice:
-        # these rows' radius becomes their own k-th distance.
-        redo = np.flatnonzero((counts > LOOSE * k) | (counts < k))
-        if len(redo):
-            kth = np.partition(block[redo], k - 1, axis=1)[:, k - 1]
-            limit[redo] = kth + slack[start + redo].astype(np.float32)
-            inside[redo] = block[redo] <= limit[redo, None]
-        # flatnonzero + divmod: several times faster than a 2-D nonzero() here.
-        rows, cols = np.divmod(np.flatnonzero(inside), n)
-        neighbours[start:stop], sq_dists[start:stop] = _k_nearest(X, start, stop, rows, cols, k)
+        # Keeps the points inside each row's limit (a row holding more than LOOSE x k of them, or
+        # fewer than k: a poor guess, or one naming a point twice, gets its own k-th distance
+        # instead) and ranks them by their direct distance (reporter/_kernels.c).
+        _kernels.select_nearest(block, limit[start:stop], slack[start:stop], X, start, k, LOOSE,
+                                neighbours[start:stop], sq_dists[start:stop])
     return neighbours, sq_dists
 
 
 def _radius_from_guess(X, guess):
     """Per point, the squared distance to the farthest of its k guessed neighbours."""
     radius = np.empty(X.shape[0])
-    for start in range(0, X.shape[0], CHUNK):
-        stop = min(start + CHUNK, X.shape[0])
-        diff = X[guess[start:stop]] - X[start:stop, None, :]
-        radius[start:stop] = np.einsum("ijk,ijk->ij", diff, diff).max(axis=1)
+    _kernels.farthest_guessed(X, np.ascontiguousarray(guess, dtype=np.int64), radius)
     return radius
 
 
@@ -110,18 +103,3 @@ def _radius_from_sample(left, right, k, slack):
         # float32 like the filter; the filter's slack also covers this bound's rounding.
         radius[start:stop] = np.partition(block, k - 1, axis=1)[:, k - 1] + slack[start:stop]
     return radius
-
-
-def _k_nearest(X, start, stop, rows, cols, k):
-    """The k nearest of each row's candidates (rows relative to ``start``, in order), by direct distance."""
-    diff = X[cols] - X[rows + start]
-    dist = np.einsum("ij,ij->i", diff, diff)
-    counts = np.bincount(rows, minlength=stop - start)
-    # One row per point, padded: candidates come in index order, so a stable sort breaks ties by index.
-    position = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
-    padded = np.full((stop - start, counts.max()), np.inf)
-    padded[rows, position] = dist
-    index = np.zeros(padded.shape, dtype=np.int64)
-    index[rows, position] = cols
-    order = np.argsort(padded, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(index, order, axis=1), np.take_along_axis(padded, order, axis=1)

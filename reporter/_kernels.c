@@ -1,0 +1,511 @@
+/* The inner loops of a frame's embedding, in C: reporter._kernels.
+ *
+ * 1. The t-SNE gradient of a 2-D embedding. Below a few thousand points the exact repulsion (every pair, O(N^2)) is cheaper than
+ * openTSNE's Barnes-Hut or FFT approximations and has no approximation error; the loops are
+ * written so that the compiler vectorises them (-fopenmp-simd, no fast-math: the results are
+ * the same on every run). The attraction runs over the sparse affinities P (CSR).
+ *
+ * The sign and normalisation are openTSNE's (openTSNE.tsne.kl_divergence_bh with theta = 0,
+ * degrees of freedom 1): with w_ij = 1 / (1 + |y_i - y_j|^2) and Z = sum_{i != j} w_ij,
+ *
+ *     gradient_i = sum_j p_ij w_ij (y_i - y_j)  -  sum_j w_ij^2 (y_i - y_j) / Z
+ *
+ * 2. The selection step of the exact nearest-neighbour search (reporter.neighbours): given a
+ *    block of float32 squared distances and a radius per row, keep the points inside it and rank
+ *    them by their direct float64 distance, ties by index; one pass over the block instead of
+ *    NumPy's several.
+ *
+ * Arrays come in through the buffer protocol (NumPy arrays, C-contiguous), so building this
+ * needs no NumPy headers. The caller (reporter.embed) checks shapes and types first; this file
+ * checks them again and raises ValueError rather than read out of bounds.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+
+typedef struct {
+    Py_buffer embedding; /* (N, 2) float64 */
+    Py_buffer indptr;    /* (N + 1,) int32 */
+    Py_buffer indices;   /* (nnz,) int32 */
+    Py_buffer data;      /* (nnz,) float64 */
+    Py_buffer gradient;  /* (N, 2) float64, written */
+    Py_ssize_t n;
+} Problem;
+
+/* A C-contiguous buffer of items of one of the struct ``formats`` (one character each). */
+static int
+take(PyObject *obj, Py_buffer *view, const char *formats, Py_ssize_t itemsize, int writable, const char *name)
+{
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, view, flags) < 0)
+        return -1;
+    const char *format = view->format;
+    if (view->itemsize != itemsize || format == NULL || format[0] == '\0' || format[1] != '\0'
+        || strchr(formats, format[0]) == NULL) {
+        PyErr_Format(PyExc_ValueError, "%s: expected items of format '%s', got '%s'",
+                     name, formats, format ? format : "?");
+        PyBuffer_Release(view);
+        view->obj = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static void
+release(Problem *p)
+{
+    Py_buffer *views[] = {&p->embedding, &p->indptr, &p->indices, &p->data, &p->gradient};
+    for (size_t i = 0; i < sizeof(views) / sizeof(views[0]); i++)
+        if (views[i]->obj != NULL)
+            PyBuffer_Release(views[i]);
+}
+
+/* Fills p from (embedding, indptr, indices, data, gradient) and checks that the CSR structure
+ * stays inside the embedding; with_error is the keyword-only flag. */
+static int
+parse(PyObject *args, PyObject *kwargs, Problem *p, int *with_error)
+{
+    static char *keywords[] = {"embedding", "indptr", "indices", "data", "gradient", "with_error", NULL};
+    PyObject *embedding, *indptr, *indices, *data, *gradient;
+    memset(p, 0, sizeof(*p));
+    *with_error = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOO|$p", keywords, &embedding, &indptr, &indices,
+                                     &data, &gradient, with_error))
+        return -1;
+    if (take(embedding, &p->embedding, "d", sizeof(double), 0, "embedding") < 0
+        || take(indptr, &p->indptr, "i", sizeof(int), 0, "indptr") < 0
+        || take(indices, &p->indices, "i", sizeof(int), 0, "indices") < 0
+        || take(data, &p->data, "d", sizeof(double), 0, "data") < 0
+        || take(gradient, &p->gradient, "d", sizeof(double), 1, "gradient") < 0) {
+        release(p);
+        return -1;
+    }
+    Py_ssize_t values = p->embedding.len / (Py_ssize_t)sizeof(double);
+    p->n = values / 2;
+    Py_ssize_t nnz = p->indices.len / (Py_ssize_t)sizeof(int);
+    const int *ptr = p->indptr.buf, *idx = p->indices.buf;
+    const char *problem = NULL;
+    if (values % 2 != 0 || p->n < 1)
+        problem = "embedding must hold N x 2 values, N >= 1";
+    else if (p->gradient.len != p->embedding.len)
+        problem = "gradient must have the embedding's shape";
+    else if (p->indptr.len / (Py_ssize_t)sizeof(int) != p->n + 1)
+        problem = "indptr must have N + 1 entries";
+    else if (p->data.len / (Py_ssize_t)sizeof(double) != nnz)
+        problem = "data and indices must have the same length";
+    else if (ptr[0] != 0 || ptr[p->n] != nnz)
+        problem = "indptr must run from 0 to the number of stored values";
+    if (problem == NULL) {
+        for (Py_ssize_t i = 0; i < p->n && problem == NULL; i++)
+            if (ptr[i + 1] < ptr[i])
+                problem = "indptr must not decrease";
+        for (Py_ssize_t k = 0; k < nnz && problem == NULL; k++)
+            if (idx[k] < 0 || idx[k] >= p->n)
+                problem = "indices must be row numbers of the embedding";
+    }
+    if (problem != NULL) {
+        PyErr_SetString(PyExc_ValueError, problem);
+        release(p);
+        return -1;
+    }
+    return 0;
+}
+
+/* Adds the attraction sum_j p_ij w_ij (y_i - y_j) to (gx, gy); returns sum_ij p_ij log(w_ij)
+ * when asked (for the KL divergence), else 0. */
+static double
+attract(const Problem *p, const double *x, const double *y, double *gx, double *gy, int with_error)
+{
+    const int *ptr = p->indptr.buf, *idx = p->indices.buf;
+    const double *val = p->data.buf;
+    double log_w = 0.0;
+    for (Py_ssize_t i = 0; i < p->n; i++) {
+        double xi = x[i], yi = y[i], ax = 0.0, ay = 0.0;
+        for (int k = ptr[i]; k < ptr[i + 1]; k++) {
+            int j = idx[k];
+            double dx = xi - x[j], dy = yi - y[j];
+            double w = 1.0 / (1.0 + dx * dx + dy * dy);
+            double pw = val[k] * w;
+            ax += pw * dx;
+            ay += pw * dy;
+            if (with_error && val[k] > 0.0)
+                log_w += val[k] * log(w);
+        }
+        gx[i] += ax;
+        gy[i] += ay;
+    }
+    return log_w;
+}
+
+/* sum_j w_ij^2 (y_i - y_j) over all pairs, into (rx, ry), each pair visited once; returns Z. */
+static double
+repel(Py_ssize_t n, const double *x, const double *y, double *rx, double *ry)
+{
+    double z = 0.0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        rx[i] = 0.0;
+        ry[i] = 0.0;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double xi = x[i], yi = y[i], ax = 0.0, ay = 0.0, s = 0.0;
+#pragma omp simd reduction(+ : ax, ay, s)
+        for (Py_ssize_t j = i + 1; j < n; j++) {
+            double dx = xi - x[j], dy = yi - y[j];
+            double w = 1.0 / (1.0 + dx * dx + dy * dy);
+            double w2 = w * w;
+            s += w;
+            ax += w2 * dx;
+            ay += w2 * dy;
+            rx[j] -= w2 * dx;
+            ry[j] -= w2 * dy;
+        }
+        z += 2.0 * s;
+        rx[i] += ax;
+        ry[i] += ay;
+    }
+    return z;
+}
+
+static double
+p_log_p(const Problem *p)
+{
+    const double *val = p->data.buf;
+    Py_ssize_t nnz = p->data.len / (Py_ssize_t)sizeof(double);
+    double s = 0.0;
+    for (Py_ssize_t k = 0; k < nnz; k++)
+        if (val[k] > 0.0)
+            s += val[k] * log(val[k]);
+    return s;
+}
+
+static double
+p_sum(const Problem *p)
+{
+    const double *val = p->data.buf;
+    Py_ssize_t nnz = p->data.len / (Py_ssize_t)sizeof(double);
+    double s = 0.0;
+    for (Py_ssize_t k = 0; k < nnz; k++)
+        s += val[k];
+    return s;
+}
+
+/* One gradient, with the GIL released: exact (repulsion and attraction) or attraction only. */
+static PyObject *
+run(PyObject *args, PyObject *kwargs, int exact)
+{
+    Problem p;
+    int with_error;
+    if (parse(args, kwargs, &p, &with_error) < 0)
+        return NULL;
+    Py_ssize_t n = p.n;
+    double *scratch = malloc(sizeof(double) * 4 * (size_t)n);
+    if (scratch == NULL) {
+        release(&p);
+        return PyErr_NoMemory();
+    }
+    double *x = scratch, *y = scratch + n, *gx = scratch + 2 * n, *gy = scratch + 3 * n;
+    const double *yy = p.embedding.buf;
+    double *out = p.gradient.buf;
+    double z = 0.0, log_w = 0.0, plogp = 0.0, psum = 0.0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        x[i] = yy[2 * i];
+        y[i] = yy[2 * i + 1];
+    }
+    if (exact) {
+        z = repel(n, x, y, gx, gy);
+        double scale = z > 0.0 ? -1.0 / z : 0.0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            gx[i] *= scale;
+            gy[i] *= scale;
+        }
+    } else {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            gx[i] = out[2 * i];
+            gy[i] = out[2 * i + 1];
+        }
+    }
+    log_w = attract(&p, x, y, gx, gy, with_error);
+    if (with_error) {
+        plogp = p_log_p(&p);
+        psum = p_sum(&p);
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        out[2 * i] = gx[i];
+        out[2 * i + 1] = gy[i];
+    }
+    Py_END_ALLOW_THREADS
+    free(scratch);
+    release(&p);
+    if (!exact)
+        return Py_BuildValue("d", with_error ? plogp - log_w : 0.0);
+    /* KL(P || Q) with q_ij = w_ij / Z: sum p log p - sum p log w + (sum p) log Z. */
+    double kl = with_error ? plogp - log_w + psum * log(z) : 0.0;
+    return Py_BuildValue("dd", z, kl);
+}
+
+static PyObject *
+exact_gradient(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    (void)self;
+    return run(args, kwargs, 1);
+}
+
+static PyObject *
+add_attraction(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    (void)self;
+    return run(args, kwargs, 0);
+}
+
+/* ---- nearest neighbours ------------------------------------------------------------------ */
+
+/* The k-th smallest (0-based) of a[0..n-1], which it reorders (Hoare's selection). */
+static float
+kth_smallest(float *a, Py_ssize_t n, Py_ssize_t k)
+{
+    Py_ssize_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        float pivot = a[lo + (hi - lo) / 2];
+        Py_ssize_t i = lo, j = hi;
+        while (i <= j) {
+            while (a[i] < pivot)
+                i++;
+            while (a[j] > pivot)
+                j--;
+            if (i <= j) {
+                float t = a[i];
+                a[i++] = a[j];
+                a[j--] = t;
+            }
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            break;
+    }
+    return a[k];
+}
+
+/* Indices j != i with row[j] <= limit, in increasing order, into candidates; returns how many. */
+static Py_ssize_t
+inside(const float *row, Py_ssize_t n, Py_ssize_t i, float limit, int *candidates)
+{
+    Py_ssize_t count = 0;
+    for (Py_ssize_t j = 0; j < i; j++) {
+        candidates[count] = (int)j;
+        count += row[j] <= limit;
+    }
+    for (Py_ssize_t j = i + 1; j < n; j++) {
+        candidates[count] = (int)j;
+        count += row[j] <= limit;
+    }
+    return count;
+}
+
+/* The k nearest of point i's candidates (given in increasing index order) by their direct squared
+ * distance, nearest first, equal distances in index order; count >= k. */
+static void
+rank(const double *X, Py_ssize_t d, Py_ssize_t i, const int *candidates, Py_ssize_t count,
+     Py_ssize_t k, long long *index, double *dist)
+{
+    const double *xi = X + i * d;
+    Py_ssize_t filled = 0;
+    for (Py_ssize_t c = 0; c < count; c++) {
+        const double *xj = X + (Py_ssize_t)candidates[c] * d;
+        double s = 0.0;
+        for (Py_ssize_t t = 0; t < d; t++) {
+            double u = xi[t] - xj[t];
+            s += u * u;
+        }
+        if (filled == k && !(s < dist[k - 1]))
+            continue; /* not nearer than the k-th, or as near with a larger index */
+        Py_ssize_t pos = filled < k ? filled++ : k - 1;
+        while (pos > 0 && dist[pos - 1] > s) {
+            dist[pos] = dist[pos - 1];
+            index[pos] = index[pos - 1];
+            pos--;
+        }
+        dist[pos] = s;
+        index[pos] = candidates[c];
+    }
+}
+
+static PyObject *
+select_nearest(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *objs[7];
+    Py_ssize_t start, k, loose;
+    if (!PyArg_ParseTuple(args, "OOOOnnnOO", &objs[0], &objs[1], &objs[2], &objs[3], &start, &k, &loose,
+                          &objs[4], &objs[5]))
+        return NULL;
+    Py_buffer v[6] = {{0}};
+    const char *names[] = {"block", "limit", "slack", "X", "neighbours", "sq_dists"};
+    const char *formats[] = {"f", "f", "f", "d", "lq", "d"};
+    Py_ssize_t sizes[] = {sizeof(float), sizeof(float), sizeof(float), sizeof(double), 8, sizeof(double)};
+    int ok = 1;
+    for (int a = 0; a < 6 && ok; a++)
+        ok = take(objs[a], &v[a], formats[a], sizes[a], a >= 4, names[a]) == 0;
+    Py_ssize_t m = 0, n = 0, d = 0;
+    if (ok) {
+        const char *problem = NULL;
+        if (v[3].ndim != 2 || v[0].ndim != 2)
+            problem = "X and block must be 2-D";
+        else {
+            n = v[3].shape[0];
+            d = v[3].shape[1];
+            m = v[0].shape[0];
+            if (v[0].shape[1] != n)
+                problem = "block must have a column per point of X";
+            else if (v[1].len / (Py_ssize_t)sizeof(float) != m || v[2].len / (Py_ssize_t)sizeof(float) != m)
+                problem = "limit and slack must have a value per row of block";
+            else if (start < 0 || start + m > n)
+                problem = "rows start..start + len(block) must be points of X";
+            else if (k < 1 || k >= n || loose < 1)
+                problem = "k must be between 1 and N - 1, loose at least 1";
+            else if (n > INT_MAX)
+                problem = "too many points";
+            else if (v[4].len / 8 != m * k || v[5].len / (Py_ssize_t)sizeof(double) != m * k)
+                problem = "neighbours and sq_dists must be len(block) x k";
+        }
+        if (problem != NULL) {
+            PyErr_SetString(PyExc_ValueError, problem);
+            ok = 0;
+        }
+    }
+    int *candidates = NULL;
+    float *scratch = NULL;
+    if (ok) {
+        candidates = malloc(sizeof(int) * (size_t)n);
+        scratch = malloc(sizeof(float) * (size_t)n);
+        if (candidates == NULL || scratch == NULL) {
+            PyErr_NoMemory();
+            ok = 0;
+        }
+    }
+    Py_ssize_t redone = 0;
+    if (ok) {
+        const float *block = v[0].buf, *limit = v[1].buf, *slack = v[2].buf;
+        const double *X = v[3].buf;
+        long long *index = v[4].buf;
+        double *dist = v[5].buf;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t r = 0; r < m; r++) {
+            Py_ssize_t i = start + r;
+            const float *row = block + r * n;
+            Py_ssize_t count = inside(row, n, i, limit[r], candidates);
+            if (count < k || count > loose * k) {
+                /* A poor guess (the latents moved far since it was made), or one naming a point
+                 * twice: this row's radius becomes its own k-th distance. */
+                memcpy(scratch, row, sizeof(float) * (size_t)i);
+                memcpy(scratch + i, row + i + 1, sizeof(float) * (size_t)(n - i - 1));
+                float own = kth_smallest(scratch, n - 1, k - 1) + slack[r];
+                count = inside(row, n, i, own, candidates);
+                redone++;
+            }
+            rank(X, d, i, candidates, count, k, index + r * k, dist + r * k);
+        }
+        Py_END_ALLOW_THREADS
+    }
+    free(candidates);
+    free(scratch);
+    for (int a = 0; a < 6; a++)
+        if (v[a].obj != NULL)
+            PyBuffer_Release(&v[a]);
+    return ok ? PyLong_FromSsize_t(redone) : NULL;
+}
+
+/* Per point, the largest direct squared distance to its guessed neighbours. */
+static PyObject *
+farthest_guessed(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *objs[3];
+    if (!PyArg_ParseTuple(args, "OOO", &objs[0], &objs[1], &objs[2]))
+        return NULL;
+    Py_buffer v[3] = {{0}};
+    const char *names[] = {"X", "guess", "radius"};
+    const char *formats[] = {"d", "lq", "d"};
+    Py_ssize_t sizes[] = {sizeof(double), 8, sizeof(double)};
+    int ok = 1;
+    for (int a = 0; a < 3 && ok; a++)
+        ok = take(objs[a], &v[a], formats[a], sizes[a], a == 2, names[a]) == 0;
+    if (ok && (v[0].ndim != 2 || v[1].ndim != 2 || v[1].shape[0] != v[0].shape[0]
+               || v[2].len / (Py_ssize_t)sizeof(double) != v[0].shape[0])) {
+        PyErr_SetString(PyExc_ValueError, "X must be N x d, guess N x k, radius N");
+        ok = 0;
+    }
+    if (ok) {
+        Py_ssize_t n = v[0].shape[0], k = v[1].shape[1];
+        const long long *guess = v[1].buf;
+        for (Py_ssize_t c = 0; c < n * k && ok; c++)
+            ok = guess[c] >= 0 && guess[c] < n;
+        if (!ok)
+            PyErr_SetString(PyExc_ValueError, "guess must hold row numbers of X");
+    }
+    if (ok) {
+        Py_ssize_t n = v[0].shape[0], d = v[0].shape[1], k = v[1].shape[1];
+        const double *X = v[0].buf;
+        const long long *guess = v[1].buf;
+        double *radius = v[2].buf;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n; i++) {
+            double far = 0.0;
+            for (Py_ssize_t c = 0; c < k; c++) {
+                const double *xi = X + i * d, *xj = X + guess[i * k + c] * d;
+                double s = 0.0;
+                for (Py_ssize_t t = 0; t < d; t++) {
+                    double u = xi[t] - xj[t];
+                    s += u * u;
+                }
+                far = s > far ? s : far;
+            }
+            radius[i] = far;
+        }
+        Py_END_ALLOW_THREADS
+    }
+    for (int a = 0; a < 3; a++)
+        if (v[a].obj != NULL)
+            PyBuffer_Release(&v[a]);
+    if (!ok)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"exact_gradient", (PyCFunction)(void (*)(void))exact_gradient, METH_VARARGS | METH_KEYWORDS,
+     "exact_gradient(embedding, indptr, indices, data, gradient, *, with_error=False) -> (Z, kl)\n\n"
+     "Writes the exact t-SNE gradient of the (N, 2) float64 embedding under the CSR affinities\n"
+     "(int32 indptr and indices, float64 data) into gradient; returns the normaliser Z and, when\n"
+     "with_error is True, the KL divergence (else 0)."},
+    {"add_attraction", (PyCFunction)(void (*)(void))add_attraction, METH_VARARGS | METH_KEYWORDS,
+     "add_attraction(embedding, indptr, indices, data, gradient, *, with_error=False) -> float\n\n"
+     "Adds the attractive part of the gradient to gradient (which holds the normalised\n"
+     "repulsion); returns sum p log p - sum p log w when with_error is True (else 0)."},
+    {"select_nearest", select_nearest, METH_VARARGS,
+     "select_nearest(block, limit, slack, X, start, k, loose, neighbours, sq_dists) -> int\n\n"
+     "For each row r of the float32 block of squared distances (points start + r of X against all):\n"
+     "the points j != start + r with block[r, j] <= limit[r] (or, if fewer than k or more than\n"
+     "loose x k, within the row's own k-th value + slack[r]), ranked by their direct float64\n"
+     "squared distance in X, ties by index; the k nearest go to the rows of neighbours (int64)\n"
+     "and sq_dists. Returns how many rows needed their own k-th value."},
+    {"farthest_guessed", farthest_guessed, METH_VARARGS,
+     "farthest_guessed(X, guess, radius)\n\n"
+     "radius[i] = the largest direct squared distance from X[i] to the points guess[i] (int64)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_kernels", "The inner loops of a frame's embedding, in C.", -1, methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__kernels(void)
+{
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,84 @@
+"""The C gradient (reporter/_kernels.c) equals openTSNE's own, and refuses what it cannot read."""
+
+import numpy as np
+import pytest
+from openTSNE.tsne import kl_divergence_bh, kl_divergence_fft
+from sklearn.datasets import load_digits
+
+from reporter import _kernels
+from reporter.embed import affinities, exact_kl, fft_kl
+
+FFT_GRID = {"n_interpolation_points": 3, "min_num_intervals": 50, "ints_in_interval": 1}
+
+
+@pytest.fixture(scope="module")
+def problem():
+    """Real affinities (500 of sklearn's digits) and a spread-out 2-D layout of them."""
+    X = load_digits().data[:500] / 16.0
+    P, _, _ = affinities(X)
+    layout = np.random.default_rng(0).normal(scale=8.0, size=(len(X), 2))
+    return P, layout
+
+
+def test_exact_gradient_is_opentsnes_without_approximation(problem):
+    P, layout = problem
+    error, gradient = exact_kl(layout, P, should_eval_error=True)
+    # openTSNE's Barnes-Hut with theta = 0 visits every pair: the exact gradient, its conventions.
+    expected_error, expected = kl_divergence_bh(layout, P, 1, {"theta": 0.0}, should_eval_error=True)
+    assert np.abs(gradient - expected).max() <= 1e-12 * np.abs(expected).max()
+    assert error == pytest.approx(expected_error, rel=1e-12)
+    # And the approximation it replaces is measurably off (so the comparison above can fail).
+    _, approximate = kl_divergence_bh(layout, P, 1, {"theta": 0.8})
+    assert np.abs(approximate - expected).max() > 1e-3 * np.abs(expected).max()
+
+
+def test_exact_gradient_is_the_derivative_of_the_kl_divergence(problem):
+    P, layout = problem
+    _, gradient = exact_kl(layout, P)
+    # openTSNE's gradient is a quarter of dKL/dy; check two coordinates by central differences.
+    for point, axis in ((3, 0), (250, 1)):
+        step = np.zeros_like(layout)
+        step[point, axis] = 1e-5
+        up, _ = exact_kl(layout + step, P, should_eval_error=True)
+        down, _ = exact_kl(layout - step, P, should_eval_error=True)
+        assert (up - down) / 2e-5 == pytest.approx(4 * gradient[point, axis], rel=1e-5)
+
+
+def test_fft_gradient_is_opentsnes(problem):
+    P, layout = problem
+    error, gradient = fft_kl(layout, P, FFT_GRID, should_eval_error=True)
+    expected_error, expected = kl_divergence_fft(layout, P, 1, FFT_GRID, should_eval_error=True)
+    assert np.abs(gradient - expected).max() <= 1e-12 * np.abs(expected).max()
+    assert error == pytest.approx(expected_error, rel=1e-9)
+
+
+def test_without_error_asked_the_error_is_zero(problem):
+    P, layout = problem
+    assert exact_kl(layout, P)[0] == 0.0
+    assert fft_kl(layout, P, FFT_GRID)[0] == 0.0
+
+
+def test_bad_arrays_are_refused_not_read(problem):
+    P, layout = problem
+    indptr, indices = P.indptr.astype(np.int32), P.indices.astype(np.int32)
+    out = np.empty_like(layout)
+    with pytest.raises(ValueError, match="format 'd'"):
+        _kernels.exact_gradient(layout.astype(np.float32), indptr, indices, P.data, out)
+    with pytest.raises(ValueError, match="row numbers"):
+        bad = indices.copy()
+        bad[7] = len(layout)
+        _kernels.exact_gradient(layout, indptr, bad, P.data, out)
+    with pytest.raises(ValueError, match="N \\+ 1"):
+        _kernels.exact_gradient(layout, indptr[:-1], indices, P.data, out)
+    with pytest.raises(ValueError, match="shape"):
+        _kernels.add_attraction(layout, indptr, indices, P.data, out[:-1])
+    with pytest.raises(TypeError):
+        _kernels.exact_gradient(layout, indptr, indices, P.data, out, with_errors=True)
+    with pytest.raises(ValueError, match="only the Cauchy kernel"):
+        exact_kl(layout, P, dof=0.5)
+    X = np.zeros((10, 3))
+    with pytest.raises(ValueError, match="row numbers of X"):
+        _kernels.farthest_guessed(X, np.full((10, 2), 10, dtype=np.int64), np.empty(10))
+    with pytest.raises(ValueError, match="a column per point"):
+        _kernels.select_nearest(np.zeros((2, 9), np.float32), np.zeros(2, np.float32), np.zeros(2, np.float32),
+                                X, 0, 3, 8, np.empty((2, 3), np.int64), np.empty((2, 3)))
