@@ -262,47 +262,88 @@ add_attraction(PyObject *self, PyObject *args, PyObject *kwargs)
 
 /* ---- nearest neighbours ------------------------------------------------------------------ */
 
-/* The k-th smallest (0-based) of a[0..n-1], which it reorders (Hoare's selection). */
-static float
-kth_smallest(float *a, Py_ssize_t n, Py_ssize_t k)
+/* Sifts heap[0] down a max-heap of k values. */
+static void
+sift_down(float *heap, Py_ssize_t k)
 {
-    Py_ssize_t lo = 0, hi = n - 1;
-    while (lo < hi) {
-        float pivot = a[lo + (hi - lo) / 2];
-        Py_ssize_t i = lo, j = hi;
-        while (i <= j) {
-            while (a[i] < pivot)
-                i++;
-            while (a[j] > pivot)
-                j--;
-            if (i <= j) {
-                float t = a[i];
-                a[i++] = a[j];
-                a[j--] = t;
-            }
-        }
-        if (k <= j)
-            hi = j;
-        else if (k >= i)
-            lo = i;
-        else
+    Py_ssize_t at = 0;
+    float value = heap[0];
+    for (;;) {
+        Py_ssize_t child = 2 * at + 1;
+        if (child >= k)
             break;
+        if (child + 1 < k && heap[child + 1] > heap[child])
+            child++;
+        if (!(heap[child] > value))
+            break;
+        heap[at] = heap[child];
+        at = child;
     }
-    return a[k];
+    heap[at] = value;
 }
 
-/* Indices j != i with row[j] <= limit, in increasing order, into candidates; returns how many. */
-static Py_ssize_t
-inside(const float *row, Py_ssize_t n, Py_ssize_t i, float limit, int *candidates)
+/* Rows are scanned in runs of SPAN values: one vectorised test tells whether any value of the run
+ * can matter, and only such runs are looked at one by one (most are not). */
+#define SPAN 16
+
+/* Whether any of row[j0..j0 + SPAN) is <= limit. */
+static inline int
+any_at_most(const float *row, Py_ssize_t j0, float limit)
 {
-    Py_ssize_t count = 0;
-    for (Py_ssize_t j = 0; j < i; j++) {
-        candidates[count] = (int)j;
-        count += row[j] <= limit;
+    int any = 0;
+#pragma omp simd reduction(| : any)
+    for (Py_ssize_t t = 0; t < SPAN; t++)
+        any |= row[j0 + t] <= limit;
+    return any;
+}
+
+/* The k-th smallest of row[j], j != i (1 <= k < n): one pass keeping the k smallest in a max-heap
+ * (scratch, k floats). */
+static float
+kth_smallest(const float *row, Py_ssize_t n, Py_ssize_t i, Py_ssize_t k, float *heap)
+{
+    Py_ssize_t filled = 0, j = 0;
+    while (filled < k) {
+        if (j != i) {
+            Py_ssize_t at = filled++;
+            while (at > 0 && heap[(at - 1) / 2] < row[j]) {
+                heap[at] = heap[(at - 1) / 2];
+                at = (at - 1) / 2;
+            }
+            heap[at] = row[j];
+        }
+        j++;
     }
-    for (Py_ssize_t j = i + 1; j < n; j++) {
+    for (; j < n; j++) {
+        if (j % SPAN == 0 && j + SPAN <= n && !any_at_most(row, j, heap[0])) {
+            j += SPAN - 1;  /* none is smaller than the k-th so far (equal ones change nothing) */
+            continue;
+        }
+        if (j != i && row[j] < heap[0]) {
+            heap[0] = row[j];
+            sift_down(heap, k);
+        }
+    }
+    return heap[0];
+}
+
+/* Indices j != i with row[j] <= limit, in increasing order, into candidates; returns how many,
+ * or stops early once there are more than cap (candidates has room for n). */
+static Py_ssize_t
+inside(const float *row, Py_ssize_t n, Py_ssize_t i, float limit, Py_ssize_t cap, int *candidates)
+{
+    Py_ssize_t count = 0, j = 0;
+    for (; j + SPAN <= n && count <= cap; j += SPAN) {
+        if (!any_at_most(row, j, limit))
+            continue;
+        for (Py_ssize_t t = j; t < j + SPAN; t++) {
+            candidates[count] = (int)t;
+            count += row[t] <= limit && t != i;
+        }
+    }
+    for (; j < n && count <= cap; j++) {
         candidates[count] = (int)j;
-        count += row[j] <= limit;
+        count += row[j] <= limit && j != i;
     }
     return count;
 }
@@ -382,7 +423,7 @@ select_nearest(PyObject *self, PyObject *args)
     float *scratch = NULL;
     if (ok) {
         candidates = malloc(sizeof(int) * (size_t)n);
-        scratch = malloc(sizeof(float) * (size_t)n);
+        scratch = malloc(sizeof(float) * (size_t)k);
         if (candidates == NULL || scratch == NULL) {
             PyErr_NoMemory();
             ok = 0;
@@ -398,14 +439,12 @@ select_nearest(PyObject *self, PyObject *args)
         for (Py_ssize_t r = 0; r < m; r++) {
             Py_ssize_t i = start + r;
             const float *row = block + r * n;
-            Py_ssize_t count = inside(row, n, i, limit[r], candidates);
+            Py_ssize_t count = inside(row, n, i, limit[r], loose * k, candidates);
             if (count < k || count > loose * k) {
                 /* A poor guess (the latents moved far since it was made), or one naming a point
                  * twice: this row's radius becomes its own k-th distance. */
-                memcpy(scratch, row, sizeof(float) * (size_t)i);
-                memcpy(scratch + i, row + i + 1, sizeof(float) * (size_t)(n - i - 1));
-                float own = kth_smallest(scratch, n - 1, k - 1) + slack[r];
-                count = inside(row, n, i, own, candidates);
+                float own = kth_smallest(row, n, i, k, scratch) + slack[r];
+                count = inside(row, n, i, own, n, candidates);
                 redone++;
             }
             rank(X, d, i, candidates, count, k, index + r * k, dist + r * k);
