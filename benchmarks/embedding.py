@@ -138,8 +138,8 @@ def run(frames: dict, args) -> dict:
 
     latents, labels = frames["latents"], frames["labels"]
     n = min(len(latents), args.frames) if args.frames else len(latents)
-    embedder = Embedder(seed=args.seed, n_jobs=args.threads)
-    variants = {f"ours:{name}": Embedder(seed=args.seed, n_jobs=args.threads, settings=settings)
+    embedder = Embedder(seed=args.seed)
+    variants = {f"ours:{name}": Embedder(seed=args.seed, settings=settings)
                 for name, settings in args.variant or []}
     methods = {
         "seed": lambda f, x, prev: seed_method(x, args.seed),

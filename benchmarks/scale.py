@@ -156,19 +156,23 @@ def sampled_trustworthiness_error(site: Path) -> str:
             f"exact {statistics.median(r[2] for r in rows):.2f} s, estimated {statistics.median(r[3] for r in rows):.2f} s.")
 
 
-def method_table(store: Path, sizes=(1000, 5000, 10000), iterations=30) -> str:
-    """CPU ms per warm iteration of openTSNE's Barnes-Hut and FFT gradients, and the neighbour
-    searches, on real latents (the last two EVAL steps of ``store``, first N points)."""
+def method_table(store: Path, sizes=(1000, 2000, 5000, 10000), iterations=30) -> str:
+    """CPU ms per warm iteration of each gradient (openTSNE's Barnes-Hut at the theta the reporter
+    used before, openTSNE's FFT, the reporter's exact one in C and its FFT with the attraction in C),
+    and the neighbour searches, on real latents (the last two EVAL steps of ``store``, first N points)."""
     from openTSNE import TSNEEmbedding
     from openTSNE.affinity import PerplexityBasedNN, PrecomputedAffinities
     from threadpoolctl import threadpool_limits
 
-    from reporter.embed import WARM_THETA, affinities
+    from reporter.embed import affinities, exact_kl, fft_kl
     from reporter.neighbours import nearest_neighbours
 
     before, latest = store_latents(store)[0][-2:]
-    lines = ["| points | BH gradient (theta 0.8) | FFT gradient | exact neighbours, from last frame's | "
-             "exact, from scratch | openTSNE's Annoy affinities |", "| --- | --- | --- | --- | --- | --- |"]
+    gradients = (("openTSNE BH (theta 0.8)", "bh", {"theta": 0.8}), ("openTSNE FFT", "fft", {}),
+                 ("exact, C (the reporter's below 5,000)", exact_kl, {}),
+                 ("FFT, attraction in C (the reporter's from 5,000)", fft_kl, {}))
+    lines = ["| points | " + " | ".join(name for name, _, _ in gradients) + " | exact neighbours, from last "
+             "frame's | exact, from scratch | openTSNE's Annoy affinities |", "| --- |" + " --- |" * (len(gradients) + 3)]
 
     def cpu(action):
         started = time.process_time()
@@ -182,17 +186,17 @@ def method_table(store: Path, sizes=(1000, 5000, 10000), iterations=30) -> str:
             layout = TSNEEmbedding(np.random.RandomState(0).normal(size=(n, 2)) * 1e-4,
                                    PrecomputedAffinities(P, normalize=False), random_state=0, n_jobs=1)
             start = np.array(layout.optimize(250, exaggeration=12, inplace=False)) / 3
-            per_it = {}
-            for method, extra in (("bh", {"theta": WARM_THETA}), ("fft", {})):
+            per_it = []
+            for _, method, extra in gradients:
                 e = TSNEEmbedding(start, PrecomputedAffinities(P, normalize=False), negative_gradient_method=method,
                                   random_state=0, n_jobs=1, **extra)
-                per_it[method] = cpu(lambda: e.optimize(iterations, inplace=True))[0] / iterations * 1000
+                per_it.append(cpu(lambda: e.optimize(iterations, inplace=True))[0] / iterations * 1000)
             guess, _ = nearest_neighbours(a, 90)
             warm = cpu(lambda: nearest_neighbours(b, 90, guess))[0]
             cold = cpu(lambda: nearest_neighbours(b, 90))[0]
             annoy = cpu(lambda: PerplexityBasedNN(b, perplexity=30, method="annoy", n_jobs=1, random_state=0))[0]
-            lines.append(f"| {n:,} | {per_it['bh']:.1f} ms/it | {per_it['fft']:.1f} ms/it | {warm:.2f} s | "
-                         f"{cold:.2f} s | {annoy:.2f} s |")
+            lines.append(f"| {n:,} | " + " | ".join(f"{ms:.1f} ms/it" for ms in per_it)
+                         + f" | {warm:.2f} s | {cold:.2f} s | {annoy:.2f} s |")
     return "\n".join(lines)
 
 

@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     latent = (images.reshape(len(images), -1) @ rng.normal(size=(784, 20))).astype(np.float32)
     names = {"latent": "z", "labels": "y", "inputs": "x", "recon": "r", "loss": "l"}
 
-    embedder = Embedder(seed=0, n_jobs=1)
+    embedder = Embedder(seed=0)
     embedder.embed(latent)  # frame 0: the frame timed below is a warm one, as most are
     layout, remembered = embedder.layout, embedder.latents
 

@@ -10,6 +10,8 @@
  *
  *     gradient_i = sum_j p_ij w_ij (y_i - y_j)  -  sum_j w_ij^2 (y_i - y_j) / Z
  *
+ *    And the step of openTSNE's gradient descent that follows each gradient.
+ *
  * 2. The selection step of the exact nearest-neighbour search (reporter.neighbours): given a
  *    block of float32 squared distances and a radius per row, keep the points inside it and rank
  *    them by their direct float64 distance, ties by index; one pass over the block instead of
@@ -258,6 +260,66 @@ add_attraction(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     (void)self;
     return run(args, kwargs, 0);
+}
+
+/* One step of openTSNE's gradient descent (delta-bar-delta gains and momentum, steps clipped to
+ * max_step), in place, with the same operations in the same order as its NumPy loop:
+ *     gains  = sign(update) != sign(gradient) ? gains + 0.2 : gains * 0.8 + min_gain
+ *     update = momentum * update - (learning_rate * gains) * gradient, clipped to norm max_step
+ *     embedding += update, then centred. */
+static PyObject *
+descend(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *objs[4];
+    double learning_rate, momentum, min_gain, max_step;
+    if (!PyArg_ParseTuple(args, "OOOOdddd", &objs[0], &objs[1], &objs[2], &objs[3], &learning_rate, &momentum,
+                          &min_gain, &max_step))
+        return NULL;
+    Py_buffer v[4] = {{0}};
+    const char *names[] = {"embedding", "gradient", "update", "gains"};
+    int ok = 1;
+    for (int a = 0; a < 4 && ok; a++)
+        ok = take(objs[a], &v[a], "d", sizeof(double), a != 1, names[a]) == 0;
+    Py_ssize_t values = ok ? v[0].len / (Py_ssize_t)sizeof(double) : 0;
+    if (ok && (values % 2 != 0 || v[1].len != v[0].len || v[2].len != v[0].len || v[3].len != v[0].len)) {
+        PyErr_SetString(PyExc_ValueError, "embedding, gradient, update and gains must all be N x 2");
+        ok = 0;
+    }
+    if (ok && values > 0) {
+        double *y = v[0].buf, *u = v[2].buf, *g = v[3].buf;
+        const double *grad = v[1].buf;
+        Py_ssize_t n = values / 2;
+        double mean[2] = {0.0, 0.0};
+        for (Py_ssize_t c = 0; c < values; c++) {
+            int flipped = ((u[c] > 0) - (u[c] < 0)) != ((grad[c] > 0) - (grad[c] < 0));
+            g[c] = flipped ? g[c] + 0.2 : g[c] * 0.8 + min_gain;
+            u[c] = momentum * u[c] - (learning_rate * g[c]) * grad[c];
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            double norm = sqrt(u[2 * i] * u[2 * i] + u[2 * i + 1] * u[2 * i + 1]);
+            if (norm > max_step) {
+                u[2 * i] = u[2 * i] / norm * max_step;
+                u[2 * i + 1] = u[2 * i + 1] / norm * max_step;
+            }
+            y[2 * i] += u[2 * i];
+            y[2 * i + 1] += u[2 * i + 1];
+            mean[0] += y[2 * i];
+            mean[1] += y[2 * i + 1];
+        }
+        mean[0] /= (double)n;
+        mean[1] /= (double)n;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            y[2 * i] -= mean[0];
+            y[2 * i + 1] -= mean[1];
+        }
+    }
+    for (int a = 0; a < 4; a++)
+        if (v[a].obj != NULL)
+            PyBuffer_Release(&v[a]);
+    if (!ok)
+        return NULL;
+    Py_RETURN_NONE;
 }
 
 /* ---- nearest neighbours ------------------------------------------------------------------ */
@@ -526,6 +588,10 @@ static PyMethodDef methods[] = {
      "add_attraction(embedding, indptr, indices, data, gradient, *, with_error=False) -> float\n\n"
      "Adds the attractive part of the gradient to gradient (which holds the normalised\n"
      "repulsion); returns sum p log p - sum p log w when with_error is True (else 0)."},
+    {"descend", descend, METH_VARARGS,
+     "descend(embedding, gradient, update, gains, learning_rate, momentum, min_gain, max_step)\n\n"
+     "One step of openTSNE's gradient descent, in place on embedding, update and gains (all N x 2\n"
+     "float64)."},
     {"select_nearest", select_nearest, METH_VARARGS,
      "select_nearest(block, limit, slack, X, start, k, loose, neighbours, sq_dists) -> int\n\n"
      "For each row r of the float32 block of squared distances (points start + r of X against all):\n"

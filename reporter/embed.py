@@ -36,8 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-from openTSNE import TSNEEmbedding, _tsne, initialization
-from openTSNE.affinity import PrecomputedAffinities
+from openTSNE import _tsne, initialization
 from scipy.spatial import cKDTree
 
 from reporter import _kernels
@@ -76,7 +75,12 @@ REORGANIZE_BELOW = 0.4
 NEIGHBOURHOOD = 10
 # openTSNE's advice for a given initialisation: standard deviation 1e-4.
 SMALL_SPREAD = 1e-4
+# openTSNE's gradient descent (reporter/_kernels.c repeats its step): momentum, the smallest gain,
+# the longest step of a point per iteration, and its grid for the FFT repulsion (its defaults).
 MOMENTUM = 0.8
+MIN_GAIN = 0.01
+MAX_STEP = 5.0
+FFT_GRID = {"n_interpolation_points": 3, "min_num_intervals": 50, "ints_in_interval": 1}
 # Bandwidth search: |entropy - log(perplexity)| below this, in nats.
 ENTROPY_TOL = 1e-5
 MAX_SEARCH_STEPS = 100
@@ -351,8 +355,6 @@ class Embedder:
     ----------
     seed : int
         Seeds every random choice: equal inputs give bit-identical outputs.
-    n_jobs : int
-        Threads openTSNE may use (results do not depend on it).
     settings : EmbedSettings
     layout : array_like, shape (N, 2), optional
         The embedding to start the next frame from (the last frame's). A degenerate one
@@ -371,16 +373,15 @@ class Embedder:
         Searched again (the same way, so the same lists) after a resume.
     """
 
-    def __init__(self, seed=0, n_jobs=1, settings=EmbedSettings(), *, layout=None, latents=None):
+    def __init__(self, seed=0, settings=EmbedSettings(), *, layout=None, latents=None):
         self.seed = seed
-        self.n_jobs = n_jobs
         self.settings = settings
         self.layout = None if layout is None else np.asarray(layout, dtype=np.float64)
         self.latents = None if latents is None else np.ascontiguousarray(latents, dtype=np.float64)
         self.neighbours = None
 
     @classmethod
-    def resume(cls, frame_files, seed=0, n_jobs=1, settings=EmbedSettings()) -> Embedder:
+    def resume(cls, frame_files, seed=0, settings=EmbedSettings()) -> Embedder:
         """An embedder that continues after saved frames exactly as it would have without a restart.
 
         Parameters
@@ -403,7 +404,7 @@ class Embedder:
                 if finite_rows(saved["latents"]).all():
                     latents = saved["latents"]
                     break
-        return cls(seed, n_jobs, settings, layout=layout, latents=latents)
+        return cls(seed, settings, layout=layout, latents=latents)
 
     def embed(self, latents):
         """Embed one frame of latent vectors in 2-D, warm-started from the last frame.
@@ -448,7 +449,7 @@ class Embedder:
         if self.latents is not None and previous is not None and self.settings.anchor > 0:
             before = self._previous_neighbours()
         guess = self.neighbours if self.neighbours is not None and len(self.neighbours) == len(latents) else None
-        embedding, neighbours = _embed(latents, previous, before, guess, self.settings, self.seed, self.n_jobs)
+        embedding, neighbours = _embed(latents, previous, before, guess, self.settings, self.seed)
         self.layout, self.latents, self.neighbours = embedding, latents, neighbours
         return embedding
 
@@ -460,26 +461,23 @@ class Embedder:
         return self.neighbours
 
 
-def _embed(latents, previous, before, guess, settings, seed, n_jobs):
+def _embed(latents, previous, before, guess, settings, seed):
     """One frame: (embedding, nearest latent neighbours).
 
     ``before``: the previous frame's neighbours, to measure the change; ``guess``: neighbours
     to start the exact search from.
     """
     P, _, neighbours = affinities(latents, settings.perplexity, guess=guess)
-    affinity = PrecomputedAffinities(P, normalize=False)
     fft = len(latents) >= settings.fft_from
-    common = dict(random_state=seed, n_jobs=n_jobs, momentum=MOMENTUM)
     kl = fft_kl if fft else exact_kl
 
     if previous is None:
         init = initialization.pca(latents, random_state=seed)
-        embedding = TSNEEmbedding(init, affinity, negative_gradient_method=kl, **common)
         exaggerated, plain = ((LARGE_EARLY_EXAGGERATION_ITER, LARGE_FIRST_FRAME_ITER) if fft
                               else (EARLY_EXAGGERATION_ITER, FIRST_FRAME_ITER))
-        embedding = embedding.optimize(exaggerated, exaggeration=EARLY_EXAGGERATION, inplace=True)
-        embedding = embedding.optimize(plain, inplace=True)
-        previous = np.array(embedding, dtype=np.float64)
+        descent = _Descent(init)
+        descent.run(P, kl, exaggerated, exaggeration=EARLY_EXAGGERATION)
+        previous = descent.run(P, kl, plain).copy()
         before = None  # the frame it is warm-started from is itself
         # Then one warm step onto itself, as every later frame gets: frame 0 looks like the rest.
 
@@ -498,9 +496,36 @@ def _embed(latents, previous, before, guess, settings, seed, n_jobs):
                                                       settings.max_iter_gain)))
         gradient = _anchored_gradient(previous, anchor, kl) if anchor > 0 else kl
     init -= init.mean(axis=0)
-    embedding = TSNEEmbedding(init, affinity, negative_gradient_method=gradient, **common)
-    embedding = embedding.optimize(warm_iter, inplace=True)
-    return _same_spread(procrustes(np.array(embedding, dtype=np.float64), previous), previous), neighbours
+    embedding = _Descent(init).run(P, gradient, warm_iter)
+    return _same_spread(procrustes(embedding, previous), previous), neighbours
+
+
+class _Descent:
+    """openTSNE's batch gradient descent with momentum and per-coordinate gains, from ``init``.
+
+    The same steps as ``openTSNE.TSNEEmbedding.optimize`` with its defaults (learning rate N /
+    exaggeration, MOMENTUM, MIN_GAIN, steps of at most MAX_STEP, the layout kept centred), each in
+    one C call (reporter/_kernels.c) instead of a dozen NumPy ones: at 1,000 points the step cost
+    more than the exact gradient. Gains and momentum carry over from one :meth:`run` to the next.
+    """
+
+    def __init__(self, init):
+        self.embedding = np.array(init, dtype=np.float64, order="C")
+        self.update = np.zeros_like(self.embedding)
+        self.gains = np.ones_like(self.embedding)
+
+    def run(self, P, objective, n_iter, exaggeration=1.0):
+        """``n_iter`` steps down ``objective`` (an openTSNE-style KL gradient) under affinities P."""
+        learning_rate = len(self.embedding) / exaggeration
+        P *= exaggeration  # and back afterwards, in place, as openTSNE does: the same P to the last bit
+        try:
+            for _ in range(n_iter):
+                _, gradient = objective(self.embedding, P, fft_params=FFT_GRID)
+                _kernels.descend(self.embedding, gradient, self.update, self.gains, learning_rate, MOMENTUM,
+                                 MIN_GAIN, MAX_STEP)
+        finally:
+            P /= exaggeration
+        return self.embedding
 
 
 def _same_spread(layout, reference):

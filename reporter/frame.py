@@ -35,11 +35,11 @@ class Frame:
     neighbours: np.ndarray | None = None  # the latents' nearest neighbours (the embedder's), finite frames only
 
 
-def resume_embedder(out: Path, frames: list[FrameRecord], seed: int, threads: int):
+def resume_embedder(out: Path, frames: list[FrameRecord], seed: int):
     """The embedding's memory of a report's recorded frames, as if it had never stopped."""
     from reporter.embed import Embedder
 
-    return Embedder.resume([out / f.npz for f in frames], seed, threads)
+    return Embedder.resume([out / f.npz for f in frames], seed)
 
 
 def class_names_of(run_info: dict | None, labels: np.ndarray | None) -> list[str]:

@@ -93,7 +93,7 @@ class Report:
 
             self.job = JobWatcher(config.training_job)
         # The embedding's memory of the last frames (layout, latents, neighbours), from their files.
-        self.embedder = resume_embedder(self.out, self.state.frames, config.seed, config.threads)
+        self.embedder = resume_embedder(self.out, self.state.frames, config.seed)
         self.n_points: int | None = len(self.embedder.layout) if self.state.frames else None
         self.input_shape: tuple | None = None  # of one probe image, from the first frame made by this process
         self.gif = GifWriter(self.out / GIF_FILE, delay_ms=config.gif_delay_ms,

@@ -91,7 +91,7 @@ def save_reconstruction_grid(path, inputs, recons, labels, class_names, *, colou
         canvas.paste(to_pixels(x[col]), (left, top))
         canvas.paste(to_pixels(r[col]), (left, top + cell_h + gap))
     buf = io.BytesIO()
-    canvas.save(buf, format="PNG", optimize=True)
+    canvas.save(buf, format="PNG", compress_level=3)  # 4 ms instead of 35 with optimize=True, +20 % bytes
     atomic.write_bytes(path, buf.getvalue())
     return picks
 
