@@ -1,14 +1,12 @@
-/* The inner loops of a frame's embedding, in C: reporter._kernels.
+/* The inner loops of a frame, in C: reporter._kernels.
  *
- * 1. The t-SNE gradient of a 2-D embedding. Below a few thousand points the exact repulsion (every pair, O(N^2)) is cheaper than
- * openTSNE's Barnes-Hut or FFT approximations and has no approximation error; the loops are
- * written so that the compiler vectorises them (-fopenmp-simd, no fast-math: the results are
- * the same on every run). The attraction runs over the sparse affinities P (CSR).
+ * 1. The t-SNE gradient of a 2-D embedding (reporter.embed). Below a few thousand points the
+ *    exact repulsion (every pair, O(N^2)) is cheaper than openTSNE's Barnes-Hut or FFT
+ *    approximations and has no approximation error. The attraction runs over the sparse
+ *    affinities P (CSR). The signs and normalisation are openTSNE's (kl_divergence_bh with
+ *    theta = 0, degrees of freedom 1): with w_ij = 1 / (1 + |y_i - y_j|^2), Z = sum_{i != j} w_ij,
  *
- * The sign and normalisation are openTSNE's (openTSNE.tsne.kl_divergence_bh with theta = 0,
- * degrees of freedom 1): with w_ij = 1 / (1 + |y_i - y_j|^2) and Z = sum_{i != j} w_ij,
- *
- *     gradient_i = sum_j p_ij w_ij (y_i - y_j)  -  sum_j w_ij^2 (y_i - y_j) / Z
+ *        gradient_i = sum_j p_ij w_ij (y_i - y_j)  -  sum_j w_ij^2 (y_i - y_j) / Z
  *
  *    And the step of openTSNE's gradient descent that follows each gradient.
  *
@@ -17,9 +15,14 @@
  *    them by their direct float64 distance, ties by index; one pass over the block instead of
  *    NumPy's several.
  *
- * Arrays come in through the buffer protocol (NumPy arrays, C-contiguous), so building this
- * needs no NumPy headers. The caller (reporter.embed) checks shapes and types first; this file
- * checks them again and raises ValueError rather than read out of bounds.
+ * 3. The ranks trustworthiness needs beyond the known neighbours (reporter.quality): how many
+ *    points are nearer, counted without copying rows of the distance matrix.
+ *
+ * The loops are written so that the compiler vectorises them (-fopenmp-simd; no fast-math, no
+ * fused multiply-adds: the same results on every run, and the same rounding as NumPy's where a
+ * result must match it). Arrays come in through the buffer protocol (NumPy arrays, C-contiguous),
+ * so building this needs no NumPy headers. The Python callers check shapes and types first; this
+ * file checks them again and raises ValueError rather than read out of bounds.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -578,6 +581,71 @@ farthest_guessed(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* ---- trustworthiness ------------------------------------------------------------------------ */
+
+/* For each pair p: 1 + how many points j are strictly nearer to point rows[local[p]] than cols[p]
+ * is, by squared distances (sq_norms[i] - 2 dots[r, j]) + sq_norms[j] in that order, as NumPy
+ * computes the expanded formula; the point itself is never nearer (sklearn gives it distance inf). */
+static PyObject *
+count_nearer(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *objs[6];
+    if (!PyArg_ParseTuple(args, "OOOOOO", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &objs[5]))
+        return NULL;
+    Py_buffer v[6] = {{0}};
+    const char *names[] = {"dots", "sq_norms", "rows", "local", "cols", "ranks"};
+    const char *formats[] = {"d", "d", "lq", "lq", "lq", "lq"};
+    Py_ssize_t sizes[] = {sizeof(double), sizeof(double), 8, 8, 8, 8};
+    int ok = 1;
+    for (int a = 0; a < 6 && ok; a++)
+        ok = take(objs[a], &v[a], formats[a], sizes[a], a == 5, names[a]) == 0;
+    Py_ssize_t m = 0, n = 0, pairs = 0;
+    if (ok) {
+        n = v[1].len / (Py_ssize_t)sizeof(double);
+        m = v[2].len / 8;
+        pairs = v[3].len / 8;
+        if (v[0].len / (Py_ssize_t)sizeof(double) != m * n || v[4].len / 8 != pairs || v[5].len / 8 != pairs) {
+            PyErr_SetString(PyExc_ValueError, "dots must be len(rows) x N, local, cols and ranks of one length");
+            ok = 0;
+        }
+    }
+    if (ok) {
+        const long long *rows = v[2].buf, *local = v[3].buf, *cols = v[4].buf;
+        for (Py_ssize_t r = 0; r < m && ok; r++)
+            ok = rows[r] >= 0 && rows[r] < n;
+        for (Py_ssize_t p = 0; p < pairs && ok; p++)
+            ok = local[p] >= 0 && local[p] < m && cols[p] >= 0 && cols[p] < n;
+        if (!ok)
+            PyErr_SetString(PyExc_ValueError, "rows and cols must be points, local rows of dots");
+    }
+    if (ok) {
+        const double *dots = v[0].buf, *sq = v[1].buf;
+        const long long *rows = v[2].buf, *local = v[3].buf, *cols = v[4].buf;
+        long long *ranks = v[5].buf;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t p = 0; p < pairs; p++) {
+            const double *row = dots + local[p] * n;
+            Py_ssize_t i = rows[local[p]];
+            double sq_i = sq[i];
+            double reference = (sq_i - 2.0 * row[cols[p]]) + sq[cols[p]];
+            Py_ssize_t nearer = 0;
+#pragma omp simd reduction(+ : nearer)
+            for (Py_ssize_t j = 0; j < n; j++)
+                nearer += ((sq_i - 2.0 * row[j]) + sq[j]) < reference;
+            nearer -= ((sq_i - 2.0 * row[i]) + sq_i) < reference; /* the point itself */
+            ranks[p] = nearer + 1;
+        }
+        Py_END_ALLOW_THREADS
+    }
+    for (int a = 0; a < 6; a++)
+        if (v[a].obj != NULL)
+            PyBuffer_Release(&v[a]);
+    if (!ok)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"exact_gradient", (PyCFunction)(void (*)(void))exact_gradient, METH_VARARGS | METH_KEYWORDS,
      "exact_gradient(embedding, indptr, indices, data, gradient, *, with_error=False) -> (Z, kl)\n\n"
@@ -602,6 +670,10 @@ static PyMethodDef methods[] = {
     {"farthest_guessed", farthest_guessed, METH_VARARGS,
      "farthest_guessed(X, guess, radius)\n\n"
      "radius[i] = the largest direct squared distance from X[i] to the points guess[i] (int64)."},
+    {"count_nearer", count_nearer, METH_VARARGS,
+     "count_nearer(dots, sq_norms, rows, local, cols, ranks)\n\n"
+     "ranks[p] = 1 + the number of points nearer to point rows[local[p]] than point cols[p], by the\n"
+     "expanded squared distance from dots = X[rows] @ X.T and sq_norms (int64 indices)."},
     {NULL, NULL, 0, NULL},
 };
 

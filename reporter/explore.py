@@ -197,17 +197,20 @@ def encode_png(pixels: np.ndarray, levels: int = 256) -> bytes:
     """A grey (H, W) or RGB (H, W, 3) uint8 picture as a PNG.
 
     Grey pictures of at most 16 evenly spaced levels (:func:`to_levels`: the reconstruction
-    sprites) are written as 4-bit palette PNGs of those greys: the same pixels in the browser,
-    half the bytes to compress (measured on a 1,000-point sheet: 13 ms and 149 KB at zlib level 3,
-    instead of 47 ms and 143 KB as 8-bit grey at level 6).
+    sprites) are written as 4-bit palette PNGs of those greys at zlib level 1: the same pixels in
+    the browser, half the bytes to compress (measured on a 1,000-point sheet: 13 ms and 149 KB at
+    level 3, instead of 47 ms and 143 KB as 8-bit grey at level 6; on a 10,000-point sheet level 1
+    takes 148 ms instead of 336 ms for 3.5 % more bytes).
     """
     from PIL import Image
 
     buf = io.BytesIO()
     if pixels.ndim == 2 and levels <= 16:
-        image = Image.fromarray(np.round(pixels * ((levels - 1) / 255.0)).astype(np.uint8), "P")
+        # Grey value -> palette index by a table: the same rounding as computing it per pixel.
+        index = np.round(np.arange(256) * ((levels - 1) / 255.0)).astype(np.uint8)
+        image = Image.fromarray(index[pixels], "P")
         image.putpalette([round(i * 255.0 / (levels - 1)) for i in range(levels) for _ in range(3)])
-        image.save(buf, format="PNG", compress_level=3, bits=4)
+        image.save(buf, format="PNG", compress_level=1, bits=4)
     else:
         Image.fromarray(pixels, "L" if pixels.ndim == 2 else "RGB").save(buf, format="PNG", compress_level=3)
     return buf.getvalue()

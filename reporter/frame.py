@@ -71,7 +71,8 @@ def make_frame(probe: ProbeStep, embedder, *, index: int, run_info: dict | None,
         The points are not the last frame's (TRAIN batches): embed from scratch, not from its layout.
     """
     from reporter.images import probe_pictures
-    from reporter.quality import FRAME_SAMPLE, knn_accuracy, neighbourhood_preservation, trustworthiness
+    from reporter.quality import (FRAME_SAMPLE, knn_accuracy, neighbourhood_preservation, plane_neighbours,
+                                  trustworthiness)
     from reporter.render import draw_frame
     from reporter.rules import dead_units
     from reporter.steps import total_steps, training_step
@@ -105,13 +106,15 @@ def make_frame(probe: ProbeStep, embedder, *, index: int, run_info: dict | None,
         record.dead_units = dead_units(probe.latents)
         # The embedder has just found the latents' nearest neighbours: the figures reuse them.
         near = embedder.neighbours
+        near_2d = plane_neighbours(embedding)  # once for the three figures in the plane
         if probe.labels is not None:
             record.knn_latent = round(float(knn_accuracy(probe.latents, probe.labels, neighbours=near)), 4)
-            record.knn_2d = round(float(knn_accuracy(embedding, probe.labels)), 4)
+            record.knn_2d = round(float(knn_accuracy(embedding, probe.labels, neighbours=near_2d)), 4)
         record.trustworthiness = round(float(trustworthiness(probe.latents, embedding, latent_neighbours=near,
-                                                             sample=FRAME_SAMPLE)), 4)
+                                                             sample=FRAME_SAMPLE, embedded_neighbours=near_2d)), 4)
         if layout is not None and not independent and np.isfinite(layout).all():
-            record.neighbourhood_preservation = round(float(neighbourhood_preservation(layout, embedding)), 4)
+            record.neighbourhood_preservation = round(float(
+                neighbourhood_preservation(layout, embedding, current_neighbours=near_2d)), 4)
     pictures = probe_pictures(probe.inputs, probe.reconstructions, len(probe.latents), image_shape)
     picture = draw_frame(embedding, probe.labels, class_names, pictures[0], pictures[1],
                          step=train_step, total_steps=total, eval_loss=eval_loss,

@@ -9,6 +9,7 @@ from scipy.spatial import ConvexHull, QhullError, cKDTree
 from scipy.spatial.distance import pdist
 from sklearn.neighbors import NearestNeighbors
 
+from reporter import _kernels
 from reporter.align import procrustes
 from reporter.neighbours import nearest_neighbours
 
@@ -67,7 +68,7 @@ def knn_accuracy(X, labels, k=10, neighbours=None):
     return float(np.mean(votes.argmax(axis=1) == codes))
 
 
-def trustworthiness(X, Y, k=10, latent_neighbours=None, sample=None):
+def trustworthiness(X, Y, k=10, latent_neighbours=None, sample=None, embedded_neighbours=None):
     """How far the embedding's neighbourhoods are made of true neighbours (sklearn's definition).
 
     ``1 - 2 / (N k (2N - 3k - 1)) * sum(max(0, r(i, j) - k))`` over each point i and each of its
@@ -92,6 +93,8 @@ def trustworthiness(X, Y, k=10, latent_neighbours=None, sample=None):
         When N is larger, the sum over points is estimated from this many of them (a fixed,
         seeded choice; the ranks are still among all N points): the cost falls to about
         sample / N of the exact figure's.
+    embedded_neighbours : np.ndarray of int, shape (N, >= k), optional
+        Every point's nearest other points in Y, as :func:`plane_neighbours` finds them, if known.
 
     Returns
     -------
@@ -108,7 +111,10 @@ def trustworthiness(X, Y, k=10, latent_neighbours=None, sample=None):
     points = np.arange(n)
     if sample is not None and sample < n:
         points = np.sort(np.random.RandomState(0).choice(n, sample, replace=False))
-    embedded = _embedded_neighbours(Y, k, points)
+    if embedded_neighbours is not None and embedded_neighbours.shape[0] == n and embedded_neighbours.shape[1] >= k:
+        embedded = np.asarray(embedded_neighbours)[points, :k]
+    else:
+        embedded = _embedded_neighbours(Y, k, points)
     # Rank (from 1) of each embedded neighbour in the latent list; 0 where it is beyond the list.
     match = latent_neighbours[points][:, None, :] == embedded[:, :, None]
     ranks = np.where(match.any(axis=2), match.argmax(axis=2) + 1, 0)
@@ -117,6 +123,15 @@ def trustworthiness(X, Y, k=10, latent_neighbours=None, sample=None):
         ranks[far_rows, far_cols] = _ranks_by_counting(X, points[far_rows], embedded[far_rows, far_cols])
     penalty = np.maximum(ranks - k, 0).sum() * (n / len(points))
     return float(1.0 - penalty * (2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0))))
+
+
+def plane_neighbours(Y, k=10):
+    """Every point's k nearest other points in a 2-D embedding, nearest first (a k-d tree).
+
+    One search a frame serves its 10-NN accuracy, trustworthiness and neighbourhood preservation.
+    """
+    Y = np.asarray(Y, dtype=np.float64)
+    return _embedded_neighbours(Y, min(k, len(Y) - 1), np.arange(len(Y)))
 
 
 def _embedded_neighbours(Y, k, points):
@@ -131,7 +146,8 @@ def _embedded_neighbours(Y, k, points):
 def _ranks_by_counting(X, rows, cols, chunk=256):
     """Rank of ``cols[m]`` among the nearest points of ``rows[m]`` in X: 1 + how many others are nearer.
 
-    ``rows`` in ascending order (as np.nonzero gives them); each row's distances are computed once.
+    ``rows`` in ascending order (as np.nonzero gives them); each row's distances are computed once,
+    as sklearn's euclidean_distances computes them (expanded, float64), and counted in C.
     """
     sq_norms = np.einsum("ij,ij->i", X, X)
     unique, first = np.unique(rows, return_index=True)
@@ -139,13 +155,10 @@ def _ranks_by_counting(X, rows, cols, chunk=256):
     ranks = np.empty(len(rows), dtype=np.int64)
     for start in range(0, len(unique), chunk):
         u = unique[start:start + chunk]
-        # Squared distances as sklearn's euclidean_distances computes them (expanded, float64).
-        block = sq_norms[u, None] - 2.0 * (X[u] @ X.T) + sq_norms[None, :]
-        block[np.arange(len(u)), u] = np.inf  # the point itself ranks last, as in sklearn
         lo, hi = bounds[start], bounds[min(start + chunk, len(unique))]
         local = np.searchsorted(u, rows[lo:hi])
-        reference = block[local, cols[lo:hi]]
-        ranks[lo:hi] = (block[local] < reference[:, None]).sum(axis=1) + 1
+        _kernels.count_nearer(X[u] @ X.T, sq_norms, u.astype(np.int64), local.astype(np.int64),
+                              np.ascontiguousarray(cols[lo:hi], dtype=np.int64), ranks[lo:hi])
     return ranks
 
 
@@ -199,7 +212,7 @@ def jitter(previous, current):
     return float(np.median(displacement) / diameter(current))
 
 
-def neighbourhood_preservation(previous, current, k=10):
+def neighbourhood_preservation(previous, current, k=10, current_neighbours=None):
     """How much of each point's 2-D neighbourhood the next frame kept: a label-free stability figure.
 
     For every point, the share of its ``k`` nearest neighbours in ``previous`` that are still
@@ -212,6 +225,8 @@ def neighbourhood_preservation(previous, current, k=10):
         Consecutive frames' embeddings of the same points in the same order.
     k : int
         Neighbourhood size (clipped to N - 1).
+    current_neighbours : np.ndarray of int, shape (N, >= k), optional
+        ``current``'s :func:`plane_neighbours`, if known.
 
     Returns
     -------
@@ -225,7 +240,11 @@ def neighbourhood_preservation(previous, current, k=10):
     if k < 1:
         return 1.0
     everyone = np.arange(len(current))
-    before, after = _embedded_neighbours(previous, k, everyone), _embedded_neighbours(current, k, everyone)
+    before = _embedded_neighbours(previous, k, everyone)
+    if current_neighbours is not None and np.shape(current_neighbours)[0] == len(current) and np.shape(current_neighbours)[1] >= k:
+        after = np.asarray(current_neighbours)[:, :k]
+    else:
+        after = _embedded_neighbours(current, k, everyone)
     # Neither list repeats a point, so a point in both shows up as two equal neighbours once sorted.
     both = np.sort(np.concatenate([before, after], axis=1), axis=1)
     return float((np.diff(both, axis=1) == 0).sum(axis=1).mean() / k)

@@ -116,3 +116,18 @@ def test_plane_neighbours_give_sklearns_figures():
     old = NearestNeighbors(n_neighbors=10).fit(before).kneighbors(return_distance=False)
     kept = np.mean([len(set(a) & set(b)) for a, b in zip(old, near)]) / 10
     assert neighbourhood_preservation(before, Y) == pytest.approx(kept, abs=1e-12)
+
+
+def test_one_plane_search_gives_the_same_three_figures(digits):
+    from reporter.quality import neighbourhood_preservation, plane_neighbours
+
+    X, y = digits
+    Y = PCA(n_components=2, random_state=0).fit_transform(X)
+    before = Y + np.random.default_rng(3).normal(scale=0.5, size=Y.shape)
+    near = plane_neighbours(Y)
+    assert knn_accuracy(Y, y, neighbours=near) == knn_accuracy(Y, y)
+    for sample in (None, 200):
+        assert (trustworthiness(X, Y, sample=sample, embedded_neighbours=near)
+                == trustworthiness(X, Y, sample=sample))
+    assert (neighbourhood_preservation(before, Y, current_neighbours=near)
+            == neighbourhood_preservation(before, Y))
