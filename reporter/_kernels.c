@@ -325,6 +325,90 @@ descend(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* ---- affinities ---------------------------------------------------------------------------- */
+
+/* Gaussian p(j|i) over each row's k neighbours, the precision beta found so that the entropy is
+ * log(perplexity) within tol: Newton steps in beta, bisection whenever a step would leave the
+ * bracket known to hold the root (reporter.embed._conditional_probabilities explains the sums).
+ * sq_dists rows are ascending; beta holds the starting values and receives the results. */
+static PyObject *
+bandwidths(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *objs[3];
+    double perplexity, tol;
+    Py_ssize_t max_steps;
+    if (!PyArg_ParseTuple(args, "OOOddn", &objs[0], &objs[1], &objs[2], &perplexity, &tol, &max_steps))
+        return NULL;
+    Py_buffer v[3] = {{0}};
+    const char *names[] = {"sq_dists", "beta", "p"};
+    int ok = 1;
+    for (int a = 0; a < 3 && ok; a++)
+        ok = take(objs[a], &v[a], "d", sizeof(double), a > 0, names[a]) == 0;
+    Py_ssize_t n = 0, k = 0;
+    if (ok) {
+        if (v[0].ndim != 2 || v[0].shape[1] < 1 || v[2].len != v[0].len
+            || v[1].len / (Py_ssize_t)sizeof(double) != v[0].shape[0] || !(perplexity > 1.0)) {
+            PyErr_SetString(PyExc_ValueError, "sq_dists and p must be N x k, beta N, perplexity above 1");
+            ok = 0;
+        } else {
+            n = v[0].shape[0];
+            k = v[0].shape[1];
+        }
+    }
+    if (ok) {
+        const double *sq = v[0].buf;
+        double *beta = v[1].buf, *p = v[2].buf;
+        double target = log(perplexity);
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n; i++) {
+            const double *row = sq + i * k;
+            double *out = p + i * k;
+            double b = beta[i], lo = 0.0, hi = INFINITY;
+            for (Py_ssize_t step = 0; step < max_steps; step++) {
+                double z = 0.0, mean = 0.0, second = 0.0;
+                for (Py_ssize_t j = 0; j < k; j++) {
+                    double d = row[j] - row[0];
+                    out[j] = exp(-b * d);
+                    z += out[j];
+                }
+                for (Py_ssize_t j = 0; j < k; j++) {
+                    double d = row[j] - row[0], q = out[j] / z;
+                    mean += q * d;
+                    second += q * d * d;
+                }
+                double error = log(z) + b * mean - target; /* entropy - log(perplexity) */
+                if (fabs(error) < tol)
+                    break;
+                if (error > 0) /* the entropy falls as beta grows: the root lies above b */
+                    lo = b;
+                else
+                    hi = b;
+                double newton = b * exp(error / (b * b * (second - mean * mean)));
+                if (isfinite(newton) && newton > lo && newton < hi)
+                    b = newton;
+                else
+                    b = isinf(hi) ? b * 2.0 : (lo > 0 ? sqrt(lo * hi) : b / 2.0);
+            }
+            double z = 0.0;
+            for (Py_ssize_t j = 0; j < k; j++) {
+                out[j] = exp(-b * (row[j] - row[0]));
+                z += out[j];
+            }
+            for (Py_ssize_t j = 0; j < k; j++)
+                out[j] /= z;
+            beta[i] = b;
+        }
+        Py_END_ALLOW_THREADS
+    }
+    for (int a = 0; a < 3; a++)
+        if (v[a].obj != NULL)
+            PyBuffer_Release(&v[a]);
+    if (!ok)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 /* ---- nearest neighbours ------------------------------------------------------------------ */
 
 /* Sifts heap[0] down a max-heap of k values. */
@@ -660,6 +744,11 @@ static PyMethodDef methods[] = {
      "descend(embedding, gradient, update, gains, learning_rate, momentum, min_gain, max_step)\n\n"
      "One step of openTSNE's gradient descent, in place on embedding, update and gains (all N x 2\n"
      "float64)."},
+    {"bandwidths", bandwidths, METH_VARARGS,
+     "bandwidths(sq_dists, beta, p, perplexity, tol, max_steps)\n\n"
+     "Per row of the ascending (N, k) squared distances: the Gaussian precision beta (in place,\n"
+     "from its starting value) whose p(j|i) has entropy log(perplexity) within tol, and those\n"
+     "p(j|i) into p (N x k)."},
     {"select_nearest", select_nearest, METH_VARARGS,
      "select_nearest(block, limit, slack, X, start, k, loose, neighbours, sq_dists) -> int\n\n"
      "For each row r of the float32 block of squared distances (points start + r of X against all):\n"

@@ -113,47 +113,20 @@ def _conditional_probabilities(sq_dists, perplexity, beta=None):
     """Gaussian p(j|i) over each row's neighbours, with the bandwidth matching the perplexity.
 
     Solves entropy(beta) = log(perplexity) for the precision ``beta`` (1 / 2 sigma^2) of every
-    row at once: Newton steps in log(beta), falling back to bisection whenever a step would
-    leave the bracket known to hold the root. Returns the probabilities and the precisions.
+    row, in C (reporter/_kernels.c): Newton steps in beta, falling back to bisection whenever a
+    step would leave the bracket known to hold the root. Distances are shifted by each row's
+    smallest, which changes neither p(j|i) nor the entropy and keeps exp() from underflowing for
+    far-out points; with p normalised, entropy = log Z + beta <d>. Returns the probabilities
+    and the precisions.
     """
-    n = sq_dists.shape[0]
-    # Shifting each row by its smallest distance changes neither p(j|i) nor the entropy,
-    # and keeps exp() away from underflow for far-out points.
-    shifted = sq_dists - sq_dists[:, :1]
-    target = np.log(perplexity)
+    sq_dists = np.ascontiguousarray(sq_dists, dtype=np.float64)
     if beta is None:
-        beta = 1.0 / np.maximum(shifted.mean(axis=1), 1e-12)
+        beta = 1.0 / np.maximum((sq_dists - sq_dists[:, :1]).mean(axis=1), 1e-12)
     else:
         beta = np.array(beta, dtype=np.float64)
-    lo = np.zeros(n)
-    hi = np.full(n, np.inf)
-    active = np.arange(n)
-    for _ in range(MAX_SEARCH_STEPS):
-        b = beta[active]
-        d = shifted[active]
-        p = np.exp(-b[:, None] * d)
-        p /= p.sum(axis=1, keepdims=True)
-        mean_d = (p * d).sum(axis=1)
-        # entropy = log Z + beta <d>; with p normalised, log Z = -log p_0 - beta d_0 = -log p_0
-        # because d_0 = 0 after the shift.
-        entropy = -np.log(p[:, 0]) + b * mean_d
-        error = entropy - target
-        unfinished = np.abs(error) >= ENTROPY_TOL
-        # The entropy falls as beta grows: the root lies above b where error > 0.
-        lo[active] = np.where(error > 0, b, lo[active])
-        hi[active] = np.where(error > 0, hi[active], b)
-        variance = (p * d * d).sum(axis=1) - mean_d**2
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            newton = b * np.exp(error / (b * b * variance))
-        lo_a, hi_a = lo[active], hi[active]
-        fallback = np.where(np.isinf(hi_a), b * 2.0, np.where(lo_a > 0, np.sqrt(lo_a * hi_a), b / 2.0))
-        inside = np.isfinite(newton) & (newton > lo_a) & (newton < hi_a)
-        beta[active] = np.where(unfinished, np.where(inside, newton, fallback), b)
-        active = active[unfinished]
-        if active.size == 0:
-            break
-    weights = np.exp(-beta[:, None] * shifted)
-    return weights / weights.sum(axis=1, keepdims=True), beta
+    p = np.empty_like(sq_dists)
+    _kernels.bandwidths(sq_dists, beta, p, float(perplexity), ENTROPY_TOL, MAX_SEARCH_STEPS)
+    return p, beta
 
 
 def affinities(latents, perplexity=PERPLEXITY, beta=None, guess=None):

@@ -82,3 +82,18 @@ def test_bad_arrays_are_refused_not_read(problem):
     with pytest.raises(ValueError, match="a column per point"):
         _kernels.select_nearest(np.zeros((2, 9), np.float32), np.zeros(2, np.float32), np.zeros(2, np.float32),
                                 X, 0, 3, 8, np.empty((2, 3), np.int64), np.empty((2, 3)))
+
+
+def test_bandwidths_reach_the_perplexity_on_every_row():
+    from reporter.neighbours import nearest_neighbours
+
+    X = load_digits().data[:400] / 16.0
+    _, sq = nearest_neighbours(X, 90)
+    for perplexity in (5.0, 30.0):
+        beta, p = 1.0 / (sq - sq[:, :1]).mean(axis=1), np.empty_like(sq)
+        _kernels.bandwidths(sq, beta, p, perplexity, 1e-5, 100)
+        entropy = -(p * np.log(np.where(p > 0, p, 1.0))).sum(axis=1)
+        assert np.abs(entropy - np.log(perplexity)).max() < 1e-5
+        assert np.allclose(p.sum(axis=1), 1.0) and (np.diff(p, axis=1) <= 1e-15).all()  # nearer, likelier
+    with pytest.raises(ValueError, match="perplexity above 1"):
+        _kernels.bandwidths(sq, beta[:-1], p, 30.0, 1e-5, 100)
