@@ -29,23 +29,18 @@
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
-typedef struct {
-    Py_buffer embedding; /* (N, 2) float64 */
-    Py_buffer indptr;    /* (N + 1,) int32 */
-    Py_buffer indices;   /* (nnz,) int32 */
-    Py_buffer data;      /* (nnz,) float64 */
-    Py_buffer gradient;  /* (N, 2) float64, written */
-    Py_ssize_t n;
-} Problem;
 
 /* A C-contiguous buffer of items of one of the struct ``formats`` (one character each). */
 static int
 take(PyObject *obj, Py_buffer *view, const char *formats, Py_ssize_t itemsize, int writable, const char *name)
 {
     int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
-    if (PyObject_GetBuffer(obj, view, flags) < 0)
+    if (PyObject_GetBuffer(obj, view, flags) < 0) {
+        view->obj = NULL; /* nothing to release */
         return -1;
+    }
     const char *format = view->format;
     if (view->itemsize != itemsize || format == NULL || format[0] == '\0' || format[1] != '\0'
         || strchr(formats, format[0]) == NULL) {
@@ -58,14 +53,50 @@ take(PyObject *obj, Py_buffer *view, const char *formats, Py_ssize_t itemsize, i
     return 0;
 }
 
+/* The arguments of one call: count buffers described by one line each. */
+typedef struct {
+    const char *name;
+    const char *formats;
+    Py_ssize_t itemsize;
+    int writable;
+} Argument;
+
 static void
-release(Problem *p)
+release_all(Py_buffer *views, int count)
 {
-    Py_buffer *views[] = {&p->embedding, &p->indptr, &p->indices, &p->data, &p->gradient};
-    for (size_t i = 0; i < sizeof(views) / sizeof(views[0]); i++)
-        if (views[i]->obj != NULL)
-            PyBuffer_Release(views[i]);
+    for (int a = 0; a < count; a++)
+        if (views[a].obj != NULL)
+            PyBuffer_Release(&views[a]);
 }
+
+/* take() for each argument; on failure releases what it took and returns -1. */
+static int
+take_all(PyObject **objs, Py_buffer *views, const Argument *arguments, int count)
+{
+    for (int a = 0; a < count; a++)
+        if (take(objs[a], &views[a], arguments[a].formats, arguments[a].itemsize, arguments[a].writable,
+                 arguments[a].name) < 0) {
+            release_all(views, count);
+            return -1;
+        }
+    return 0;
+}
+
+/* A gradient's arguments: the embedding, the affinities P in CSR form and the gradient written. */
+enum { EMBEDDING, INDPTR, INDICES, DATA, GRADIENT, PROBLEM_BUFFERS };
+
+static const Argument problem_arguments[PROBLEM_BUFFERS] = {
+    {"embedding", "d", sizeof(double), 0}, /* (N, 2) float64 */
+    {"indptr", "i", sizeof(int), 0},       /* (N + 1,) int32 */
+    {"indices", "i", sizeof(int), 0},      /* (nnz,) int32 */
+    {"data", "d", sizeof(double), 0},      /* (nnz,) float64 */
+    {"gradient", "d", sizeof(double), 1},  /* (N, 2) float64, written */
+};
+
+typedef struct {
+    Py_buffer v[PROBLEM_BUFFERS];
+    Py_ssize_t n;
+} Problem;
 
 /* Fills p from (embedding, indptr, indices, data, gradient) and checks that the CSR structure
  * stays inside the embedding; with_error is the keyword-only flag. */
@@ -73,32 +104,26 @@ static int
 parse(PyObject *args, PyObject *kwargs, Problem *p, int *with_error)
 {
     static char *keywords[] = {"embedding", "indptr", "indices", "data", "gradient", "with_error", NULL};
-    PyObject *embedding, *indptr, *indices, *data, *gradient;
+    PyObject *objs[PROBLEM_BUFFERS];
     memset(p, 0, sizeof(*p));
     *with_error = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOO|$p", keywords, &embedding, &indptr, &indices,
-                                     &data, &gradient, with_error))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOO|$p", keywords, &objs[EMBEDDING], &objs[INDPTR],
+                                     &objs[INDICES], &objs[DATA], &objs[GRADIENT], with_error))
         return -1;
-    if (take(embedding, &p->embedding, "d", sizeof(double), 0, "embedding") < 0
-        || take(indptr, &p->indptr, "i", sizeof(int), 0, "indptr") < 0
-        || take(indices, &p->indices, "i", sizeof(int), 0, "indices") < 0
-        || take(data, &p->data, "d", sizeof(double), 0, "data") < 0
-        || take(gradient, &p->gradient, "d", sizeof(double), 1, "gradient") < 0) {
-        release(p);
+    if (take_all(objs, p->v, problem_arguments, PROBLEM_BUFFERS) < 0)
         return -1;
-    }
-    Py_ssize_t values = p->embedding.len / (Py_ssize_t)sizeof(double);
+    Py_ssize_t values = p->v[EMBEDDING].len / (Py_ssize_t)sizeof(double);
     p->n = values / 2;
-    Py_ssize_t nnz = p->indices.len / (Py_ssize_t)sizeof(int);
-    const int *ptr = p->indptr.buf, *idx = p->indices.buf;
+    Py_ssize_t nnz = p->v[INDICES].len / (Py_ssize_t)sizeof(int);
+    const int *ptr = p->v[INDPTR].buf, *idx = p->v[INDICES].buf;
     const char *problem = NULL;
     if (values % 2 != 0 || p->n < 1)
         problem = "embedding must hold N x 2 values, N >= 1";
-    else if (p->gradient.len != p->embedding.len)
+    else if (p->v[GRADIENT].len != p->v[EMBEDDING].len)
         problem = "gradient must have the embedding's shape";
-    else if (p->indptr.len / (Py_ssize_t)sizeof(int) != p->n + 1)
+    else if (p->v[INDPTR].len / (Py_ssize_t)sizeof(int) != p->n + 1)
         problem = "indptr must have N + 1 entries";
-    else if (p->data.len / (Py_ssize_t)sizeof(double) != nnz)
+    else if (p->v[DATA].len / (Py_ssize_t)sizeof(double) != nnz)
         problem = "data and indices must have the same length";
     else if (ptr[0] != 0 || ptr[p->n] != nnz)
         problem = "indptr must run from 0 to the number of stored values";
@@ -112,7 +137,7 @@ parse(PyObject *args, PyObject *kwargs, Problem *p, int *with_error)
     }
     if (problem != NULL) {
         PyErr_SetString(PyExc_ValueError, problem);
-        release(p);
+        release_all(p->v, PROBLEM_BUFFERS);
         return -1;
     }
     return 0;
@@ -123,8 +148,8 @@ parse(PyObject *args, PyObject *kwargs, Problem *p, int *with_error)
 static double
 attract(const Problem *p, const double *x, const double *y, double *gx, double *gy, int with_error)
 {
-    const int *ptr = p->indptr.buf, *idx = p->indices.buf;
-    const double *val = p->data.buf;
+    const int *ptr = p->v[INDPTR].buf, *idx = p->v[INDICES].buf;
+    const double *val = p->v[DATA].buf;
     double log_w = 0.0;
     for (Py_ssize_t i = 0; i < p->n; i++) {
         double xi = x[i], yi = y[i], ax = 0.0, ay = 0.0;
@@ -176,8 +201,8 @@ repel(Py_ssize_t n, const double *x, const double *y, double *rx, double *ry)
 static double
 p_log_p(const Problem *p)
 {
-    const double *val = p->data.buf;
-    Py_ssize_t nnz = p->data.len / (Py_ssize_t)sizeof(double);
+    const double *val = p->v[DATA].buf;
+    Py_ssize_t nnz = p->v[DATA].len / (Py_ssize_t)sizeof(double);
     double s = 0.0;
     for (Py_ssize_t k = 0; k < nnz; k++)
         if (val[k] > 0.0)
@@ -188,8 +213,8 @@ p_log_p(const Problem *p)
 static double
 p_sum(const Problem *p)
 {
-    const double *val = p->data.buf;
-    Py_ssize_t nnz = p->data.len / (Py_ssize_t)sizeof(double);
+    const double *val = p->v[DATA].buf;
+    Py_ssize_t nnz = p->v[DATA].len / (Py_ssize_t)sizeof(double);
     double s = 0.0;
     for (Py_ssize_t k = 0; k < nnz; k++)
         s += val[k];
@@ -207,12 +232,12 @@ run(PyObject *args, PyObject *kwargs, int exact)
     Py_ssize_t n = p.n;
     double *scratch = malloc(sizeof(double) * 4 * (size_t)n);
     if (scratch == NULL) {
-        release(&p);
+        release_all(p.v, PROBLEM_BUFFERS);
         return PyErr_NoMemory();
     }
     double *x = scratch, *y = scratch + n, *gx = scratch + 2 * n, *gy = scratch + 3 * n;
-    const double *yy = p.embedding.buf;
-    double *out = p.gradient.buf;
+    const double *yy = p.v[EMBEDDING].buf;
+    double *out = p.v[GRADIENT].buf;
     double z = 0.0, log_w = 0.0, plogp = 0.0, psum = 0.0;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -243,7 +268,7 @@ run(PyObject *args, PyObject *kwargs, int exact)
     }
     Py_END_ALLOW_THREADS
     free(scratch);
-    release(&p);
+    release_all(p.v, PROBLEM_BUFFERS);
     if (!exact)
         return Py_BuildValue("d", with_error ? plogp - log_w : 0.0);
     /* KL(P || Q) with q_ij = w_ij / Z: sum p log p - sum p log w + (sum p) log Z. */
@@ -280,10 +305,11 @@ descend(PyObject *self, PyObject *args)
                           &min_gain, &max_step))
         return NULL;
     Py_buffer v[4] = {{0}};
-    const char *names[] = {"embedding", "gradient", "update", "gains"};
-    int ok = 1;
-    for (int a = 0; a < 4 && ok; a++)
-        ok = take(objs[a], &v[a], "d", sizeof(double), a != 1, names[a]) == 0;
+    static const Argument arguments[] = {
+        {"embedding", "d", sizeof(double), 1}, {"gradient", "d", sizeof(double), 0},
+        {"update", "d", sizeof(double), 1}, {"gains", "d", sizeof(double), 1},
+    };
+    int ok = take_all(objs, v, arguments, 4) == 0;
     Py_ssize_t values = ok ? v[0].len / (Py_ssize_t)sizeof(double) : 0;
     if (ok && (values % 2 != 0 || v[1].len != v[0].len || v[2].len != v[0].len || v[3].len != v[0].len)) {
         PyErr_SetString(PyExc_ValueError, "embedding, gradient, update and gains must all be N x 2");
@@ -317,9 +343,7 @@ descend(PyObject *self, PyObject *args)
             y[2 * i + 1] -= mean[1];
         }
     }
-    for (int a = 0; a < 4; a++)
-        if (v[a].obj != NULL)
-            PyBuffer_Release(&v[a]);
+    release_all(v, 4);
     if (!ok)
         return NULL;
     Py_RETURN_NONE;
@@ -341,10 +365,10 @@ bandwidths(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OOOddn", &objs[0], &objs[1], &objs[2], &perplexity, &tol, &max_steps))
         return NULL;
     Py_buffer v[3] = {{0}};
-    const char *names[] = {"sq_dists", "beta", "p"};
-    int ok = 1;
-    for (int a = 0; a < 3 && ok; a++)
-        ok = take(objs[a], &v[a], "d", sizeof(double), a > 0, names[a]) == 0;
+    static const Argument arguments[] = {
+        {"sq_dists", "d", sizeof(double), 0}, {"beta", "d", sizeof(double), 1}, {"p", "d", sizeof(double), 1},
+    };
+    int ok = take_all(objs, v, arguments, 3) == 0;
     Py_ssize_t n = 0, k = 0;
     if (ok) {
         if (v[0].ndim != 2 || v[0].shape[1] < 1 || v[2].len != v[0].len
@@ -401,9 +425,7 @@ bandwidths(PyObject *self, PyObject *args)
         }
         Py_END_ALLOW_THREADS
     }
-    for (int a = 0; a < 3; a++)
-        if (v[a].obj != NULL)
-            PyBuffer_Release(&v[a]);
+    release_all(v, 3);
     if (!ok)
         return NULL;
     Py_RETURN_NONE;
@@ -535,12 +557,11 @@ select_nearest(PyObject *self, PyObject *args)
                           &objs[4], &objs[5]))
         return NULL;
     Py_buffer v[6] = {{0}};
-    const char *names[] = {"block", "limit", "slack", "X", "neighbours", "sq_dists"};
-    const char *formats[] = {"f", "f", "f", "d", "lq", "d"};
-    Py_ssize_t sizes[] = {sizeof(float), sizeof(float), sizeof(float), sizeof(double), 8, sizeof(double)};
-    int ok = 1;
-    for (int a = 0; a < 6 && ok; a++)
-        ok = take(objs[a], &v[a], formats[a], sizes[a], a >= 4, names[a]) == 0;
+    static const Argument arguments[] = {
+        {"block", "f", sizeof(float), 0}, {"limit", "f", sizeof(float), 0}, {"slack", "f", sizeof(float), 0},
+        {"X", "d", sizeof(double), 0}, {"neighbours", "lq", 8, 1}, {"sq_dists", "d", sizeof(double), 1},
+    };
+    int ok = take_all(objs, v, arguments, 6) == 0;
     Py_ssize_t m = 0, n = 0, d = 0;
     if (ok) {
         const char *problem = NULL;
@@ -602,9 +623,7 @@ select_nearest(PyObject *self, PyObject *args)
     }
     free(candidates);
     free(scratch);
-    for (int a = 0; a < 6; a++)
-        if (v[a].obj != NULL)
-            PyBuffer_Release(&v[a]);
+    release_all(v, 6);
     return ok ? PyLong_FromSsize_t(redone) : NULL;
 }
 
@@ -617,12 +636,10 @@ farthest_guessed(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OOO", &objs[0], &objs[1], &objs[2]))
         return NULL;
     Py_buffer v[3] = {{0}};
-    const char *names[] = {"X", "guess", "radius"};
-    const char *formats[] = {"d", "lq", "d"};
-    Py_ssize_t sizes[] = {sizeof(double), 8, sizeof(double)};
-    int ok = 1;
-    for (int a = 0; a < 3 && ok; a++)
-        ok = take(objs[a], &v[a], formats[a], sizes[a], a == 2, names[a]) == 0;
+    static const Argument arguments[] = {
+        {"X", "d", sizeof(double), 0}, {"guess", "lq", 8, 0}, {"radius", "d", sizeof(double), 1},
+    };
+    int ok = take_all(objs, v, arguments, 3) == 0;
     if (ok && (v[0].ndim != 2 || v[1].ndim != 2 || v[1].shape[0] != v[0].shape[0]
                || v[2].len / (Py_ssize_t)sizeof(double) != v[0].shape[0])) {
         PyErr_SetString(PyExc_ValueError, "X must be N x d, guess N x k, radius N");
@@ -657,9 +674,7 @@ farthest_guessed(PyObject *self, PyObject *args)
         }
         Py_END_ALLOW_THREADS
     }
-    for (int a = 0; a < 3; a++)
-        if (v[a].obj != NULL)
-            PyBuffer_Release(&v[a]);
+    release_all(v, 3);
     if (!ok)
         return NULL;
     Py_RETURN_NONE;
@@ -678,12 +693,11 @@ count_nearer(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OOOOOO", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &objs[5]))
         return NULL;
     Py_buffer v[6] = {{0}};
-    const char *names[] = {"dots", "sq_norms", "rows", "local", "cols", "ranks"};
-    const char *formats[] = {"d", "d", "lq", "lq", "lq", "lq"};
-    Py_ssize_t sizes[] = {sizeof(double), sizeof(double), 8, 8, 8, 8};
-    int ok = 1;
-    for (int a = 0; a < 6 && ok; a++)
-        ok = take(objs[a], &v[a], formats[a], sizes[a], a == 5, names[a]) == 0;
+    static const Argument arguments[] = {
+        {"dots", "d", sizeof(double), 0}, {"sq_norms", "d", sizeof(double), 0}, {"rows", "lq", 8, 0},
+        {"local", "lq", 8, 0}, {"cols", "lq", 8, 0}, {"ranks", "lq", 8, 1},
+    };
+    int ok = take_all(objs, v, arguments, 6) == 0;
     Py_ssize_t m = 0, n = 0, pairs = 0;
     if (ok) {
         n = v[1].len / (Py_ssize_t)sizeof(double);
@@ -722,9 +736,7 @@ count_nearer(PyObject *self, PyObject *args)
         }
         Py_END_ALLOW_THREADS
     }
-    for (int a = 0; a < 6; a++)
-        if (v[a].obj != NULL)
-            PyBuffer_Release(&v[a]);
+    release_all(v, 6);
     if (!ok)
         return NULL;
     Py_RETURN_NONE;
