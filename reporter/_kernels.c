@@ -69,6 +69,16 @@ release_all(Py_buffer *views, int count)
             PyBuffer_Release(&views[a]);
 }
 
+/* Releases the call's buffers; None, or NULL when it failed (the exception is set). */
+static PyObject *
+finish(Py_buffer *views, int count, int ok)
+{
+    release_all(views, count);
+    if (!ok)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 /* take() for each argument; on failure releases what it took and returns -1. */
 static int
 take_all(PyObject **objs, Py_buffer *views, const Argument *arguments, int count)
@@ -198,27 +208,19 @@ repel(Py_ssize_t n, const double *x, const double *y, double *rx, double *ry)
     return z;
 }
 
-static double
-p_log_p(const Problem *p)
+/* sum p and sum p log p over the stored affinities (for the KL divergence). */
+static void
+p_sums(const Problem *p, double *sum, double *sum_log)
 {
     const double *val = p->v[DATA].buf;
     Py_ssize_t nnz = p->v[DATA].len / (Py_ssize_t)sizeof(double);
-    double s = 0.0;
-    for (Py_ssize_t k = 0; k < nnz; k++)
+    *sum = 0.0;
+    *sum_log = 0.0;
+    for (Py_ssize_t k = 0; k < nnz; k++) {
+        *sum += val[k];
         if (val[k] > 0.0)
-            s += val[k] * log(val[k]);
-    return s;
-}
-
-static double
-p_sum(const Problem *p)
-{
-    const double *val = p->v[DATA].buf;
-    Py_ssize_t nnz = p->v[DATA].len / (Py_ssize_t)sizeof(double);
-    double s = 0.0;
-    for (Py_ssize_t k = 0; k < nnz; k++)
-        s += val[k];
-    return s;
+            *sum_log += val[k] * log(val[k]);
+    }
 }
 
 /* One gradient, with the GIL released: exact (repulsion and attraction) or attraction only. */
@@ -259,8 +261,7 @@ run(PyObject *args, PyObject *kwargs, int exact)
     }
     log_w = attract(&p, x, y, gx, gy, with_error);
     if (with_error) {
-        plogp = p_log_p(&p);
-        psum = p_sum(&p);
+        p_sums(&p, &psum, &plogp);
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         out[2 * i] = gx[i];
@@ -343,10 +344,7 @@ descend(PyObject *self, PyObject *args)
             y[2 * i + 1] -= mean[1];
         }
     }
-    release_all(v, 4);
-    if (!ok)
-        return NULL;
-    Py_RETURN_NONE;
+    return finish(v, 4, ok);
 }
 
 /* ---- affinities ---------------------------------------------------------------------------- */
@@ -425,10 +423,7 @@ bandwidths(PyObject *self, PyObject *args)
         }
         Py_END_ALLOW_THREADS
     }
-    release_all(v, 3);
-    if (!ok)
-        return NULL;
-    Py_RETURN_NONE;
+    return finish(v, 3, ok);
 }
 
 /* ---- nearest neighbours ------------------------------------------------------------------ */
@@ -674,10 +669,7 @@ farthest_guessed(PyObject *self, PyObject *args)
         }
         Py_END_ALLOW_THREADS
     }
-    release_all(v, 3);
-    if (!ok)
-        return NULL;
-    Py_RETURN_NONE;
+    return finish(v, 3, ok);
 }
 
 /* ---- trustworthiness ------------------------------------------------------------------------ */
@@ -736,10 +728,7 @@ count_nearer(PyObject *self, PyObject *args)
         }
         Py_END_ALLOW_THREADS
     }
-    release_all(v, 6);
-    if (!ok)
-        return NULL;
-    Py_RETURN_NONE;
+    return finish(v, 6, ok);
 }
 
 static PyMethodDef methods[] = {
