@@ -247,8 +247,9 @@ def exact_kl(embedding, P, dof=1, should_eval_error=False, **_):
 def fft_kl(embedding, P, fft_params, dof=1, should_eval_error=False, **_):
     """An openTSNE objective: openTSNE's FFT-interpolated repulsion plus the exact attraction in C.
 
-    The same gradient as openTSNE's ``kl_divergence_fft``; ``fft_params`` are its grid settings,
-    passed by openTSNE's optimiser. Returns (KL divergence or 0, gradient).
+    The same gradient as openTSNE's ``kl_divergence_fft``, whose repulsion comes from openTSNE's
+    compiled ``_tsne`` module (private API: openTSNE is pinned at 1.0.4 in pyproject.toml);
+    ``fft_params`` are its grid settings (FFT_GRID). Returns (KL divergence or 0, gradient).
     """
     _check_dof(dof)
     embedding = np.ascontiguousarray(embedding, dtype=np.float64)
