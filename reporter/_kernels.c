@@ -350,7 +350,7 @@ descend(PyObject *self, PyObject *args)
 /* ---- affinities ---------------------------------------------------------------------------- */
 
 /* Gaussian p(j|i) over each row's k neighbours, the precision beta found so that the entropy is
- * log(perplexity) within tol: Newton steps in beta, bisection whenever a step would leave the
+ * log(perplexity) within tol: Newton steps in log(beta), bisection whenever a step would leave the
  * bracket known to hold the root (reporter.embed._conditional_probabilities explains the sums).
  * sq_dists rows are ascending; beta holds the starting values and receives the results. */
 static PyObject *

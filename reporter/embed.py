@@ -116,7 +116,7 @@ def _conditional_probabilities(sq_dists, perplexity, beta=None):
     """Gaussian p(j|i) over each row's neighbours, with the bandwidth matching the perplexity.
 
     Solves entropy(beta) = log(perplexity) for the precision ``beta`` (1 / 2 sigma^2) of every
-    row, in C (reporter/_kernels.c): Newton steps in beta, falling back to bisection whenever a
+    row, in C (reporter/_kernels.c): Newton steps in log(beta), falling back to bisection whenever a
     step would leave the bracket known to hold the root. Distances are shifted by each row's
     smallest, which changes neither p(j|i) nor the entropy and keeps exp() from underflowing for
     far-out points; with p normalised, entropy = log Z + beta <d>. Returns the probabilities
