@@ -160,10 +160,14 @@ def affinities(latents, perplexity=PERPLEXITY, beta=None, guess=None):
     k = _neighbour_count(n, perplexity)
     neighbours, sq_dists = nearest_neighbours(latents, k, guess)
     conditional, beta = _conditional_probabilities(sq_dists, perplexity, beta)
-    # Row i holds its k neighbours: the CSR structure directly (no COO sort, 57 ms at 10,000 points).
-    P = sp.csr_matrix((conditional.ravel(), neighbours.ravel(), np.arange(0, n * k + 1, k)), shape=(n, n))
+    # Row i holds its k neighbours: the CSR structure directly, each row's columns in order, so that
+    # P + P.T comes out sorted too (no COO conversion, no sort afterwards: ~80 ms at 10,000 points).
+    order = np.argsort(neighbours, axis=1)
+    P = sp.csr_matrix((np.take_along_axis(conditional, order, axis=1).ravel(),
+                       np.take_along_axis(neighbours, order, axis=1).ravel(), np.arange(0, n * k + 1, k)),
+                      shape=(n, n))
+    P.has_sorted_indices = True
     P = (P + P.T).tocsr()
-    P.sort_indices()
     P /= P.sum()
     return P, beta, neighbours
 

@@ -97,6 +97,8 @@ def test_sprite_sheet_cell_i_is_image_i():
         assert np.array_equal(sheet[r * 5 : (r + 1) * 5, c * 7 : (c + 1) * 7], np.round(images[i] * 255).astype(np.uint8))
     assert not sheet[4 * 5 :, 3 * 7 :].any()  # the two unused cells are black
     assert set(np.unique(explore.to_levels(images, 16))) <= {v * 17 for v in range(16)}
+    indices = explore.to_levels(images, 16, indices=True)  # a palette PNG's pixels: level numbers
+    assert indices.max() <= 15 and np.array_equal(indices.astype(int) * 17, explore.to_levels(images, 16))
 
 
 def test_pictures_follow_the_frames_rules_on_the_inputs_scale():
