@@ -315,8 +315,10 @@ def write_frame(out_dir, index: int, embedding, labels, class_names, *, step: in
         near = np.where(near < 0, 0xFFFFFFFF if wide else 0xFFFF, near)
         payload.update(nn=pack(near, "<u4" if wide else "<u2"), k=int(near.shape[1]), nn_bytes=4 if wide else 2)
     if recon_view is not None:
-        sheet = sprite_sheet(view_pixels(recon_view, RECON_LEVELS, indices=True), sprite_layout(n))
-        atomic.write_bytes(out / files["recon"], encode_levels_png(sheet, RECON_LEVELS))
+        grey = recon_view.pixels.shape[-1] == 1  # one channel: a 4-bit palette PNG; colour: RGB
+        sheet = sprite_sheet(view_pixels(recon_view, RECON_LEVELS, indices=grey), sprite_layout(n))
+        atomic.write_bytes(out / files["recon"],
+                           encode_levels_png(sheet, RECON_LEVELS) if grey else encode_png(sheet))
         payload["recon"] = files["recon"]
     # The script last: a page that sees it can rely on the sprite it names.
     atomic.write_text(out / files["js"], data_script(payload))
