@@ -83,6 +83,15 @@ def _shape(shape) -> str:
     return "x".join(str(d) for d in shape) if shape is not None else "?"
 
 
+def _require_kernels() -> None:
+    """One line instead of an ImportError deep in a frame when reporter/_kernels.c was never compiled."""
+    import importlib.util
+
+    if importlib.util.find_spec("reporter._kernels") is None:
+        raise ReporterError("reporter/_kernels.c is not compiled: run `make .venv/.installed`, or "
+                            "`pip install -e .` (it needs a C compiler and Python's headers)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns the exit code."""
     argv = sys.argv[1:] if argv is None else argv
@@ -97,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
         config = from_args(argv)
         os.environ.setdefault("OMP_NUM_THREADS", str(config.threads))
+        _require_kernels()
         from reporter.pipeline import run
 
         code = run(config)
