@@ -26,6 +26,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -426,6 +427,155 @@ bandwidths(PyObject *self, PyObject *args)
     return finish(v, 3, ok);
 }
 
+/* ---- the FFT-interpolated repulsion ------------------------------------------------------------
+ *
+ * FIt-SNE's method (Linderman et al. 2019), as openTSNE computes it for 2-D embeddings with one
+ * degree of freedom: the plane over the embedding is cut into n_boxes x n_boxes square boxes,
+ * each with INTERPOLATION x INTERPOLATION nodes (at 1/6, 1/2 and 5/6 of the box); every point
+ * spreads the four terms 1, x, y, x^2 + y^2 onto the nodes of its box with Lagrange weights
+ * (fft_spread), the squared Cauchy kernel is applied between all nodes by an FFT convolution
+ * (reporter.embed, SciPy's FFT), and each point reads the four potentials back with the same
+ * weights (fft_gather), which give Z and the normalised repulsion. */
+#define INTERPOLATION 3
+
+/* Lagrange weights of the INTERPOLATION nodes of a box (at 1/6, 1/2, 5/6 of it), at position u in
+ * [0, 1] of the box. */
+static void
+lagrange_weights(double u, double *w)
+{
+    const double a = u - 1.0 / 6.0, b = u - 0.5, c = u - 5.0 / 6.0;
+    /* denominators: (1/6 - 1/2)(1/6 - 5/6) = 2/9, (1/2 - 1/6)(1/2 - 5/6) = -1/9, (5/6 - 1/6)(5/6 - 1/2) = 2/9 */
+    w[0] = b * c * 4.5;
+    w[1] = a * c * -9.0;
+    w[2] = a * b * 4.5;
+}
+
+static PyObject *
+fft_spread(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *objs[4];
+    double lo, width;
+    Py_ssize_t boxes;
+    if (!PyArg_ParseTuple(args, "OddnOOO", &objs[0], &lo, &width, &boxes, &objs[1], &objs[2], &objs[3]))
+        return NULL;
+    Py_buffer v[4] = {{0}};
+    static const Argument arguments[] = {
+        {"embedding", "d", sizeof(double), 0}, {"cells", "i", sizeof(int), 1},
+        {"weights", "d", sizeof(double), 1}, {"coefficients", "d", sizeof(double), 1},
+    };
+    int ok = take_all(objs, v, arguments, 4) == 0;
+    Py_ssize_t n = 0, nodes = boxes * INTERPOLATION;
+    if (ok) {
+        n = v[0].len / (Py_ssize_t)(2 * sizeof(double));
+        if (v[0].ndim != 2 || v[0].shape[1] != 2 || v[1].len / (Py_ssize_t)sizeof(int) != n
+            || v[2].len / (Py_ssize_t)sizeof(double) != 2 * INTERPOLATION * n
+            || v[3].len / (Py_ssize_t)sizeof(double) != 4 * nodes * nodes || boxes < 1 || !(width > 0.0)) {
+            PyErr_SetString(PyExc_ValueError, "embedding must be N x 2, cells N, weights N x 6, coefficients "
+                                              "nodes x nodes x 4 (nodes = 3 x boxes), the box width positive");
+            ok = 0;
+        }
+    }
+    if (ok) {
+        const double *e = v[0].buf;
+        int *cells = v[1].buf;
+        double *weights = v[2].buf, *c = v[3].buf;
+        Py_BEGIN_ALLOW_THREADS
+        memset(c, 0, sizeof(double) * (size_t)(4 * nodes * nodes));
+        for (Py_ssize_t i = 0; i < n; i++) {
+            double x = e[2 * i], y = e[2 * i + 1];
+            Py_ssize_t bx = (Py_ssize_t)((x - lo) / width), by = (Py_ssize_t)((y - lo) / width);
+            bx = bx < 0 ? 0 : bx >= boxes ? boxes - 1 : bx;  /* the largest coordinate: the last box */
+            by = by < 0 ? 0 : by >= boxes ? boxes - 1 : by;
+            double *wx = weights + 2 * INTERPOLATION * i, *wy = wx + INTERPOLATION;
+            lagrange_weights((x - (bx * width + lo)) / width, wx);
+            lagrange_weights((y - (by * width + lo)) / width, wy);
+            cells[i] = (int)(bx * boxes + by);
+            double term[4] = {1.0, x, y, x * x + y * y};
+            for (int a = 0; a < INTERPOLATION; a++)
+                for (int b = 0; b < INTERPOLATION; b++) {
+                    Py_ssize_t node = (bx * INTERPOLATION + a) * nodes + by * INTERPOLATION + b;
+                    double w = wx[a] * wy[b];
+                    for (int t = 0; t < 4; t++)
+                        c[4 * node + t] += w * term[t];
+                }
+        }
+        Py_END_ALLOW_THREADS
+    }
+    return finish(v, 4, ok);
+}
+
+static PyObject *
+fft_gather(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *objs[5];
+    Py_ssize_t boxes;
+    if (!PyArg_ParseTuple(args, "OnOOOO", &objs[0], &boxes, &objs[1], &objs[2], &objs[3], &objs[4]))
+        return NULL;
+    Py_buffer v[5] = {{0}};
+    static const Argument arguments[] = {
+        {"embedding", "d", sizeof(double), 0}, {"cells", "i", sizeof(int), 0},
+        {"weights", "d", sizeof(double), 0}, {"potentials", "d", sizeof(double), 0},
+        {"gradient", "d", sizeof(double), 1},
+    };
+    int ok = take_all(objs, v, arguments, 5) == 0;
+    Py_ssize_t n = 0, nodes = boxes * INTERPOLATION;
+    if (ok) {
+        n = v[0].len / (Py_ssize_t)(2 * sizeof(double));
+        if (v[0].ndim != 2 || v[0].shape[1] != 2 || v[1].len / (Py_ssize_t)sizeof(int) != n
+            || v[2].len / (Py_ssize_t)sizeof(double) != 2 * INTERPOLATION * n
+            || v[3].len / (Py_ssize_t)sizeof(double) != 4 * nodes * nodes || v[4].len != v[0].len || boxes < 1) {
+            PyErr_SetString(PyExc_ValueError, "embedding and gradient must be N x 2, cells N, weights N x 6, "
+                                              "potentials nodes x nodes x 4 (nodes = 3 x boxes)");
+            ok = 0;
+        }
+        const int *cells = v[1].buf;
+        for (Py_ssize_t i = 0; ok && i < n; i++)
+            ok = cells[i] >= 0 && cells[i] < boxes * boxes;
+        if (!ok && !PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "cells must be box numbers (from fft_spread)");
+    }
+    double z = 0.0;
+    if (ok) {
+        const double *e = v[0].buf, *weights = v[2].buf, *u = v[3].buf;
+        const int *cells = v[1].buf;
+        double *g = v[4].buf;
+        double *phi = malloc(sizeof(double) * 4 * (size_t)n);
+        if (phi == NULL) {
+            release_all(v, 5);
+            return PyErr_NoMemory();
+        }
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_ssize_t bx = cells[i] / boxes, by = cells[i] % boxes;
+            const double *wx = weights + 2 * INTERPOLATION * i, *wy = wx + INTERPOLATION;
+            double sum[4] = {0.0, 0.0, 0.0, 0.0};
+            for (int a = 0; a < INTERPOLATION; a++)
+                for (int b = 0; b < INTERPOLATION; b++) {
+                    Py_ssize_t node = (bx * INTERPOLATION + a) * nodes + by * INTERPOLATION + b;
+                    double w = wx[a] * wy[b];
+                    for (int t = 0; t < 4; t++)
+                        sum[t] += w * u[4 * node + t];
+                }
+            double x = e[2 * i], y = e[2 * i + 1];
+            z += (1.0 + x * x + y * y) * sum[0] - 2.0 * (x * sum[1] + y * sum[2]) + sum[3];
+            memcpy(phi + 4 * i, sum, sizeof sum);
+        }
+        z -= (double)n;  /* each point's own kernel value, 1 */
+        double scale = 1.0 / (z + DBL_EPSILON);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            const double *f = phi + 4 * i;
+            g[2 * i] -= (e[2 * i] * f[0] - f[1]) * scale;
+            g[2 * i + 1] -= (e[2 * i + 1] * f[0] - f[2]) * scale;
+        }
+        Py_END_ALLOW_THREADS
+        free(phi);
+    }
+    release_all(v, 5);
+    return ok ? PyFloat_FromDouble(z) : NULL;
+}
+
 /* ---- nearest neighbours ------------------------------------------------------------------ */
 
 /* Sifts heap[0] down a max-heap of k values. */
@@ -542,82 +692,168 @@ rank(const double *X, Py_ssize_t d, Py_ssize_t i, const int *candidates, Py_ssiz
     }
 }
 
+/* The distance pass computes every point's float32 squared distance to every point, in tiles that
+ * stay in the cache: never the whole N x N matrix, whose writing and reading cost more than the
+ * arithmetic. Distances are expanded, |x|^2 + |y|^2 - 2 x.y, as a matrix product would: one multiply
+ * and one add per coordinate. The points are laid out in panels of PANEL points, one coordinate
+ * after the other (-2 y, for the product); four points' dot products with a panel are eight vectors
+ * of sums held in registers while the coordinates go by, and TILE_ROWS points (a multiple of four)
+ * use each panel in turn while it is in the L1 cache. */
+#define PANEL 16
+#define TILE_ROWS 32
+
+typedef float floats8 __attribute__((vector_size(32)));
+
+/* Built twice on x86-64 (AVX2 and the baseline), the one this CPU runs chosen at load time: the
+ * extension is built for the baseline, where the pass is about half as fast. */
+#if defined(__x86_64__) && defined(__GLIBC__)
+#define WIDE_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define WIDE_CLONES
+#endif
+
+/* tile[r, j] for r < TILE_ROWS, j < panel_count x PANEL: squared distance from point r0 + r to
+ * point j, from ``points`` (rows r0 .. r0 + TILE_ROWS, padded), their squared norms and the panels
+ * (padding points past N are zeros: their values are never looked at). */
+WIDE_CLONES static void
+tile_distances(const float *panels, const float *panel_norms, Py_ssize_t panel_count, const float *points,
+               const float *norms, Py_ssize_t d, Py_ssize_t r0, float *tile)
+{
+    Py_ssize_t stride = panel_count * PANEL;
+    for (Py_ssize_t q = 0; q < panel_count; q++) {
+        const floats8 *panel = (const floats8 *)(panels + q * d * PANEL);
+        floats8 y0, y1;
+        memcpy(&y0, panel_norms + q * PANEL, sizeof y0);
+        memcpy(&y1, panel_norms + q * PANEL + 8, sizeof y1);
+        for (Py_ssize_t r = r0; r < r0 + TILE_ROWS; r += 4) {
+            const float *p0 = points + r * d, *p1 = p0 + d, *p2 = p1 + d, *p3 = p2 + d;
+            floats8 s00 = y0 + norms[r], s01 = y1 + norms[r], s10 = y0 + norms[r + 1], s11 = y1 + norms[r + 1],
+                    s20 = y0 + norms[r + 2], s21 = y1 + norms[r + 2], s30 = y0 + norms[r + 3],
+                    s31 = y1 + norms[r + 3];
+            for (Py_ssize_t t = 0; t < d; t++) {
+                floats8 c0 = panel[2 * t], c1 = panel[2 * t + 1];
+                s00 += c0 * p0[t];
+                s01 += c1 * p0[t];
+                s10 += c0 * p1[t];
+                s11 += c1 * p1[t];
+                s20 += c0 * p2[t];
+                s21 += c1 * p2[t];
+                s30 += c0 * p3[t];
+                s31 += c1 * p3[t];
+            }
+            float *out = tile + (r - r0) * stride + q * PANEL;
+            memcpy(out, &s00, sizeof s00);
+            memcpy(out + 8, &s01, sizeof s01);
+            memcpy(out + stride, &s10, sizeof s10);
+            memcpy(out + stride + 8, &s11, sizeof s11);
+            memcpy(out + 2 * stride, &s20, sizeof s20);
+            memcpy(out + 2 * stride + 8, &s21, sizeof s21);
+            memcpy(out + 3 * stride, &s30, sizeof s30);
+            memcpy(out + 3 * stride + 8, &s31, sizeof s31);
+        }
+    }
+}
+
 static PyObject *
 select_nearest(PyObject *self, PyObject *args)
 {
     (void)self;
     PyObject *objs[7];
-    Py_ssize_t start, k, loose;
-    if (!PyArg_ParseTuple(args, "OOOOnnnOO", &objs[0], &objs[1], &objs[2], &objs[3], &start, &k, &loose,
-                          &objs[4], &objs[5]))
+    Py_ssize_t k, loose;
+    if (!PyArg_ParseTuple(args, "OOOOnnOO", &objs[0], &objs[1], &objs[2], &objs[3], &k, &loose, &objs[4],
+                          &objs[5]))
         return NULL;
     Py_buffer v[6] = {{0}};
     static const Argument arguments[] = {
-        {"block", "f", sizeof(float), 0}, {"limit", "f", sizeof(float), 0}, {"slack", "f", sizeof(float), 0},
+        {"points", "f", sizeof(float), 0}, {"limit", "f", sizeof(float), 0}, {"slack", "f", sizeof(float), 0},
         {"X", "d", sizeof(double), 0}, {"neighbours", "lq", 8, 1}, {"sq_dists", "d", sizeof(double), 1},
     };
     int ok = take_all(objs, v, arguments, 6) == 0;
-    Py_ssize_t m = 0, n = 0, d = 0;
+    Py_ssize_t n = 0, d = 0;
     if (ok) {
         const char *problem = NULL;
         if (v[3].ndim != 2 || v[0].ndim != 2)
-            problem = "X and block must be 2-D";
+            problem = "X and points must be 2-D";
         else {
             n = v[3].shape[0];
             d = v[3].shape[1];
-            m = v[0].shape[0];
-            if (v[0].shape[1] != n)
-                problem = "block must have a column per point of X";
-            else if (v[1].len / (Py_ssize_t)sizeof(float) != m || v[2].len / (Py_ssize_t)sizeof(float) != m)
-                problem = "limit and slack must have a value per row of block";
-            else if (start < 0 || start + m > n)
-                problem = "rows start..start + len(block) must be points of X";
+            if (v[0].shape[0] != n || v[0].shape[1] != d)
+                problem = "points must be X's shape (its float32 copy)";
+            else if (v[1].len / (Py_ssize_t)sizeof(float) != n || v[2].len / (Py_ssize_t)sizeof(float) != n)
+                problem = "limit and slack must have a value per point";
             else if (k < 1 || k >= n || loose < 1)
                 problem = "k must be between 1 and N - 1, loose at least 1";
             else if (n > INT_MAX)
                 problem = "too many points";
-            else if (v[4].len / 8 != m * k || v[5].len / (Py_ssize_t)sizeof(double) != m * k)
-                problem = "neighbours and sq_dists must be len(block) x k";
+            else if (v[4].len / 8 != n * k || v[5].len / (Py_ssize_t)sizeof(double) != n * k)
+                problem = "neighbours and sq_dists must be N x k";
         }
         if (problem != NULL) {
             PyErr_SetString(PyExc_ValueError, problem);
             ok = 0;
         }
     }
+    Py_ssize_t panel_count = (n + PANEL - 1) / PANEL, stride = panel_count * PANEL;
+    Py_ssize_t padded_rows = (n + TILE_ROWS - 1) / TILE_ROWS * TILE_ROWS;
     int *candidates = NULL;
-    float *scratch = NULL;
+    float *scratch = NULL, *panels = NULL, *panel_norms = NULL, *rows = NULL, *norms = NULL, *tile = NULL;
     if (ok) {
         candidates = malloc(sizeof(int) * (size_t)n);
         scratch = malloc(sizeof(float) * (size_t)k);
-        if (candidates == NULL || scratch == NULL) {
+        panels = aligned_alloc(32, sizeof(float) * (size_t)(stride * d));  /* a multiple of 64 bytes */
+        panel_norms = calloc((size_t)stride, sizeof(float));
+        rows = calloc((size_t)(padded_rows * d), sizeof(float));
+        norms = calloc((size_t)padded_rows, sizeof(float));
+        tile = malloc(sizeof(float) * (size_t)(TILE_ROWS * stride));
+        if (candidates == NULL || scratch == NULL || panels == NULL || panel_norms == NULL || rows == NULL
+            || norms == NULL || tile == NULL) {
             PyErr_NoMemory();
             ok = 0;
         }
     }
     Py_ssize_t redone = 0;
     if (ok) {
-        const float *block = v[0].buf, *limit = v[1].buf, *slack = v[2].buf;
+        const float *points = v[0].buf, *limit = v[1].buf, *slack = v[2].buf;
         const double *X = v[3].buf;
         long long *index = v[4].buf;
         double *dist = v[5].buf;
         Py_BEGIN_ALLOW_THREADS
-        for (Py_ssize_t r = 0; r < m; r++) {
-            Py_ssize_t i = start + r;
-            const float *row = block + r * n;
-            Py_ssize_t count = inside(row, n, i, limit[r], loose * k, candidates);
-            if (count < k || count > loose * k) {
-                /* A poor guess (the latents moved far since it was made), or one naming a point
-                 * twice: this row's radius becomes its own k-th distance. */
-                float own = kth_smallest(row, n, i, k, scratch) + slack[r];
-                count = inside(row, n, i, own, n, candidates);
-                redone++;
+        memset(panels, 0, sizeof(float) * (size_t)(stride * d));
+        memcpy(rows, points, sizeof(float) * (size_t)(n * d));
+        for (Py_ssize_t j = 0; j < n; j++) {
+            float sq = 0.0f;
+            for (Py_ssize_t t = 0; t < d; t++) {
+                panels[(j / PANEL) * d * PANEL + t * PANEL + j % PANEL] = -2.0f * points[j * d + t];
+                sq += points[j * d + t] * points[j * d + t];
             }
-            rank(X, d, i, candidates, count, k, index + r * k, dist + r * k);
+            panel_norms[j] = norms[j] = sq;
+        }
+        for (Py_ssize_t r0 = 0; r0 < n; r0 += TILE_ROWS) {
+            Py_ssize_t tile_rows = n - r0 < TILE_ROWS ? n - r0 : TILE_ROWS;
+            tile_distances(panels, panel_norms, panel_count, rows, norms, d, r0, tile);
+            for (Py_ssize_t r = 0; r < tile_rows; r++) {
+                Py_ssize_t i = r0 + r;
+                const float *row = tile + r * stride;
+                Py_ssize_t count = inside(row, n, i, limit[i], loose * k, candidates);
+                if (count < k || count > loose * k) {
+                    /* A poor guess (the latents moved far since it was made), or one naming a point
+                     * twice: this row's radius becomes its own k-th distance. */
+                    float own = kth_smallest(row, n, i, k, scratch) + slack[i];
+                    count = inside(row, n, i, own, n, candidates);
+                    redone++;
+                }
+                rank(X, d, i, candidates, count, k, index + i * k, dist + i * k);
+            }
         }
         Py_END_ALLOW_THREADS
     }
     free(candidates);
     free(scratch);
+    free(panels);
+    free(panel_norms);
+    free(rows);
+    free(norms);
+    free(tile);
     release_all(v, 6);
     return ok ? PyLong_FromSsize_t(redone) : NULL;
 }
@@ -750,13 +986,23 @@ static PyMethodDef methods[] = {
      "Per row of the ascending (N, k) squared distances: the Gaussian precision beta (in place,\n"
      "from its starting value) whose p(j|i) has entropy log(perplexity) within tol, and those\n"
      "p(j|i) into p (N x k)."},
+    {"fft_spread", fft_spread, METH_VARARGS,
+     "fft_spread(embedding, lo, width, boxes, cells, weights, coefficients)\n\n"
+     "The first step of the FFT-interpolated repulsion: the (N, 2) embedding's points in boxes of the\n"
+     "given width from (lo, lo), boxes x boxes of them; each point's box into cells (int32) and its\n"
+     "Lagrange weights into weights (N x 6); the terms 1, x, y, x^2 + y^2 spread onto the nodes\n"
+     "into coefficients (nodes x nodes x 4 float64, nodes = 3 x boxes, overwritten)."},
+    {"fft_gather", fft_gather, METH_VARARGS,
+     "fft_gather(embedding, boxes, cells, weights, potentials, gradient) -> Z\n\n"
+     "The last step: each point's four potentials read back from the nodes (as fft_spread wrote\n"
+     "cells and weights), Z, and the repulsion divided by Z subtracted from gradient (N x 2)."},
     {"select_nearest", select_nearest, METH_VARARGS,
-     "select_nearest(block, limit, slack, X, start, k, loose, neighbours, sq_dists) -> int\n\n"
-     "For each row r of the float32 block of squared distances (points start + r of X against all):\n"
-     "the points j != start + r with block[r, j] <= limit[r] (or, if fewer than k or more than\n"
-     "loose x k, within the row's own k-th value + slack[r]), ranked by their direct float64\n"
-     "squared distance in X, ties by index; the k nearest go to the rows of neighbours (int64)\n"
-     "and sq_dists. Returns how many rows needed their own k-th value."},
+     "select_nearest(points, limit, slack, X, k, loose, neighbours, sq_dists) -> int\n\n"
+     "For each point i: the points j != i whose float32 squared distance (from points, X's float32\n"
+     "copy) is <= limit[i] (or, if fewer than k or more than loose x k, within the row's own k-th\n"
+     "value + slack[i]), ranked by their direct float64 squared distance in X, ties by index; the\n"
+     "k nearest go to row i of neighbours (int64) and sq_dists. Returns how many rows needed\n"
+     "their own k-th value."},
     {"farthest_guessed", farthest_guessed, METH_VARARGS,
      "farthest_guessed(X, guess, radius)\n\n"
      "radius[i] = the largest direct squared distance from X[i] to the points guess[i] (int64)."},

@@ -35,8 +35,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import scipy.fft
 import scipy.sparse as sp
-from openTSNE import _tsne, initialization
+from openTSNE import initialization
 from scipy.spatial import cKDTree
 
 from reporter import _kernels
@@ -248,17 +249,71 @@ def exact_kl(embedding, P, dof=1, should_eval_error=False, **_):
     return error, gradient
 
 
-def fft_kl(embedding, P, fft_params, dof=1, should_eval_error=False, **_):
-    """An openTSNE objective: openTSNE's FFT-interpolated repulsion plus the exact attraction in C.
+def _box_counts(largest=1000):
+    """openTSNE's sizes of the FFT grid, in boxes per side: the numbers from 20 to 1,000 made of the
+    factors 2, 3, 5 and 7 and at most one 11 or 13, for which FFTs are fast."""
+    def smooth(n):
+        for f in (2, 3, 5, 7):
+            while n % f == 0:
+                n //= f
+        return n in (1, 11, 13)
 
-    The same gradient as openTSNE's ``kl_divergence_fft``, whose repulsion comes from openTSNE's
-    compiled ``_tsne`` module (private API: openTSNE is pinned at 1.0.4 in pyproject.toml);
-    ``fft_params`` are its grid settings (FFT_GRID). Returns (KL divergence or 0, gradient).
+    return np.array([n for n in range(20, largest + 1) if smooth(n)])
+
+
+BOX_COUNTS = _box_counts()
+
+
+def fft_repulsion(embedding, gradient, n_interpolation_points=3, min_num_intervals=50, ints_in_interval=1):
+    """Subtracts the normalised t-SNE repulsion of a 2-D embedding from ``gradient``; returns Z.
+
+    FIt-SNE's interpolation on a grid (Linderman et al. 2019), as openTSNE's
+    ``estimate_negative_gradient_fft_2d`` (degrees of freedom 1) does it, with the same grid: boxes
+    of width at least 1 / ``ints_in_interval``, at least ``min_num_intervals`` per side, rounded up
+    to a size in BOX_COUNTS. Spreading the points onto the grid's nodes and reading the potentials
+    back are in C (reporter/_kernels.c); the convolution of the nodes with the squared Cauchy
+    kernel is SciPy's FFT in single precision, whose rounding (~1e-7 of the largest potential) is
+    far below the interpolation's own error (measured: docs/benchmarks.md, "Scale").
+    """
+    if n_interpolation_points != 3:
+        raise ValueError(f"only 3 interpolation points per box are implemented, got {n_interpolation_points}")
+    lo, hi = float(embedding.min()), float(embedding.max())
+    wanted = int(max(min_num_intervals, (hi - lo) / ints_in_interval))
+    boxes = int(BOX_COUNTS[np.searchsorted(BOX_COUNTS, wanted)]) if wanted < BOX_COUNTS[-1] else int(BOX_COUNTS[-1])
+    width = (hi - lo) / boxes
+    nodes = 3 * boxes
+    cells = np.empty(len(embedding), dtype=np.int32)
+    weights = np.empty((len(embedding), 6))
+    coefficients = np.empty((nodes, nodes, 4))  # the four terms of a node side by side
+    _kernels.fft_spread(embedding, lo, width, boxes, cells, weights, coefficients)
+    # The kernel between nodes (i, j) apart, embedded in a circulant matrix of twice the size: the
+    # convolution's result for the nodes is then the bottom right quadrant.
+    offsets = (np.abs(np.arange(2 * nodes) - nodes) * (width / 3)).astype(np.float32) ** 2
+    kernel = np.add.outer(offsets, offsets)
+    kernel += 1.0
+    np.reciprocal(kernel, out=kernel)
+    kernel *= kernel
+    kernel[0, :] = kernel[:, 0] = 0.0
+    kernel_hat = scipy.fft.rfft2(kernel)
+    padded = np.zeros((2 * nodes, 2 * nodes), dtype=np.float32)
+    potentials = np.empty_like(coefficients)
+    for term in range(4):
+        padded[:nodes, :nodes] = coefficients[:, :, term]
+        spectrum = scipy.fft.rfft2(padded)
+        spectrum *= kernel_hat
+        potentials[:, :, term] = scipy.fft.irfft2(spectrum, s=padded.shape, overwrite_x=True)[nodes:, nodes:]
+    return _kernels.fft_gather(embedding, boxes, cells, weights, potentials, gradient)
+
+
+def fft_kl(embedding, P, fft_params, dof=1, should_eval_error=False, **_):
+    """An openTSNE objective: the FFT-interpolated repulsion (:func:`fft_repulsion`) plus the exact
+    attraction in C: the gradient of openTSNE's ``kl_divergence_fft``, the same grid (``fft_params``,
+    FFT_GRID). Returns (KL divergence or 0, gradient).
     """
     _check_dof(dof)
     embedding = np.ascontiguousarray(embedding, dtype=np.float64)
     gradient = np.zeros_like(embedding)
-    sum_q = _tsne.estimate_negative_gradient_fft_2d(embedding, gradient, **fft_params, dof=dof)
+    sum_q = fft_repulsion(embedding, gradient, **fft_params)
     error = _kernels.add_attraction(embedding, *_csr_arrays(P), gradient, with_error=should_eval_error)
     if should_eval_error:
         error += P.data.sum() * np.log(sum_q)

@@ -4,9 +4,9 @@ Every frame needs each point's nearest latent neighbours (the t-SNE affinities, 
 latents changed, the quality figures). A k-d tree is slow in 20 dimensions and sorting every
 row of the distance matrix is O(N^2 log N). Instead: a radius per point that is known to hold
 at least k other points (from a guess of its neighbours, e.g. the previous frame's, or else from a
-random sample of points), then one pass over the distance matrix keeps only the points inside
-it, and the k nearest of those are the exact answer (that pass and the ranking are in C:
-reporter/_kernels.c). Between two EVAL steps neighbourhoods change little, so with the previous
+random sample of points), then one pass over the float32 distances keeps only the points inside
+it, and the k nearest of those are the exact answer (that pass, the distances it looks at, tile by
+tile, and the ranking are in C: reporter/_kernels.c). Between two EVAL steps neighbourhoods change little, so with the previous
 frame's lists the radius is tight and few points pass.
 
 The answer does not depend on the guess: candidates are ranked by their distance computed
@@ -19,17 +19,20 @@ import numpy as np
 
 from reporter import _kernels
 
-# Rows of the distance matrix computed at once: bounds memory at N x CHUNK floats.
+# Rows of the distance matrix to a random sample computed at once (a search without a guess).
 CHUNK = 512
 # Without a guess, the radius comes from this many randomly chosen points (fixed seed); more
 # points make a tighter radius (at 10,000 points: 2.0 s with 1,024, 1.1 s with 4,096).
 SAMPLE = 4096
 # A radius holding more than LOOSE x k points (or fewer than k) is replaced by the row's own k-th distance.
 LOOSE = 8
-# The one-pass filter computes |x|^2 + |y|^2 - 2 x.y in float32 (4x faster than float64 here),
-# whose rounding differs from the direct sum of squares: a slack, relative to the squared norms,
-# (~16 float32 epsilons) keeps every point the direct distance would keep.
-SLACK = 1e-6
+# The filter compares float32 squared distances (4x cheaper than float64 here), whose rounding
+# differs from the float64 distance the ranking uses: by at most ~(d + 4) float32 epsilons times
+# the sum of the two squared norms (coordinates rounded to float32, then d squared differences
+# summed; the sample's radius uses the expanded |x|^2 + |y|^2 - 2 x.y, d + 2 terms of at most
+# that size). A slack of that size keeps every point the float64 distance would keep; a larger one
+# only lets a few more points through to the ranking.
+SLACK = 4e-6
 
 
 def nearest_neighbours(X, k, guess=None):
@@ -58,27 +61,26 @@ def nearest_neighbours(X, k, guess=None):
         raise ValueError(f"k must be between 1 and N-1 = {n - 1}, got {k}")
     centred = X - X.mean(axis=0)  # same distances, smaller norms: a tighter slack
     sq_norms = np.einsum("ij,ij->i", centred, centred)
-    # Squared distances in one matrix product: [x, |x|^2, 1] . [-2y, 1, |y|^2] = |x - y|^2.
-    left = np.hstack([centred, sq_norms[:, None], np.ones((n, 1))]).astype(np.float32)
-    right = np.hstack([-2.0 * centred, np.ones((n, 1)), sq_norms[:, None]]).astype(np.float32)
     slack = SLACK * (sq_norms + sq_norms.max())
     if guess is not None and guess.shape[0] == n and guess.shape[1] >= k:
         radius = _radius_from_guess(X, np.asarray(guess)[:, :k])
     else:
-        radius = _radius_from_sample(left, right, k, slack)
+        radius = _radius_from_sample(centred, sq_norms, k, slack)
     neighbours = np.empty((n, k), dtype=np.int64)
     sq_dists = np.empty((n, k), dtype=np.float64)
-    limit = (radius + slack).astype(np.float32)
-    slack = slack.astype(np.float32)
-    for start in range(0, n, CHUNK):
-        stop = min(start + CHUNK, n)
-        block = left[start:stop] @ right.T
-        # Keeps the points inside each row's limit (a row holding more than LOOSE x k of them, or
-        # fewer than k: a poor guess, or one naming a point twice, gets its own k-th distance
-        # instead) and ranks them by their direct distance (reporter/_kernels.c).
-        _kernels.select_nearest(block, limit[start:stop], slack[start:stop], X, start, k, LOOSE,
-                                neighbours[start:stop], sq_dists[start:stop])
+    # Keeps the points inside each row's limit (a row holding more than LOOSE x k of them, or fewer
+    # than k: a poor guess, or one naming a point twice, gets its own k-th distance instead) and
+    # ranks them by their direct distance; the float32 distances are computed tile by tile in C
+    # (reporter/_kernels.c), never as a whole N x N matrix.
+    _kernels.select_nearest(centred.astype(np.float32), _float32_at_least(radius + slack),
+                            slack.astype(np.float32), X, k, LOOSE, neighbours, sq_dists)
     return neighbours, sq_dists
+
+
+def _float32_at_least(values):
+    """``values`` in float32, each rounded up (never below the float64 value)."""
+    rounded = values.astype(np.float32)
+    return np.where(rounded < values, np.nextafter(rounded, np.float32(np.inf)), rounded)
 
 
 def _radius_from_guess(X, guess):
@@ -88,15 +90,18 @@ def _radius_from_guess(X, guess):
     return radius
 
 
-def _radius_from_sample(left, right, k, slack):
+def _radius_from_sample(centred, sq_norms, k, slack):
     """Per point, the k-th smallest squared distance to a fixed random sample of other points."""
-    n = left.shape[0]
+    n = centred.shape[0]
     m = min(n, max(SAMPLE, k + 1))
     sample = np.sort(np.random.RandomState(0).choice(n, m, replace=False))
+    # Squared distances in one matrix product: [x, |x|^2, 1] . [-2y, 1, |y|^2] = |x - y|^2.
+    left = np.hstack([centred, sq_norms[:, None], np.ones((n, 1))]).astype(np.float32)
+    right = np.hstack([-2.0 * centred[sample], np.ones((m, 1)), sq_norms[sample, None]]).astype(np.float32)
     radius = np.empty(n)
     for start in range(0, n, CHUNK):
         stop = min(start + CHUNK, n)
-        block = (left[start:stop] @ right[sample].T).astype(np.float64)
+        block = (left[start:stop] @ right.T).astype(np.float64)
         own = np.searchsorted(sample, np.arange(start, stop))
         hit = (own < m) & (sample[np.minimum(own, m - 1)] == np.arange(start, stop))
         block[np.flatnonzero(hit), own[hit]] = np.inf  # the point itself, when sampled

@@ -44,12 +44,19 @@ def test_exact_gradient_is_the_derivative_of_the_kl_divergence(problem):
         assert (up - down) / 2e-5 == pytest.approx(4 * gradient[point, axis], rel=1e-5)
 
 
-def test_fft_gradient_is_opentsnes(problem):
+@pytest.mark.parametrize("spread", [1.0, 4.0])
+def test_fft_gradient_is_opentsnes_to_single_precision(problem, spread):
     P, layout = problem
+    layout = layout * spread  # spans of ~50 and ~200: the smallest grid, and one sized by the span
     error, gradient = fft_kl(layout, P, FFT_GRID, should_eval_error=True)
     expected_error, expected = kl_divergence_fft(layout, P, 1, FFT_GRID, should_eval_error=True)
-    assert np.abs(gradient - expected).max() <= 1e-12 * np.abs(expected).max()
-    assert error == pytest.approx(expected_error, rel=1e-9)
+    _, exact = exact_kl(layout, P)
+    ours = np.abs(gradient - expected).max()
+    assert ours <= 2e-4 * np.abs(expected).max()
+    # The interpolation's own error, which both share (same grid, same nodes), is far larger: the
+    # single-precision FFT adds little to it. Another grid size would differ by about that much.
+    assert ours < 0.05 * np.abs(expected - exact).max()
+    assert error == pytest.approx(expected_error, rel=1e-5)
 
 
 def test_without_error_asked_the_error_is_zero(problem):
@@ -79,9 +86,12 @@ def test_bad_arrays_are_refused_not_read(problem):
     X = np.zeros((10, 3))
     with pytest.raises(ValueError, match="row numbers of X"):
         _kernels.farthest_guessed(X, np.full((10, 2), 10, dtype=np.int64), np.empty(10))
-    with pytest.raises(ValueError, match="a column per point"):
-        _kernels.select_nearest(np.zeros((2, 9), np.float32), np.zeros(2, np.float32), np.zeros(2, np.float32),
-                                X, 0, 3, 8, np.empty((2, 3), np.int64), np.empty((2, 3)))
+    with pytest.raises(ValueError, match="X's shape"):
+        _kernels.select_nearest(np.zeros((10, 2), np.float32), np.zeros(10, np.float32), np.zeros(10, np.float32),
+                                X, 3, 8, np.empty((10, 3), np.int64), np.empty((10, 3)))
+    with pytest.raises(ValueError, match="N x k"):
+        _kernels.select_nearest(np.zeros((10, 3), np.float32), np.zeros(10, np.float32), np.zeros(10, np.float32),
+                                X, 3, 8, np.empty((9, 3), np.int64), np.empty((10, 3)))
 
 
 def test_bandwidths_reach_the_perplexity_on_every_row():
