@@ -33,6 +33,14 @@
 #include <string.h>
 
 
+/* Built twice on x86-64 (AVX2 and the baseline), the one this CPU runs chosen at load time: the
+ * extension is built for the baseline, where the vectorised loops are about half as fast. */
+#if defined(__x86_64__) && defined(__GLIBC__)
+#define WIDE_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define WIDE_CLONES
+#endif
+
 /* A C-contiguous buffer of items of one of the struct ``formats`` (one character each). */
 static int
 take(PyObject *obj, Py_buffer *view, const char *formats, Py_ssize_t itemsize, int writable, const char *name)
@@ -156,7 +164,7 @@ parse(PyObject *args, PyObject *kwargs, Problem *p, int *with_error)
 
 /* Adds the attraction sum_j p_ij w_ij (y_i - y_j) to (gx, gy); returns sum_ij p_ij log(w_ij)
  * when asked (for the KL divergence), else 0. */
-static double
+WIDE_CLONES static double
 attract(const Problem *p, const double *x, const double *y, double *gx, double *gy, int with_error)
 {
     const int *ptr = p->v[INDPTR].buf, *idx = p->v[INDICES].buf;
@@ -164,24 +172,29 @@ attract(const Problem *p, const double *x, const double *y, double *gx, double *
     double log_w = 0.0;
     for (Py_ssize_t i = 0; i < p->n; i++) {
         double xi = x[i], yi = y[i], ax = 0.0, ay = 0.0;
+#pragma omp simd reduction(+ : ax, ay)
         for (int k = ptr[i]; k < ptr[i + 1]; k++) {
             int j = idx[k];
             double dx = xi - x[j], dy = yi - y[j];
-            double w = 1.0 / (1.0 + dx * dx + dy * dy);
-            double pw = val[k] * w;
+            double pw = val[k] / (1.0 + dx * dx + dy * dy);
             ax += pw * dx;
             ay += pw * dy;
-            if (with_error && val[k] > 0.0)
-                log_w += val[k] * log(w);
         }
         gx[i] += ax;
         gy[i] += ay;
+        if (with_error)
+            for (int k = ptr[i]; k < ptr[i + 1]; k++) {
+                int j = idx[k];
+                double dx = xi - x[j], dy = yi - y[j];
+                if (val[k] > 0.0)
+                    log_w -= val[k] * log(1.0 + dx * dx + dy * dy);
+            }
     }
     return log_w;
 }
 
 /* sum_j w_ij^2 (y_i - y_j) over all pairs, into (rx, ry), each pair visited once; returns Z. */
-static double
+WIDE_CLONES static double
 repel(Py_ssize_t n, const double *x, const double *y, double *rx, double *ry)
 {
     double z = 0.0;
@@ -704,13 +717,6 @@ rank(const double *X, Py_ssize_t d, Py_ssize_t i, const int *candidates, Py_ssiz
 
 typedef float floats8 __attribute__((vector_size(32)));
 
-/* Built twice on x86-64 (AVX2 and the baseline), the one this CPU runs chosen at load time: the
- * extension is built for the baseline, where the pass is about half as fast. */
-#if defined(__x86_64__) && defined(__GLIBC__)
-#define WIDE_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define WIDE_CLONES
-#endif
 
 /* tile[r, j] for r < TILE_ROWS, j < panel_count x PANEL: squared distance from point r0 + r to
  * point j, from ``points`` (rows r0 .. r0 + TILE_ROWS, padded), their squared norms and the panels
@@ -913,6 +919,17 @@ farthest_guessed(PyObject *self, PyObject *args)
 /* For each pair p: 1 + how many points j are strictly nearer to point rows[local[p]] than cols[p]
  * is, by squared distances (sq_norms[i] - 2 dots[r, j]) + sq_norms[j] in that order, as NumPy
  * computes the expanded formula; the point itself is never nearer (sklearn gives it distance inf). */
+/* How many j have (sq_i - 2 row[j]) + sq[j] < reference. */
+WIDE_CLONES static Py_ssize_t
+count_below(const double *row, const double *sq, Py_ssize_t n, double sq_i, double reference)
+{
+    Py_ssize_t nearer = 0;
+#pragma omp simd reduction(+ : nearer)
+    for (Py_ssize_t j = 0; j < n; j++)
+        nearer += ((sq_i - 2.0 * row[j]) + sq[j]) < reference;
+    return nearer;
+}
+
 static PyObject *
 count_nearer(PyObject *self, PyObject *args)
 {
@@ -953,13 +970,9 @@ count_nearer(PyObject *self, PyObject *args)
         for (Py_ssize_t p = 0; p < pairs; p++) {
             const double *row = dots + local[p] * n;
             Py_ssize_t i = rows[local[p]];
-            double sq_i = sq[i];
-            double reference = (sq_i - 2.0 * row[cols[p]]) + sq[cols[p]];
-            Py_ssize_t nearer = 0;
-#pragma omp simd reduction(+ : nearer)
-            for (Py_ssize_t j = 0; j < n; j++)
-                nearer += ((sq_i - 2.0 * row[j]) + sq[j]) < reference;
-            nearer -= ((sq_i - 2.0 * row[i]) + sq_i) < reference; /* the point itself */
+            double reference = (sq[i] - 2.0 * row[cols[p]]) + sq[cols[p]];
+            Py_ssize_t nearer = count_below(row, sq, n, sq[i], reference);
+            nearer -= ((sq[i] - 2.0 * row[i]) + sq[i]) < reference; /* the point itself */
             ranks[p] = nearer + 1;
         }
         Py_END_ALLOW_THREADS

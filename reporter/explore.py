@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -214,8 +215,9 @@ def encode_levels_png(indices: np.ndarray, levels: int) -> bytes:
     The palette holds the ``levels`` (at most 16) evenly spaced greys, so the browser shows the
     same pixels as an 8-bit grey PNG, for half the bytes to compress (measured on a 1,000-point
     reconstruction sheet: 13 ms and 149 KB at zlib level 3, instead of 47 ms and 143 KB as 8-bit
-    grey at level 6). Written at zlib level 1: on a 10,000-point sheet about half the time of
-    level 3, for 3.5 % more bytes.
+    grey at level 6). Compressed with zlib's run-length strategy (the sheets are mostly runs of
+    background): on a 10,000-point sheet 77 ms and 1.35 MB, against 128 ms and 1.45 MB at level 1
+    with the default strategy (and about twice that time at level 3).
     """
     from PIL import Image
 
@@ -224,7 +226,7 @@ def encode_levels_png(indices: np.ndarray, levels: int) -> bytes:
     buf = io.BytesIO()
     image = Image.fromarray(indices, "P")
     image.putpalette([round(i * 255.0 / (levels - 1)) for i in range(levels) for _ in range(3)])
-    image.save(buf, format="PNG", compress_level=1, bits=4)
+    image.save(buf, format="PNG", compress_level=1, compress_type=zlib.Z_RLE, bits=4)
     return buf.getvalue()
 
 
