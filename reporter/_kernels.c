@@ -440,6 +440,146 @@ bandwidths(PyObject *self, PyObject *args)
     return finish(v, 3, ok);
 }
 
+/* ---- the symmetric affinities ---------------------------------------------------------------- */
+
+/* symmetrize(neighbours, conditional) -> (indptr, indices, data): C + C^T in CSR, where row i of C
+ * holds conditional[i] at the columns neighbours[i]; columns in order, zeros left out, a pair in
+ * both rows summed as c_ij + c_ji (as SciPy's csr + csr does it). */
+static PyObject *
+symmetrize(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *objs[2];
+    if (!PyArg_ParseTuple(args, "OO", &objs[0], &objs[1]))
+        return NULL;
+    Py_buffer v[2] = {{0}};
+    static const Argument arguments[] = {{"neighbours", "lq", 8, 0}, {"conditional", "d", sizeof(double), 0}};
+    int ok = take_all(objs, v, arguments, 2) == 0;
+    Py_ssize_t n = 0, k = 0;
+    if (ok) {
+        if (v[0].ndim != 2 || v[1].ndim != 2 || v[0].shape[0] != v[1].shape[0] || v[0].shape[1] != v[1].shape[1]
+            || v[0].shape[0] > INT_MAX / (2 * (v[0].shape[1] + 1))) {
+            PyErr_SetString(PyExc_ValueError, "neighbours and conditional must be N x k alike (and N x 2k fit int32)");
+            ok = 0;
+        } else {
+            n = v[0].shape[0];
+            k = v[0].shape[1];
+            const long long *nb = v[0].buf;
+            for (Py_ssize_t c = 0; c < n * k && ok; c++)
+                ok = nb[c] >= 0 && nb[c] < n;
+            if (!ok)
+                PyErr_SetString(PyExc_ValueError, "neighbours must be row numbers");
+        }
+    }
+    if (!ok) {
+        release_all(v, 2);
+        return NULL;
+    }
+    long long *col = malloc(sizeof(long long) * (size_t)(n * k));
+    double *val = malloc(sizeof(double) * (size_t)(n * k));
+    int *tptr = calloc((size_t)n + 1, sizeof(int)), *tcol = malloc(sizeof(int) * (size_t)(n * k));
+    int *fill = malloc(sizeof(int) * ((size_t)n + 1));
+    double *tval = malloc(sizeof(double) * (size_t)(n * k));
+    PyObject *indptr = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)sizeof(int) * (n + 1));
+    PyObject *result = NULL;
+    if (col == NULL || val == NULL || tptr == NULL || tcol == NULL || tval == NULL || fill == NULL || indptr == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int *ptr = (int *)PyByteArray_AS_STRING(indptr);
+    Py_ssize_t total = 0;
+    Py_BEGIN_ALLOW_THREADS
+    /* C^T by counting: row j lists the rows i that name j, in increasing i. */
+    const long long *nb = v[0].buf;
+    const double *cond = v[1].buf;
+    for (Py_ssize_t c = 0; c < n * k; c++)
+        tptr[nb[c] + 1]++;
+    for (Py_ssize_t j = 0; j < n; j++)
+        tptr[j + 1] += tptr[j];
+    memcpy(fill, tptr, sizeof(int) * (size_t)n);
+    for (Py_ssize_t i = 0; i < n; i++)
+        for (Py_ssize_t a = 0; a < k; a++) {
+            int at = fill[nb[i * k + a]]++;
+            tcol[at] = (int)i;
+            tval[at] = cond[i * k + a];
+        }
+    /* And C with each row's columns in order: C^T transposed back, its rows taken in order. */
+    memset(fill, 0, sizeof(int) * (size_t)n);
+    for (Py_ssize_t j = 0; j < n; j++)
+        for (int e = tptr[j]; e < tptr[j + 1]; e++) {
+            Py_ssize_t i = tcol[e], at = i * k + fill[i]++;
+            col[at] = j;
+            val[at] = tval[e];
+        }
+    /* Merged row lengths: the union of row i of C and of C^T, without zero sums. */
+    ptr[0] = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const long long *ca = col + i * k;
+        const double *va = val + i * k;
+        Py_ssize_t a = 0, b = tptr[i], count = 0;
+        while (a < k || b < tptr[i + 1]) {
+            double x;
+            if (b >= tptr[i + 1] || (a < k && ca[a] < tcol[b]))
+                x = va[a++] + 0.0;
+            else if (a >= k || tcol[b] < ca[a])
+                x = 0.0 + tval[b++];
+            else
+                x = va[a++] + tval[b++];
+            count += x != 0.0;
+        }
+        ptr[i + 1] = ptr[i] + (int)count;
+    }
+    total = ptr[n];
+    Py_END_ALLOW_THREADS
+    PyObject *indices = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)sizeof(int) * total);
+    PyObject *data = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)sizeof(double) * total);
+    if (indices == NULL || data == NULL) {
+        Py_XDECREF(indices);
+        Py_XDECREF(data);
+        goto done;
+    }
+    int *out_col = (int *)PyByteArray_AS_STRING(indices);
+    double *out_val = (double *)PyByteArray_AS_STRING(data);
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const long long *ca = col + i * k;
+        const double *va = val + i * k;
+        Py_ssize_t a = 0, b = tptr[i], at = ptr[i];
+        while (a < k || b < tptr[i + 1]) {
+            double x;
+            long long c;
+            if (b >= tptr[i + 1] || (a < k && ca[a] < tcol[b])) {
+                c = ca[a];
+                x = va[a++] + 0.0;
+            } else if (a >= k || tcol[b] < ca[a]) {
+                c = tcol[b];
+                x = 0.0 + tval[b++];
+            } else {
+                c = ca[a];
+                x = va[a++] + tval[b++];
+            }
+            if (x != 0.0) {
+                out_col[at] = (int)c;
+                out_val[at++] = x;
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_BuildValue("OOO", indptr, indices, data);
+    Py_DECREF(indices);
+    Py_DECREF(data);
+done:
+    Py_XDECREF(indptr);
+    free(col);
+    free(val);
+    free(tptr);
+    free(tcol);
+    free(tval);
+    free(fill);
+    release_all(v, 2);
+    return result;
+}
+
 /* ---- the FFT-interpolated repulsion ------------------------------------------------------------
  *
  * FIt-SNE's method (Linderman et al. 2019), as openTSNE computes it for 2-D embeddings with one
@@ -999,6 +1139,11 @@ static PyMethodDef methods[] = {
      "Per row of the ascending (N, k) squared distances: the Gaussian precision beta (in place,\n"
      "from its starting value) whose p(j|i) has entropy log(perplexity) within tol, and those\n"
      "p(j|i) into p (N x k)."},
+    {"symmetrize", symmetrize, METH_VARARGS,
+     "symmetrize(neighbours, conditional) -> (indptr, indices, data)\n\n"
+     "C + C^T in CSR (bytearrays of int32, int32, float64), where row i of C holds conditional[i]\n"
+     "(N x k float64) at the columns neighbours[i] (N x k int64): each row's columns in order, zero\n"
+     "sums left out, a pair named by both rows summed as c_ij + c_ji."},
     {"fft_spread", fft_spread, METH_VARARGS,
      "fft_spread(embedding, lo, width, boxes, cells, weights, coefficients)\n\n"
      "The first step of the FFT-interpolated repulsion: the (N, 2) embedding's points in boxes of the\n"

@@ -161,14 +161,12 @@ def affinities(latents, perplexity=PERPLEXITY, beta=None, guess=None):
     k = _neighbour_count(n, perplexity)
     neighbours, sq_dists = nearest_neighbours(latents, k, guess)
     conditional, beta = _conditional_probabilities(sq_dists, perplexity, beta)
-    # Row i holds its k neighbours: the CSR structure directly, each row's columns in order, so that
-    # P + P.T comes out sorted too (no COO conversion, no sort afterwards: ~80 ms at 10,000 points).
-    order = np.argsort(neighbours, axis=1)
-    P = sp.csr_matrix((np.take_along_axis(conditional, order, axis=1).ravel(),
-                       np.take_along_axis(neighbours, order, axis=1).ravel(), np.arange(0, n * k + 1, k)),
-                      shape=(n, n))
+    # P + P.T in CSR, each row's columns in order, made in C from the neighbour lists: the same
+    # matrix, to the bit, as sorting the rows and SciPy's P + P.T (~85 ms at 10,000 points; ~45 ms).
+    indptr, indices, data = _kernels.symmetrize(neighbours, conditional)
+    P = sp.csr_matrix((np.frombuffer(data, dtype=np.float64), np.frombuffer(indices, dtype=np.int32),
+                       np.frombuffer(indptr, dtype=np.int32)), shape=(n, n))
     P.has_sorted_indices = True
-    P = (P + P.T).tocsr()
     P /= P.sum()
     return P, beta, neighbours
 

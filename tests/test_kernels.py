@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from openTSNE.tsne import kl_divergence_bh, kl_divergence_fft
 from sklearn.datasets import load_digits
 
@@ -107,3 +108,23 @@ def test_bandwidths_reach_the_perplexity_on_every_row():
         assert np.allclose(p.sum(axis=1), 1.0) and (np.diff(p, axis=1) <= 1e-15).all()  # nearer, likelier
     with pytest.raises(ValueError, match="perplexity above 1"):
         _kernels.bandwidths(sq, beta[:-1], p, 30.0, 1e-5, 100)
+
+
+def test_symmetric_affinities_are_scipys_to_the_bit():
+    from reporter.neighbours import nearest_neighbours
+
+    X = load_digits().data[:300] / 16.0
+    neighbours, _ = nearest_neighbours(X, 20)
+    conditional = np.random.default_rng(1).random(neighbours.shape)
+    conditional[::7, -1] = 0.0  # zero affinities are left out, as SciPy leaves them out of a sum
+    indptr, indices, data = _kernels.symmetrize(neighbours, conditional)
+    n = len(X)
+    C = sp.csr_matrix((conditional.ravel(), neighbours.ravel(), np.arange(0, neighbours.size + 1, 20)), shape=(n, n))
+    expected = (C + C.T).tocsr()
+    expected.sort_indices()
+    assert np.array_equal(np.frombuffer(indptr, np.int32), expected.indptr)
+    assert np.array_equal(np.frombuffer(indices, np.int32), expected.indices)
+    assert np.array_equal(np.frombuffer(data, np.float64), expected.data)
+    assert (np.diff(np.frombuffer(indices, np.int32)[:np.frombuffer(indptr, np.int32)[1]]) > 0).all()
+    with pytest.raises(ValueError, match="row numbers"):
+        _kernels.symmetrize(np.full_like(neighbours, n), conditional)
