@@ -38,11 +38,11 @@ import numpy as np
 import scipy.fft
 import scipy.sparse as sp
 from openTSNE import initialization
-from scipy.spatial import cKDTree
 
 from reporter import _kernels
 from reporter.align import procrustes
 from reporter.neighbours import nearest_neighbours
+from reporter.quality import plane_neighbours
 
 PERPLEXITY = 30.0
 # openTSNE's own schedule for a t-SNE from scratch.
@@ -185,7 +185,7 @@ def _usable_start(previous):
     return bool(np.isfinite(previous).all() and np.std(previous[:, 0]) > 0 and np.std(previous[:, 1]) > 0)
 
 
-def neighbourhood_kept(layout, neighbours, k=NEIGHBOURHOOD):
+def neighbourhood_kept(layout, neighbours, k=NEIGHBOURHOOD, layout_neighbours=None):
     """Share of each point's k nearest latent neighbours that are among its k nearest in ``layout``.
 
     Parameters
@@ -193,14 +193,17 @@ def neighbourhood_kept(layout, neighbours, k=NEIGHBOURHOOD):
     layout : np.ndarray, shape (N, 2)
     neighbours : np.ndarray of int, shape (N, >= k)
         Nearest latent neighbours of each point, nearest first (from :func:`affinities`).
+    layout_neighbours : np.ndarray of int, shape (N, >= k), optional
+        The layout's own (:func:`reporter.quality.plane_neighbours`), if known.
 
     Returns
     -------
     float
         Mean over points, in [0, 1]; about k / N for an unrelated layout.
     """
-    _, near = cKDTree(layout).query(layout, k + 1)
-    near = near[:, 1:]  # the point itself comes first (exact duplicates aside, which barely matter here)
+    if layout_neighbours is None or layout_neighbours.shape[1] < k:
+        layout_neighbours = plane_neighbours(layout, k)
+    near = layout_neighbours[:, :k]
     return float((near[:, :, None] == neighbours[:, None, :k]).any(axis=2).mean())
 
 
@@ -407,6 +410,8 @@ class Embedder:
         Searched again (the same way, so the same lists) after a resume.
     """
 
+    _plane = _plane_of = None  # layout_neighbours() and the layout they are of
+
     def __init__(self, seed=0, settings=EmbedSettings(), *, layout=None, latents=None):
         self.seed = seed
         self.settings = settings
@@ -483,9 +488,20 @@ class Embedder:
         if self.latents is not None and previous is not None and self.settings.anchor > 0:
             before = self._previous_neighbours()
         guess = self.neighbours if self.neighbours is not None and len(self.neighbours) == len(latents) else None
-        embedding, neighbours = _embed(latents, previous, before, guess, self.settings, self.seed)
+        kept = self.layout_neighbours() if previous is not None else None
+        embedding, neighbours = _embed(latents, previous, before, guess, self.settings, self.seed, kept)
         self.layout, self.latents, self.neighbours = embedding, latents, neighbours
         return embedding
+
+    def layout_neighbours(self):
+        """The NEIGHBOURHOOD nearest other points of every point of ``layout`` in the plane
+        (:func:`reporter.quality.plane_neighbours`), or None without a finite layout. Kept until
+        the layout changes: the next frame and this frame's quality figures need the same lists."""
+        if self.layout is None or not np.isfinite(self.layout).all():
+            return None
+        if self._plane_of is not self.layout:
+            self._plane, self._plane_of = plane_neighbours(self.layout, NEIGHBOURHOOD), self.layout
+        return self._plane
 
     def _previous_neighbours(self):
         k = _neighbour_count(len(self.latents), self.settings.perplexity)
@@ -495,11 +511,11 @@ class Embedder:
         return self.neighbours
 
 
-def _embed(latents, previous, before, guess, settings, seed):
+def _embed(latents, previous, before, guess, settings, seed, previous_plane=None):
     """One frame: (embedding, nearest latent neighbours).
 
     ``before``: the previous frame's neighbours, to measure the change; ``guess``: neighbours
-    to start the exact search from.
+    to start the exact search from; ``previous_plane``: ``previous``'s own neighbours in the plane.
     """
     P, _, neighbours = affinities(latents, settings.perplexity, guess=guess)
     fft = len(latents) >= settings.fft_from
@@ -512,13 +528,14 @@ def _embed(latents, previous, before, guess, settings, seed):
         descent = _Descent(init)
         descent.run(P, kl, exaggerated, exaggeration=EARLY_EXAGGERATION)
         previous = descent.run(P, kl, plain).copy()
-        before = None  # the frame it is warm-started from is itself
+        before = previous_plane = None  # the frame it is warm-started from is itself
         # Then one warm step onto itself, as every later frame gets: frame 0 looks like the rest.
 
     k = min(NEIGHBOURHOOD, neighbours.shape[1])
     anchor = settings.anchor
     warm_iter = min(settings.warm_iter, LARGE_WARM_ITER) if fft else settings.warm_iter
-    if settings.reorganize_below > 0 and neighbourhood_kept(previous, neighbours, k) < settings.reorganize_below:
+    if settings.reorganize_below > 0 and neighbourhood_kept(previous, neighbours, k, previous_plane) \
+            < settings.reorganize_below:
         init = initialization.rescale(previous, target_std=SMALL_SPREAD)
         gradient = kl
     else:

@@ -71,8 +71,7 @@ def make_frame(probe: ProbeStep, embedder, *, index: int, run_info: dict | None,
         The points are not the last frame's (TRAIN batches): embed from scratch, not from its layout.
     """
     from reporter.images import probe_pictures
-    from reporter.quality import (FRAME_SAMPLE, knn_accuracy, neighbourhood_preservation, plane_neighbours,
-                                  trustworthiness)
+    from reporter.quality import FRAME_SAMPLE, knn_accuracy, neighbourhood_preservation, trustworthiness
     from reporter.render import draw_frame
     from reporter.rules import dead_units
     from reporter.steps import total_steps, training_step
@@ -82,6 +81,7 @@ def make_frame(probe: ProbeStep, embedder, *, index: int, run_info: dict | None,
         embedder.layout = embedder.latents = embedder.neighbours = None
     started = time.perf_counter()
     layout = embedder.layout  # the last frame's, repeated if this one cannot be embedded
+    layout_2d = embedder.layout_neighbours()  # its neighbours in the plane (the embedder needs them too)
     embedding = embedder.embed(probe.latents)
     embed_seconds = time.perf_counter() - started
     latents_finite = embedding is not None
@@ -106,7 +106,7 @@ def make_frame(probe: ProbeStep, embedder, *, index: int, run_info: dict | None,
         record.dead_units = dead_units(probe.latents)
         # The embedder has just found the latents' nearest neighbours: the figures reuse them.
         near = embedder.neighbours
-        near_2d = plane_neighbours(embedding)  # once for the three figures in the plane
+        near_2d = embedder.layout_neighbours()  # once for the three figures in the plane and the next frame
         if probe.labels is not None:
             record.knn_latent = round(float(knn_accuracy(probe.latents, probe.labels, neighbours=near)), 4)
             record.knn_2d = round(float(knn_accuracy(embedding, probe.labels, neighbours=near_2d)), 4)
@@ -114,7 +114,8 @@ def make_frame(probe: ProbeStep, embedder, *, index: int, run_info: dict | None,
                                                              sample=FRAME_SAMPLE, embedded_neighbours=near_2d)), 4)
         if layout is not None and not independent and np.isfinite(layout).all():
             record.neighbourhood_preservation = round(float(
-                neighbourhood_preservation(layout, embedding, current_neighbours=near_2d)), 4)
+                neighbourhood_preservation(layout, embedding, current_neighbours=near_2d,
+                                           previous_neighbours=layout_2d)), 4)
     pictures = probe_pictures(probe.inputs, probe.reconstructions, len(probe.latents), image_shape)
     picture = draw_frame(embedding, probe.labels, class_names, pictures[0], pictures[1],
                          step=train_step, total_steps=total, eval_loss=eval_loss,

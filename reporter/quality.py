@@ -212,7 +212,7 @@ def jitter(previous, current):
     return float(np.median(displacement) / diameter(current))
 
 
-def neighbourhood_preservation(previous, current, k=10, current_neighbours=None):
+def neighbourhood_preservation(previous, current, k=10, current_neighbours=None, previous_neighbours=None):
     """How much of each point's 2-D neighbourhood the next frame kept: a label-free stability figure.
 
     For every point, the share of its ``k`` nearest neighbours in ``previous`` that are still
@@ -225,8 +225,8 @@ def neighbourhood_preservation(previous, current, k=10, current_neighbours=None)
         Consecutive frames' embeddings of the same points in the same order.
     k : int
         Neighbourhood size (clipped to N - 1).
-    current_neighbours : np.ndarray of int, shape (N, >= k), optional
-        ``current``'s :func:`plane_neighbours`, if known.
+    current_neighbours, previous_neighbours : np.ndarray of int, shape (N, >= k), optional
+        ``current``'s and ``previous``'s :func:`plane_neighbours`, if known.
 
     Returns
     -------
@@ -240,11 +240,12 @@ def neighbourhood_preservation(previous, current, k=10, current_neighbours=None)
     if k < 1:
         return 1.0
     everyone = np.arange(len(current))
-    before = _embedded_neighbours(previous, k, everyone)
-    if current_neighbours is not None and np.shape(current_neighbours)[0] == len(current) and np.shape(current_neighbours)[1] >= k:
-        after = np.asarray(current_neighbours)[:, :k]
-    else:
-        after = _embedded_neighbours(current, k, everyone)
+    def known(neighbours, layout):
+        if neighbours is not None and np.shape(neighbours)[0] == len(layout) and np.shape(neighbours)[1] >= k:
+            return np.asarray(neighbours)[:, :k]
+        return _embedded_neighbours(layout, k, everyone)
+
+    before, after = known(previous_neighbours, previous), known(current_neighbours, current)
     # Neither list repeats a point, so a point in both shows up as two equal neighbours once sorted.
     both = np.sort(np.concatenate([before, after], axis=1), axis=1)
     return float((np.diff(both, axis=1) == 0).sum(axis=1).mean() / k)
