@@ -906,33 +906,54 @@ select_nearest(PyObject *self, PyObject *args)
     (void)self;
     PyObject *objs[7];
     Py_ssize_t k, loose;
-    if (!PyArg_ParseTuple(args, "OOOOnnOO", &objs[0], &objs[1], &objs[2], &objs[3], &k, &loose, &objs[4],
-                          &objs[5]))
+    if (!PyArg_ParseTuple(args, "OOOOnnOOO", &objs[0], &objs[1], &objs[2], &objs[3], &k, &loose, &objs[4],
+                          &objs[5], &objs[6]))
         return NULL;
-    Py_buffer v[6] = {{0}};
+    /* Either a limit per point or a guess of k neighbours per point (the other one None). */
+    int guessed = objs[1] == Py_None;
+    if (guessed == (objs[6] == Py_None)) {
+        PyErr_SetString(PyExc_ValueError, "give either limit or guess (the other None)");
+        return NULL;
+    }
+    Py_buffer v[7] = {{0}};
     static const Argument arguments[] = {
-        {"points", "f", sizeof(float), 0}, {"limit", "f", sizeof(float), 0}, {"slack", "f", sizeof(float), 0},
-        {"X", "d", sizeof(double), 0}, {"neighbours", "lq", 8, 1}, {"sq_dists", "d", sizeof(double), 1},
+        {"points", "f", sizeof(float), 0}, {"slack", "f", sizeof(float), 0}, {"X", "d", sizeof(double), 0},
+        {"neighbours", "lq", 8, 1}, {"sq_dists", "d", sizeof(double), 1}, {"limit", "f", sizeof(float), 0},
+        {"guess", "lq", 8, 0},
     };
-    int ok = take_all(objs, v, arguments, 6) == 0;
+    PyObject *ordered[7] = {objs[0], objs[2], objs[3], objs[4], objs[5], guessed ? objs[6] : objs[1], NULL};
+    Argument chosen[6];
+    memcpy(chosen, arguments, sizeof(Argument) * 5);
+    chosen[5] = arguments[guessed ? 6 : 5];
+    int ok = take_all(ordered, v, chosen, 6) == 0;
     Py_ssize_t n = 0, d = 0;
     if (ok) {
         const char *problem = NULL;
-        if (v[3].ndim != 2 || v[0].ndim != 2)
+        if (v[2].ndim != 2 || v[0].ndim != 2)
             problem = "X and points must be 2-D";
         else {
-            n = v[3].shape[0];
-            d = v[3].shape[1];
+            n = v[2].shape[0];
+            d = v[2].shape[1];
             if (v[0].shape[0] != n || v[0].shape[1] != d)
                 problem = "points must be X's shape (its float32 copy)";
-            else if (v[1].len / (Py_ssize_t)sizeof(float) != n || v[2].len / (Py_ssize_t)sizeof(float) != n)
-                problem = "limit and slack must have a value per point";
+            else if (v[1].len / (Py_ssize_t)sizeof(float) != n)
+                problem = "slack must have a value per point";
+            else if (!guessed && v[5].len / (Py_ssize_t)sizeof(float) != n)
+                problem = "limit must have a value per point";
+            else if (guessed && (v[5].ndim != 2 || v[5].shape[0] != n || v[5].shape[1] != k))
+                problem = "guess must be N x k";
             else if (k < 1 || k >= n || loose < 1)
                 problem = "k must be between 1 and N - 1, loose at least 1";
             else if (n > INT_MAX)
                 problem = "too many points";
-            else if (v[4].len / 8 != n * k || v[5].len / (Py_ssize_t)sizeof(double) != n * k)
+            else if (v[3].len / 8 != n * k || v[4].len / (Py_ssize_t)sizeof(double) != n * k)
                 problem = "neighbours and sq_dists must be N x k";
+        }
+        if (problem == NULL && guessed) {
+            const long long *g = v[5].buf;
+            for (Py_ssize_t c = 0; c < n * k && problem == NULL; c++)
+                if (g[c] < 0 || g[c] >= n)
+                    problem = "guess must hold row numbers of X";
         }
         if (problem != NULL) {
             PyErr_SetString(PyExc_ValueError, problem);
@@ -959,10 +980,12 @@ select_nearest(PyObject *self, PyObject *args)
     }
     Py_ssize_t redone = 0;
     if (ok) {
-        const float *points = v[0].buf, *limit = v[1].buf, *slack = v[2].buf;
-        const double *X = v[3].buf;
-        long long *index = v[4].buf;
-        double *dist = v[5].buf;
+        const float *points = v[0].buf, *slack = v[1].buf;
+        const float *limit = guessed ? NULL : v[5].buf;
+        const long long *guess = guessed ? v[5].buf : NULL;
+        const double *X = v[2].buf;
+        long long *index = v[3].buf;
+        double *dist = v[4].buf;
         Py_BEGIN_ALLOW_THREADS
         memset(panels, 0, sizeof(float) * (size_t)(stride * d));
         memcpy(rows, points, sizeof(float) * (size_t)(n * d));
@@ -980,7 +1003,21 @@ select_nearest(PyObject *self, PyObject *args)
             for (Py_ssize_t r = 0; r < tile_rows; r++) {
                 Py_ssize_t i = r0 + r;
                 const float *row = tile + r * stride;
-                Py_ssize_t count = inside(row, n, i, limit[i], loose * k, candidates);
+                float radius;
+                if (guessed) {
+                    /* Each guessed neighbour's float32 distance is within slack of its true one, so
+                     * the true k-th distance is at most their largest + slack, and every point
+                     * that near has a float32 distance at most that + slack. */
+                    float far = 0.0f;
+                    for (Py_ssize_t a = 0; a < k; a++)
+                        far = row[guess[i * k + a]] > far ? row[guess[i * k + a]] : far;
+                    double wanted = (double)far + 2.0 * (double)slack[i];
+                    radius = (float)wanted;
+                    if ((double)radius < wanted)
+                        radius = nextafterf(radius, INFINITY);
+                } else
+                    radius = limit[i];
+                Py_ssize_t count = inside(row, n, i, radius, loose * k, candidates);
                 if (count < k || count > loose * k) {
                     /* A poor guess (the latents moved far since it was made), or one naming a point
                      * twice: this row's radius becomes its own k-th distance. */
@@ -1002,56 +1039,6 @@ select_nearest(PyObject *self, PyObject *args)
     free(tile);
     release_all(v, 6);
     return ok ? PyLong_FromSsize_t(redone) : NULL;
-}
-
-/* Per point, the largest direct squared distance to its guessed neighbours. */
-static PyObject *
-farthest_guessed(PyObject *self, PyObject *args)
-{
-    (void)self;
-    PyObject *objs[3];
-    if (!PyArg_ParseTuple(args, "OOO", &objs[0], &objs[1], &objs[2]))
-        return NULL;
-    Py_buffer v[3] = {{0}};
-    static const Argument arguments[] = {
-        {"X", "d", sizeof(double), 0}, {"guess", "lq", 8, 0}, {"radius", "d", sizeof(double), 1},
-    };
-    int ok = take_all(objs, v, arguments, 3) == 0;
-    if (ok && (v[0].ndim != 2 || v[1].ndim != 2 || v[1].shape[0] != v[0].shape[0]
-               || v[2].len / (Py_ssize_t)sizeof(double) != v[0].shape[0])) {
-        PyErr_SetString(PyExc_ValueError, "X must be N x d, guess N x k, radius N");
-        ok = 0;
-    }
-    if (ok) {
-        Py_ssize_t n = v[0].shape[0], k = v[1].shape[1];
-        const long long *guess = v[1].buf;
-        for (Py_ssize_t c = 0; c < n * k && ok; c++)
-            ok = guess[c] >= 0 && guess[c] < n;
-        if (!ok)
-            PyErr_SetString(PyExc_ValueError, "guess must hold row numbers of X");
-    }
-    if (ok) {
-        Py_ssize_t n = v[0].shape[0], d = v[0].shape[1], k = v[1].shape[1];
-        const double *X = v[0].buf;
-        const long long *guess = v[1].buf;
-        double *radius = v[2].buf;
-        Py_BEGIN_ALLOW_THREADS
-        for (Py_ssize_t i = 0; i < n; i++) {
-            double far = 0.0;
-            for (Py_ssize_t c = 0; c < k; c++) {
-                const double *xi = X + i * d, *xj = X + guess[i * k + c] * d;
-                double s = 0.0;
-                for (Py_ssize_t t = 0; t < d; t++) {
-                    double u = xi[t] - xj[t];
-                    s += u * u;
-                }
-                far = s > far ? s : far;
-            }
-            radius[i] = far;
-        }
-        Py_END_ALLOW_THREADS
-    }
-    return finish(v, 3, ok);
 }
 
 /* ---- trustworthiness ------------------------------------------------------------------------ */
@@ -1155,15 +1142,13 @@ static PyMethodDef methods[] = {
      "The last step: each point's four potentials read back from the nodes (as fft_spread wrote\n"
      "cells and weights), Z, and the repulsion divided by Z subtracted from gradient (N x 2)."},
     {"select_nearest", select_nearest, METH_VARARGS,
-     "select_nearest(points, limit, slack, X, k, loose, neighbours, sq_dists) -> int\n\n"
+     "select_nearest(points, limit, slack, X, k, loose, neighbours, sq_dists, guess) -> int\n\n"
      "For each point i: the points j != i whose float32 squared distance (from points, X's float32\n"
-     "copy) is <= limit[i] (or, if fewer than k or more than loose x k, within the row's own k-th\n"
-     "value + slack[i]), ranked by their direct float64 squared distance in X, ties by index; the\n"
-     "k nearest go to row i of neighbours (int64) and sq_dists. Returns how many rows needed\n"
-     "their own k-th value."},
-    {"farthest_guessed", farthest_guessed, METH_VARARGS,
-     "farthest_guessed(X, guess, radius)\n\n"
-     "radius[i] = the largest direct squared distance from X[i] to the points guess[i] (int64)."},
+     "copy) is <= limit[i], or with limit None, <= the largest to the k points guess[i] (int64)\n"
+     "+ 2 x slack[i] (or, if fewer than k or more than loose x k, within the row's own k-th value\n"
+     "+ slack[i]), ranked by their direct float64 squared distance in X, ties by index; the k\n"
+     "nearest go to row i of neighbours (int64) and sq_dists. Returns how many rows needed their\n"
+     "own k-th value."},
     {"count_nearer", count_nearer, METH_VARARGS,
      "count_nearer(dots, sq_norms, rows, local, cols, ranks)\n\n"
      "ranks[p] = 1 + the number of points nearer to point rows[local[p]] than point cols[p], by the\n"

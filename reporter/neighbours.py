@@ -62,18 +62,19 @@ def nearest_neighbours(X, k, guess=None):
     centred = X - X.mean(axis=0)  # same distances, smaller norms: a tighter slack
     sq_norms = np.einsum("ij,ij->i", centred, centred)
     slack = SLACK * (sq_norms + sq_norms.max())
+    limit = given = None
     if guess is not None and guess.shape[0] == n and guess.shape[1] >= k:
-        radius = _radius_from_guess(X, np.asarray(guess)[:, :k])
+        given = np.ascontiguousarray(np.asarray(guess)[:, :k], dtype=np.int64)  # the radius comes from these
     else:
-        radius = _radius_from_sample(centred, sq_norms, k, slack)
+        limit = _float32_at_least(_radius_from_sample(centred, sq_norms, k, slack) + slack)
     neighbours = np.empty((n, k), dtype=np.int64)
     sq_dists = np.empty((n, k), dtype=np.float64)
     # Keeps the points inside each row's limit (a row holding more than LOOSE x k of them, or fewer
     # than k: a poor guess, or one naming a point twice, gets its own k-th distance instead) and
     # ranks them by their direct distance; the float32 distances are computed tile by tile in C
-    # (reporter/_kernels.c), never as a whole N x N matrix.
-    _kernels.select_nearest(centred.astype(np.float32), _float32_at_least(radius + slack),
-                            slack.astype(np.float32), X, k, LOOSE, neighbours, sq_dists)
+    # (reporter/_kernels.c), never as a whole N x N matrix, and the radius from a guess with them.
+    _kernels.select_nearest(centred.astype(np.float32), limit, slack.astype(np.float32), X, k, LOOSE,
+                            neighbours, sq_dists, given)
     return neighbours, sq_dists
 
 
@@ -81,13 +82,6 @@ def _float32_at_least(values):
     """``values`` in float32, each rounded up (never below the float64 value)."""
     rounded = values.astype(np.float32)
     return np.where(rounded < values, np.nextafter(rounded, np.float32(np.inf)), rounded)
-
-
-def _radius_from_guess(X, guess):
-    """Per point, the squared distance to the farthest of its k guessed neighbours."""
-    radius = np.empty(X.shape[0])
-    _kernels.farthest_guessed(X, np.ascontiguousarray(guess, dtype=np.int64), radius)
-    return radius
 
 
 def _radius_from_sample(centred, sq_norms, k, slack):

@@ -86,13 +86,17 @@ def test_bad_arrays_are_refused_not_read(problem):
         exact_kl(layout, P, dof=0.5)
     X = np.zeros((10, 3))
     with pytest.raises(ValueError, match="row numbers of X"):
-        _kernels.farthest_guessed(X, np.full((10, 2), 10, dtype=np.int64), np.empty(10))
+        _kernels.select_nearest(np.zeros((10, 3), np.float32), None, np.zeros(10, np.float32), X, 3, 8,
+                                np.empty((10, 3), np.int64), np.empty((10, 3)), np.full((10, 3), 10, np.int64))
+    with pytest.raises(ValueError, match="either limit or guess"):
+        _kernels.select_nearest(np.zeros((10, 3), np.float32), None, np.zeros(10, np.float32), X, 3, 8,
+                                np.empty((10, 3), np.int64), np.empty((10, 3)), None)
     with pytest.raises(ValueError, match="X's shape"):
         _kernels.select_nearest(np.zeros((10, 2), np.float32), np.zeros(10, np.float32), np.zeros(10, np.float32),
-                                X, 3, 8, np.empty((10, 3), np.int64), np.empty((10, 3)))
+                                X, 3, 8, np.empty((10, 3), np.int64), np.empty((10, 3)), None)
     with pytest.raises(ValueError, match="N x k"):
         _kernels.select_nearest(np.zeros((10, 3), np.float32), np.zeros(10, np.float32), np.zeros(10, np.float32),
-                                X, 3, 8, np.empty((9, 3), np.int64), np.empty((10, 3)))
+                                X, 3, 8, np.empty((9, 3), np.int64), np.empty((10, 3)), None)
 
 
 def test_bandwidths_reach_the_perplexity_on_every_row():
