@@ -19,6 +19,7 @@ import io
 import math
 import os
 import threading
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -498,13 +499,15 @@ class _FrameCanvas:
 def encode_png(rgb: np.ndarray) -> bytes:
     """PNG bytes of an RGB picture (no timestamps: the same picture gives the same bytes).
 
-    zlib level 3: measured on a 900 x 540 frame, 22 ms and 109 KB instead of 31 ms and 104 KB
-    at Pillow's default 6.
+    zlib level 3 with its run-length strategy (the background is runs of one colour): measured on
+    a 900 x 540 frame of 10,000 points, 20 ms and 176 KB, against 27 ms and 186 KB with the
+    default strategy (and 31 ms at Pillow's default level 6, on a 1,000-point frame).
     """
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB").save(buf, "PNG", compress_level=3)
+    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB").save(buf, "PNG", compress_level=3,
+                                                                          compress_type=zlib.Z_RLE)
     return buf.getvalue()
 
 
