@@ -158,8 +158,9 @@ def sampled_trustworthiness_error(site: Path) -> str:
 
 def method_table(store: Path, sizes=(1000, 2000, 5000, 10000), iterations=30) -> str:
     """CPU ms per warm iteration of each gradient (openTSNE's Barnes-Hut at the theta the reporter
-    used before, openTSNE's FFT, the reporter's exact one in C and its FFT with the attraction in C),
-    and the neighbour searches, on real latents (the last two EVAL steps of ``store``, first N points)."""
+    used before, openTSNE's FFT, the reporter's exact one in C and its FFT interpolation (C and
+    SciPy's FFT), and the neighbour searches, on real latents (the last two EVAL steps of ``store``,
+    first N points)."""
     from openTSNE import TSNEEmbedding
     from openTSNE.affinity import PerplexityBasedNN, PrecomputedAffinities
     from threadpoolctl import threadpool_limits
@@ -170,7 +171,7 @@ def method_table(store: Path, sizes=(1000, 2000, 5000, 10000), iterations=30) ->
     before, latest = store_latents(store)[0][-2:]
     gradients = (("openTSNE BH (theta 0.8)", "bh", {"theta": 0.8}), ("openTSNE FFT", "fft", {}),
                  ("exact, C (the reporter's below 5,000)", exact_kl, {}),
-                 ("FFT, attraction in C (the reporter's from 5,000)", fft_kl, {}))
+                 ("FFT, C + SciPy (the reporter's from 5,000)", fft_kl, {}))
     lines = ["| points | " + " | ".join(name for name, _, _ in gradients) + " | exact neighbours, from last "
              "frame's | exact, from scratch | openTSNE's Annoy affinities |", "| --- |" + " --- |" * (len(gradients) + 3)]
 

@@ -10,17 +10,23 @@
  *
  *    And the step of openTSNE's gradient descent that follows each gradient.
  *
- * 2. The selection step of the exact nearest-neighbour search (reporter.neighbours): given a
- *    block of float32 squared distances and a radius per row, keep the points inside it and rank
- *    them by their direct float64 distance, ties by index; one pass over the block instead of
- *    NumPy's several.
+ * 2. From a few thousand points on, the repulsion's FFT interpolation (FIt-SNE's): spreading the
+ *    points onto a grid and reading the potentials back (the FFT itself is SciPy's).
  *
- * 3. The ranks trustworthiness needs beyond the known neighbours (reporter.quality): how many
+ * 3. The symmetric affinities P + P^T from the neighbour lists (reporter.embed).
+ *
+ * 4. The exact nearest-neighbour search (reporter.neighbours): float32 squared distances tile by
+ *    tile, the points inside each row's radius kept and ranked by their direct float64 distance,
+ *    ties by index.
+ *
+ * 5. The ranks trustworthiness needs beyond the known neighbours (reporter.quality): how many
  *    points are nearer, counted without copying rows of the distance matrix.
  *
  * The loops are written so that the compiler vectorises them (-fopenmp-simd; no fast-math, no
  * fused multiply-adds: the same results on every run, and the same rounding as NumPy's where a
- * result must match it). Arrays come in through the buffer protocol (NumPy arrays, C-contiguous),
+ * result must match it). The hottest are built for AVX2 too (WIDE_CLONES); a sum vectorised
+ * eight wide instead of four is added in another order, so their results can differ in the last
+ * bits between a CPU with AVX2 and one without (never between runs on one machine). Arrays come in through the buffer protocol (NumPy arrays, C-contiguous),
  * so building this needs no NumPy headers. The Python callers check shapes and types first; this
  * file checks them again and raises ValueError rather than read out of bounds.
  */

@@ -20,8 +20,8 @@ neighbours (:mod:`reporter.neighbours`, started from the previous frame's lists)
 building a neighbour index for every frame, and the Gaussian bandwidths of all points are found
 at once by a safeguarded Newton search. Up to ``FFT_FROM`` points the gradient is exact (every
 pair, in C: reporter/_kernels.c), which is cheaper there than openTSNE's Barnes-Hut and has no
-approximation error; from there the repulsion is openTSNE's FFT interpolation, with a shorter
-schedule (both measured: see docs/benchmarks.md, "Scale").
+approximation error; from there the repulsion is FIt-SNE's FFT interpolation on openTSNE's grid
+(:func:`fft_repulsion`), with a shorter schedule (both measured: see docs/benchmarks.md, "Scale").
 
 What one frame needs from the frames before it (the previous layout, the previous latents and
 their nearest neighbours) is held by one :class:`Embedder` per report, restored on resume from
@@ -88,8 +88,8 @@ FFT_GRID = {"n_interpolation_points": 3, "min_num_intervals": 50, "ints_in_inter
 # Bandwidth search: |entropy - log(perplexity)| below this, in nats.
 ENTROPY_TOL = 1e-5
 MAX_SEARCH_STEPS = 100
-# From this many points on, openTSNE's FFT-interpolated repulsion is cheaper per iteration than
-# the exact one (measured on real latents, one thread: docs/benchmarks.md, "Scale").
+# From this many points on, the FFT-interpolated repulsion (fft_repulsion) is cheaper per
+# iteration than the exact one (measured on real latents, one thread: docs/benchmarks.md, "Scale").
 FFT_FROM = 5000
 # A warm frame's iterations from FFT_FROM points on. At 10,000 points (real latents, one thread)
 # 60 FFT iterations cost 1.3-1.4 s CPU, 30 cost 0.7 s, for 10-NN accuracy in 2-D 0.907 instead
@@ -366,7 +366,7 @@ class EmbedSettings:
         Largest factor applied to ``warm_iter`` when more than ``settled_change`` of the latent
         neighbourhoods changed (in proportion to the share).
     fft_from : int
-        From this many points on: openTSNE's FFT repulsion and the shorter schedules
+        From this many points on: the FFT-interpolated repulsion and the shorter schedules
         (``LARGE_*``), instead of the exact gradient.
     """
 
@@ -391,7 +391,8 @@ class Embedder:
     Parameters
     ----------
     seed : int
-        Seeds every random choice: equal inputs give bit-identical outputs.
+        Seeds every random choice: equal inputs give bit-identical outputs on one machine (a
+        CPU with AVX2 and one without round some sums differently: reporter/_kernels.c).
     settings : EmbedSettings
     layout : array_like, shape (N, 2), optional
         The embedding to start the next frame from (the last frame's). A degenerate one
