@@ -40,8 +40,9 @@
 
 
 /* Built twice on x86-64 (AVX2 and the baseline), the one this CPU runs chosen at load time: the
- * extension is built for the baseline, where the vectorised loops are about half as fast. */
-#if defined(__x86_64__) && defined(__GLIBC__)
+ * extension is built for the baseline, where the vectorised loops are about half as fast.
+ * -DLATENTLAPSE_BASELINE_ONLY builds the baseline alone (to measure a CPU without AVX2). */
+#if defined(__x86_64__) && defined(__GLIBC__) && !defined(LATENTLAPSE_BASELINE_ONLY)
 #define WIDE_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define WIDE_CLONES
