@@ -26,8 +26,9 @@
  * fused multiply-adds: the same results on every run, and the same rounding as NumPy's where a
  * result must match it). The hottest are built for AVX2 too (WIDE_CLONES); a sum vectorised
  * eight wide instead of four is added in another order, so their results can differ in the last
- * bits between a CPU with AVX2 and one without (never between runs on one machine). Arrays come in through the buffer protocol (NumPy arrays, C-contiguous),
- * so building this needs no NumPy headers. The Python callers check shapes and types first; this
+ * bits between a CPU with AVX2 and one without (never between runs on one machine). The distance
+ * tiles have a version for each (same results on both). Arrays come in through the buffer
+ * protocol (NumPy arrays, C-contiguous), so building this needs no NumPy headers. The Python callers check shapes and types first; this
  * file checks them again and raises ValueError rather than read out of bounds.
  */
 #define PY_SSIZE_T_CLEAN
@@ -856,21 +857,26 @@ rank(const double *X, Py_ssize_t d, Py_ssize_t i, const int *candidates, Py_ssiz
  * stay in the cache: never the whole N x N matrix, whose writing and reading cost more than the
  * arithmetic. Distances are expanded, |x|^2 + |y|^2 - 2 x.y, as a matrix product would: one multiply
  * and one add per coordinate. The points are laid out in panels of PANEL points, one coordinate
- * after the other (-2 y, for the product); four points' dot products with a panel are eight vectors
- * of sums held in registers while the coordinates go by, and TILE_ROWS points (a multiple of four)
- * use each panel in turn while it is in the L1 cache. */
+ * after the other (-2 y, for the product); a few points' dot products with a panel are vectors of
+ * sums held in registers while the coordinates go by, and TILE_ROWS points use each panel in turn
+ * while it is in the L1 cache. Each sum is added in the same order in both versions below (one lane
+ * per distance, no fused multiply-adds), so they give the same distances. */
 #define PANEL 16
 #define TILE_ROWS 32
 
 typedef float floats8 __attribute__((vector_size(32)));
-
+typedef float floats4 __attribute__((vector_size(16)));
 
 /* tile[r, j] for r < TILE_ROWS, j < panel_count x PANEL: squared distance from point r0 + r to
  * point j, from ``points`` (rows r0 .. r0 + TILE_ROWS, padded), their squared norms and the panels
- * (padding points past N are zeros: their values are never looked at). */
-WIDE_CLONES static void
-tile_distances(const float *panels, const float *panel_norms, Py_ssize_t panel_count, const float *points,
-               const float *norms, Py_ssize_t d, Py_ssize_t r0, float *tile)
+ * (padding points past N are zeros: their values are never looked at). This version: four points
+ * at a time, a panel as two vectors of eight (AVX2's sixteen 256-bit registers: eight sums, two
+ * panel vectors). */
+#if defined(__x86_64__) && !defined(LATENTLAPSE_BASELINE_ONLY)
+#define HAVE_WIDE_TILE 1
+__attribute__((target("avx2"))) static void
+tile_distances_wide(const float *panels, const float *panel_norms, Py_ssize_t panel_count, const float *points,
+                    const float *norms, Py_ssize_t d, Py_ssize_t r0, float *tile)
 {
     Py_ssize_t stride = panel_count * PANEL;
     for (Py_ssize_t q = 0; q < panel_count; q++) {
@@ -905,6 +911,57 @@ tile_distances(const float *panels, const float *panel_norms, Py_ssize_t panel_c
             memcpy(out + 3 * stride + 8, &s31, sizeof s31);
         }
     }
+}
+#endif
+
+/* The same tile for the baseline (SSE2's sixteen 128-bit registers): two points at a time, a panel
+ * as four vectors of four. Eight-wide vectors there would be split in two by the compiler and
+ * their sixteen sums would not fit in the registers (15x slower, measured). */
+static void
+tile_distances_narrow(const float *panels, const float *panel_norms, Py_ssize_t panel_count, const float *points,
+                      const float *norms, Py_ssize_t d, Py_ssize_t r0, float *tile)
+{
+    Py_ssize_t stride = panel_count * PANEL;
+    for (Py_ssize_t q = 0; q < panel_count; q++) {
+        const floats4 *panel = (const floats4 *)(panels + q * d * PANEL);
+        floats4 y[4];
+        memcpy(y, panel_norms + q * PANEL, sizeof y);
+        for (Py_ssize_t r = r0; r < r0 + TILE_ROWS; r += 2) {
+            const float *p0 = points + r * d, *p1 = p0 + d;
+            floats4 s00 = y[0] + norms[r], s01 = y[1] + norms[r], s02 = y[2] + norms[r], s03 = y[3] + norms[r],
+                    s10 = y[0] + norms[r + 1], s11 = y[1] + norms[r + 1], s12 = y[2] + norms[r + 1],
+                    s13 = y[3] + norms[r + 1];
+            for (Py_ssize_t t = 0; t < d; t++) {
+                floats4 c0 = panel[4 * t], c1 = panel[4 * t + 1], c2 = panel[4 * t + 2], c3 = panel[4 * t + 3];
+                s00 += c0 * p0[t];
+                s01 += c1 * p0[t];
+                s02 += c2 * p0[t];
+                s03 += c3 * p0[t];
+                s10 += c0 * p1[t];
+                s11 += c1 * p1[t];
+                s12 += c2 * p1[t];
+                s13 += c3 * p1[t];
+            }
+            float *out = tile + (r - r0) * stride + q * PANEL;
+            floats4 first[4] = {s00, s01, s02, s03}, second[4] = {s10, s11, s12, s13};
+            memcpy(out, first, sizeof first);
+            memcpy(out + stride, second, sizeof second);
+        }
+    }
+}
+
+/* The tile with the widest version this CPU runs. */
+static void
+tile_distances(const float *panels, const float *panel_norms, Py_ssize_t panel_count, const float *points,
+               const float *norms, Py_ssize_t d, Py_ssize_t r0, float *tile)
+{
+#ifdef HAVE_WIDE_TILE
+    if (__builtin_cpu_supports("avx2")) {
+        tile_distances_wide(panels, panel_norms, panel_count, points, norms, d, r0, tile);
+        return;
+    }
+#endif
+    tile_distances_narrow(panels, panel_norms, panel_count, points, norms, d, r0, tile);
 }
 
 static PyObject *

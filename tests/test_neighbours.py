@@ -1,10 +1,20 @@
 """Exact nearest neighbours: the same lists as sorting every row, whatever guess they start from."""
 
+import importlib.util
+import shlex
+import subprocess
+import sysconfig
+import tomllib
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
+from reporter import neighbours
 from reporter.neighbours import nearest_neighbours
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def brute_force(X, k):
@@ -45,3 +55,27 @@ def test_far_from_the_origin_and_bad_k():
     assert np.array_equal(nearest_neighbours(X, 15)[0], brute_force(X, 15)[0])
     with pytest.raises(ValueError, match="k must be between 1 and N-1"):
         nearest_neighbours(X[:5], 5)
+
+
+def test_a_cpu_without_avx2_finds_the_same_lists(digits, tmp_path, monkeypatch):
+    """The C module built for the baseline alone (the distance tiles then take their four-wide
+    version, which this machine would not run if it has AVX2): the same exact lists."""
+    ext, = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["ext-modules"]
+    built = tmp_path / ("_kernels" + sysconfig.get_config_var("EXT_SUFFIX"))
+    subprocess.run([*shlex.split(sysconfig.get_config_var("CC")), "-shared", "-fPIC",
+                    *ext["extra-compile-args"], "-DLATENTLAPSE_BASELINE_ONLY",
+                    "-I", sysconfig.get_paths()["include"], str(ROOT / ext["sources"][0]), "-o", str(built)],
+                   check=True)
+    spec = importlib.util.spec_from_file_location("_kernels", built)
+    baseline = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(baseline)
+    monkeypatch.setattr(neighbours, "_kernels", baseline)
+    expected, expected_d = brute_force(digits, 30)
+    found, found_d = nearest_neighbours(digits, 30)
+    assert np.array_equal(found, expected)
+    assert np.array_equal(found_d, expected_d)  # integer pixels: sums without rounding
+    later = digits + np.random.default_rng(3).normal(scale=0.5, size=digits.shape)
+    expected, expected_d = brute_force(later, 30)
+    assert np.array_equal(nearest_neighbours(later, 30, found)[0], expected)
+    X = np.random.default_rng(2).normal(size=(301, 20)) + 1e4  # N not a multiple of the tiles
+    assert np.array_equal(nearest_neighbours(X, 15)[0], brute_force(X, 15)[0])
