@@ -201,6 +201,40 @@ def method_table(store: Path, sizes=(1000, 2000, 5000, 10000), iterations=30) ->
     return "\n".join(lines)
 
 
+def fft_error_table(store: Path, sizes=(5000, 10000)) -> str:
+    """How far the FFT repulsion is from the exact one, and the reporter's from openTSNE's, at a
+    converged layout of real latents (the last EVAL step of ``store``, first N points; 250
+    exaggerated + 250 plain iterations of openTSNE): the largest difference in any coordinate of
+    the repulsion (the gradient less the exact attraction, which all three share) over the largest
+    coordinate of the exact repulsion. At a converged layout the gradient itself is the small
+    difference of the two terms, so its relative error says little."""
+    from openTSNE import TSNEEmbedding
+    from openTSNE.affinity import PrecomputedAffinities
+    from openTSNE.tsne import kl_divergence_fft
+    from threadpoolctl import threadpool_limits
+
+    from reporter import _kernels
+    from reporter.embed import FFT_GRID, _csr_arrays, affinities, exact_kl, fft_kl
+
+    latest = store_latents(store)[0][-1]
+    lines = ["| points | openTSNE's FFT vs exact | the reporter's FFT vs exact | the reporter's vs openTSNE's |",
+             "| --- | --- | --- | --- |"]
+    with threadpool_limits(1):
+        for n in sizes:
+            P, _, _ = affinities(latest[:n])
+            start = TSNEEmbedding(np.random.RandomState(0).normal(size=(n, 2)) * 1e-4,
+                                  PrecomputedAffinities(P, normalize=False), random_state=0, n_jobs=1)
+            layout = np.ascontiguousarray(start.optimize(250, exaggeration=12).optimize(250), dtype=np.float64)
+            attraction = np.zeros_like(layout)
+            _kernels.add_attraction(layout, *_csr_arrays(P), attraction, with_error=False)
+            exact, theirs, ours = (gradient - attraction for gradient in (
+                exact_kl(layout, P)[1], kl_divergence_fft(layout, P, 1, FFT_GRID)[1], fft_kl(layout, P, FFT_GRID)[1]))
+            scale = np.abs(exact).max()
+            lines.append(f"| {n:,} | {np.abs(theirs - exact).max() / scale:.1e} | "
+                         f"{np.abs(ours - exact).max() / scale:.1e} | {np.abs(ours - theirs).max() / scale:.1e} |")
+    return "\n".join(lines)
+
+
 def store_latents(store: Path, count: int | None = None) -> tuple[list[np.ndarray], np.ndarray]:
     """The first ``count`` EVAL steps' latents of a store (all without a count), and the labels."""
     from smdebug import modes
@@ -295,6 +329,8 @@ def main(argv=None) -> int:
     if not args.no_methods:
         print(f"\nGradient and neighbour search on real latents (CPU time, one thread; {uptime()}):\n")
         print(method_table(stores[largest]))
+        print(f"\nThe FFT repulsion's error at a converged layout ({uptime()}):\n")
+        print(fft_error_table(stores[largest]))
     if args.frame0_schedules:
         schedules = [tuple(int(v) for v in pair.split(":")) for pair in args.frame0_schedules.split(",")]
         print(f"\nFrame 0's schedule at {largest:,} points (CPU time, one thread; {uptime()}):\n")
