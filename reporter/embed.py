@@ -62,7 +62,8 @@ WARM_ITER = 60
 # Follow: start from the previous layout scaled by SHRINK, spring of strength ANCHOR. Measured with
 # the exact gradient on three real runs, two embedder seeds each (docs/benchmarks.md, "Scale"):
 # 0.005 held layouts so close to the last frame that trustworthiness fell below the seed's on most
-# runs; 0.0035 is above it on nearly all, for jitter still within 0.25 of the seed's on MNIST.
+# runs; 0.0035 is above it on most, for jitter 0.2-0.4 of the seed's. Stronger springs move less
+# and lose quality on both MNIST runs; quality was chosen over jitter.
 SHRINK = 1 / 3
 ANCHOR = 0.0035
 # The spring stiffens as the latents settle: ANCHOR x SETTLED_CHANGE / (share of the 10 nearest
@@ -91,9 +92,9 @@ MAX_SEARCH_STEPS = 100
 # From this many points on, the FFT-interpolated repulsion (fft_repulsion) is cheaper per
 # iteration than the exact one (measured on real latents, one thread: docs/benchmarks.md, "Scale").
 FFT_FROM = 5000
-# A warm frame's iterations from FFT_FROM points on. At 10,000 points (real latents, one thread)
-# 60 FFT iterations cost 1.3-1.4 s CPU, 30 cost 0.7 s, for 10-NN accuracy in 2-D 0.907 instead
-# of 0.910, trustworthiness 0.991 instead of 0.993 (docs/benchmarks.md, "Scale").
+# A warm frame's iterations from FFT_FROM points on. At 10,000 points (real latents, one thread,
+# openTSNE's FFT then) 60 iterations cost 1.3-1.4 s CPU, 30 cost 0.7 s, for 10-NN accuracy in 2-D
+# 0.907 instead of 0.910, trustworthiness 0.991 instead of 0.993 (docs/benchmarks.md, "Scale").
 LARGE_WARM_ITER = 30
 
 
