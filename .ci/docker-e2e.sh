@@ -5,6 +5,9 @@
 #   2. start dockerd unless one already answers; stop it by its PID on exit, even on failure
 #   3. base image: $LATENTLAPSE_BASE_IMAGE, else python:3.11-slim-bookworm if present locally, else
 #      latentlapse-base:bookworm from Debian packages (docker/build-base-image.sh; no registry needed)
+#   3b. scenario "no certs": a copy of the tracked files (docker/certs/ holds no certificate, as on a
+#                         laptop without a proxy) builds the images' first stage, the one that copies
+#                         docker/certs/ (the later stages run pip, which needs this machine's proxy CA)
 #   4. build both images (the machine's CA certificates are copied into docker/certs/ as a build input)
 #   5. scenario "run":    a small run (docker/ci.env) -> exit 0, site + GIF on the host with every frame;
 #                         then the same command again -> a second run in its own folder, the first intact
@@ -98,6 +101,21 @@ fi
 export LATENTLAPSE_BASE_IMAGE=$base
 log "base image: $base"
 phase_done "base image" "$t"
+
+# --- 3b. a clean checkout: no certificate in docker/certs/ ------------------------------------------
+t=$SECONDS
+clean=$work/clean-checkout
+mkdir -p "$clean"
+git ls-files -z | xargs -0 cp --parents -t "$clean"
+[ -z "$(find "$clean/docker/certs" -name '*.crt')" ] || fail "the clean copy holds certificates"
+docker build -f "$clean/docker/Dockerfile" --target base --build-arg "BASE_IMAGE=$base" \
+    -t latentlapse-e2e-nocerts "$clean" >"$work/build-nocerts.log" 2>&1 \
+    || fail "building with an empty docker/certs/ (see $work/build-nocerts.log)"
+left=$(docker run --rm --entrypoint ls latentlapse-e2e-nocerts -A /usr/local/share/ca-certificates/latentlapse)
+[ -z "$left" ] || fail "the image's certificate folder holds '$left' with no certificate given"
+docker image rm latentlapse-e2e-nocerts >/dev/null
+log "no certs: the first stage builds from a clean checkout"
+phase_done "build without certs" "$t"
 
 # --- 4. images --------------------------------------------------------------------------------------
 t=$SECONDS

@@ -118,10 +118,15 @@ class Option:
 
     # -- checking a value ----------------------------------------------------------------------
 
+    def shown_choices(self) -> str:
+        """The choices in words; an empty choice (the option's "not set") is not one to type."""
+        named = ", ".join(choice for choice in self.choices if choice)
+        return named + (" (or leave it unset)" if "" in self.choices else "")
+
     def wanted(self) -> str:
         """What a good value is, as the end of "must be ...": ``a positive integer``, ``positive``."""
         if self.choices:
-            return "one of " + ", ".join(self.choices)
+            return "one of " + self.shown_choices()
         low, high, above = (_plain(self.minimum), _plain(self.maximum), _plain(self.above))
         if self.kind is int:
             if high is not None and low is not None:
@@ -168,7 +173,7 @@ class Option:
             value = str(raw)
             if self.choices and value not in self.choices:
                 raise OptionError(f"unknown {self.name.replace('_', ' ')} {value!r} for {source}: "
-                                  f"pass one of {', '.join(self.choices)}")
+                                  f"pass one of {self.shown_choices()}")
             return value
         text = str(raw).strip()
         try:
@@ -215,7 +220,7 @@ class Option:
         elif self.default not in (None, ""):
             notes.append(f"default: {self.default:g}" if self.kind is float else f"default: {self.default}")
         if self.choices:
-            notes.insert(0, "one of " + ", ".join(self.choices))
+            notes.insert(0, "one of " + self.shown_choices())
         if self.variables:
             switch = ("=0" if self.default else "=1") if self.kind is bool else ""
             notes.append(" or ".join(self.variables) + switch)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from playwright.sync_api import expect
 
 from reporter import explore
 from reporter.render import fit_to_box
@@ -118,8 +119,9 @@ def test_pin_draws_a_trail_with_one_vertex_per_frame_and_the_neighbours(visit, s
     xy = fitted(site, N_FRAMES - 1)
     i = lonely_point(xy, page)
     page.mouse.click(*on_screen(page, xy[i]))
-    page.wait_for_selector("#trail")
-    assert page.locator("#trail .trail-vertex").count() == N_FRAMES
+    # The trail, the detail and the neighbours are drawn as their data arrive: expect() waits for
+    # each (up to its timeout) instead of reading the page right after the click.
+    expect(page.locator("#trail .trail-vertex")).to_have_count(N_FRAMES)
     points = page.get_attribute("#trail polyline", "points").split()
     assert len(points) == N_FRAMES
     box = page.locator("#map").bounding_box()
@@ -128,22 +130,26 @@ def test_pin_draws_a_trail_with_one_vertex_per_frame_and_the_neighbours(visit, s
         vx, vy = (float(v) for v in vertex.split(","))
         assert abs(vx + box["x"] - x) < 0.2 and abs(vy + box["y"] - y) < 0.2, f
     detail = page.locator("#pin-detail")
-    assert detail.is_visible() and detail.locator(".point-index").inner_text() == str(i)
+    expect(detail).to_be_visible()
+    expect(detail.locator(".point-index")).to_have_text(str(i))
     nn = payload(site, explore.frame_files(N_FRAMES - 1)["js"])
     expected = np.frombuffer(base64.b64decode(nn["nn"]), "<u2").reshape(-1, nn["k"])[i]
-    shown = [int(b.get_attribute("data-index")) for b in page.locator("#neighbours button").all()]
-    assert shown == expected.tolist() and len(shown) == explore.NEIGHBOURS
-    assert page.locator("#map-markers .neighbour:not([hidden])").count() == explore.NEIGHBOURS
+    buttons = page.locator("#neighbours button")
+    expect(buttons).to_have_count(explore.NEIGHBOURS)
+    shown = [int(b.get_attribute("data-index")) for b in buttons.all()]
+    assert shown == expected.tolist()
+    expect(page.locator("#map-markers .neighbour:not([hidden])")).to_have_count(explore.NEIGHBOURS)
     assert f"pin={i}" in page.evaluate("location.hash")
 
     # A neighbour button pins that neighbour; the pin survives a reload through the hash.
-    page.locator("#neighbours button").first.click()
-    assert detail.locator(".point-index").inner_text() == str(expected[0])
+    buttons.first.click()
+    expect(detail.locator(".point-index")).to_have_text(str(expected[0]))
     page.reload()
-    page.wait_for_selector("#trail")
-    assert page.locator("#pin-detail .point-index").inner_text() == str(expected[0])
+    expect(page.locator("#pin-detail .point-index")).to_have_text(str(expected[0]))
+    expect(page.locator("#trail")).to_have_count(1)
     page.click("#unpin")
-    assert page.locator("#trail").count() == 0 and "pin=" not in page.evaluate("location.hash")
+    expect(page.locator("#trail")).to_have_count(0)
+    assert "pin=" not in page.evaluate("location.hash")
     assert visit.errors == []
 
 

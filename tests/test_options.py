@@ -97,6 +97,8 @@ REPORTER_BAD = [
     ([], {"REPORTER_FOLLOW": "maybe"}, "reporter: error: REPORTER_FOLLOW='maybe' is not a boolean: use 1 or 0"),
     ([], {"REPORTER_THREADS": "-2"}, "reporter: error: REPORTER_THREADS must be a positive integer, got -2"),
     (["--folow"], {}, "reporter: error: unrecognized arguments: --folow (see python -m reporter --help)"),
+    (["--mode", "BOGUS"], {},
+     "reporter: error: unknown mode 'BOGUS' for --mode: pass one of eval, train, predict (or leave it unset)"),
 ]
 
 
