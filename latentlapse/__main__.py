@@ -1,0 +1,5 @@
+import sys
+
+from latentlapse.cli import main
+
+sys.exit(main())
