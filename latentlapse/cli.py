@@ -12,6 +12,8 @@ The services are imported only when asked for: the reporter's install has no MXN
 needs no openTSNE.
 """
 
+from __future__ import annotations
+
 import sys
 from typing import List, Optional
 
