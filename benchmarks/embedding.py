@@ -14,7 +14,7 @@ always runs on a warmer or a busier machine), three methods embed the same laten
 - notebook: the same call as the seed notebook wrote it (``TSNE(perplexity=40, n_iter=300)``)
   with the defaults sklearn had then (random init, learning rate 200) and, like the unseeded
   notebook, a new random state every frame;
-- ours: ``reporter.embed.Embedder`` (frame 0 from scratch, then warm-started and aligned).
+- ours: ``reporter.embedding.embed.Embedder`` (frame 0 from scratch, then warm-started and aligned).
 
 A fourth, after them and on the first ``--umap-frames`` frames only (its cost per frame grows
 with the run): umap-learn's AlignedUMAP used incrementally as a reporter would, ``update()`` with
@@ -23,7 +23,7 @@ benchmarks/umap-requirements.txt, since umap-learn's numba needs a newer numpy t
 
 All run under the same thread limit (``--threads``, applied to BLAS/OpenMP pools and to
 openTSNE). Per frame: wall and CPU time, jitter against the previous frame (after Procrustes
-for both; see ``reporter.quality.jitter``), 10-NN label accuracy in 2-D, trustworthiness (k=10).
+for both; see ``reporter.embedding.quality.jitter``), 10-NN label accuracy in 2-D, trustworthiness (k=10).
 Medians are over frames 1..n for time and jitter (frame 0 of ours is a full t-SNE and is
 reported on its own) and over all frames for the quality figures. Prints a Markdown table.
 The machine may be shared and busy: compare the methods within one run, not across runs.
@@ -53,9 +53,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from latentlapse.atomic import write_bytes  # noqa: E402
-from reporter.embed import Embedder, EmbedSettings  # noqa: E402
-from reporter.quality import jitter, knn_accuracy, trustworthiness  # noqa: E402
-from reporter.store import DEFAULT_NAMES  # noqa: E402
+from reporter.embedding.embed import Embedder, EmbedSettings  # noqa: E402
+from reporter.embedding.quality import jitter, knn_accuracy, trustworthiness  # noqa: E402
+from reporter.trial.store import DEFAULT_NAMES  # noqa: E402
 
 SEED_PERPLEXITY = 40
 SEED_ITERATIONS = 300

@@ -4,7 +4,7 @@ The naive way is what a first version would do: after each new frame, write all 
 with ``imageio.imwrite(..., loop=0, duration=...)``; its cost grows with k, so the whole run is
 quadratic. GifWriter LZW-encodes only the new frame. Both publish the GIF atomically.
 
-Frames are drawn once beforehand with ``reporter.render.draw_frame`` (1,000 probe points pulling
+Frames are drawn once beforehand with ``reporter.pictures.render.draw_frame`` (1,000 probe points pulling
 apart into ten clusters over the run); drawing is not timed. The naive cost at frame k does not
 depend on earlier frames' timings, so it is measured at sample points (``--naive-at``) instead of
 every k, which keeps the run to a couple of minutes on two shared cores.
@@ -27,8 +27,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from latentlapse.atomic import write_bytes  # noqa: E402
-from reporter.gif import GifWriter  # noqa: E402
-from reporter.render import draw_frame  # noqa: E402
+from reporter.outputs.gif import GifWriter  # noqa: E402
+from reporter.pictures.render import draw_frame  # noqa: E402
 
 DELAY_MS = 250
 

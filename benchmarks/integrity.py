@@ -89,7 +89,7 @@ def trainer_cost(store: Path, arrays: dict[int, dict]) -> list[float]:
 
 def reporter_cost(store: Path, out: Path, arrays: dict[int, dict], info: dict) -> tuple[list[float], list[float]]:
     from reporter.config import from_args
-    from reporter.integrity import DigestCheck
+    from reporter.trial.integrity import DigestCheck
     from reporter.pipeline import run
 
     assert run(from_args(["--tensors", str(store), "--out", str(out)], environ={})) == 0

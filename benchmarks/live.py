@@ -238,21 +238,21 @@ def markdown(rows: list[dict], s: dict, variant: dict | None = None) -> str:
 # Stage -> the functions timed for it (module, attribute path). Only the outermost timed call counts,
 # so a stage's time never includes another's (the site writes files through atomic.* too).
 STAGES = {
-    "read": [("reporter.store", "TensorStore.read_probe_step")],
-    "inventory": [("reporter.store", "TensorStore.inventory")],
-    "embed": [("reporter.embed", "Embedder.embed")],
-    "quality": [("reporter.quality", "knn_accuracy"), ("reporter.quality", "trustworthiness"),
+    "read": [("reporter.trial.store", "TensorStore.read_probe_step")],
+    "inventory": [("reporter.trial.store", "TensorStore.inventory")],
+    "embed": [("reporter.embedding.embed", "Embedder.embed")],
+    "quality": [("reporter.embedding.quality", "knn_accuracy"), ("reporter.embedding.quality", "trustworthiness"),
                 ("reporter.rules", "dead_units")],
     "alerts": [("reporter.rules", "evaluate")],
-    "draw": [("reporter.render", "draw_frame")],
-    "frame files": [("reporter.render", "save_png"), ("reporter.reconstruction", "save_reconstruction_grid"),
+    "draw": [("reporter.pictures.render", "draw_frame")],
+    "frame files": [("reporter.pictures.render", "save_png"), ("reporter.pictures.reconstruction", "save_reconstruction_grid"),
                     ("reporter.frame", "_csv"), ("reporter.frame", "_npz"),
                     ("latentlapse.atomic", "write_text"), ("latentlapse.atomic", "write_bytes")],
-    "gif": [("reporter.gif", "GifWriter.append")],
+    "gif": [("reporter.outputs.gif", "GifWriter.append")],
     "state": [("latentlapse.atomic", "write_json")],
-    "site": [("reporter.site", "write_site")],
-    "poll": [("reporter.store", "TensorStore.eval_steps"), ("reporter.store", "TensorStore.all_steps"),
-             ("reporter.store", "TensorStore.training_ended"), ("reporter.store", "TensorStore.run_info")],
+    "site": [("reporter.site.page", "write_site")],
+    "poll": [("reporter.trial.store", "TensorStore.eval_steps"), ("reporter.trial.store", "TensorStore.all_steps"),
+             ("reporter.trial.store", "TensorStore.training_ended"), ("reporter.trial.store", "TensorStore.run_info")],
 }
 
 

@@ -1,6 +1,6 @@
 """What people take away, at 39, 375 and 1,000 frames: GIF and MP4 sizes and scales, and their cost.
 
-One run draws frames one by one with ``reporter.render.draw_frame`` (1,000 probe points pulling
+One run draws frames one by one with ``reporter.pictures.render.draw_frame`` (1,000 probe points pulling
 apart into ten clusters: ``benchmarks/gif.py``'s frames) and writes them as the reporter does:
 
 - GIF: one ``GifWriter`` per run length, told the expected frame count as the trainer's run file
@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import imageio.v2 as iio2  # noqa: E402
 
 from gif import iter_frames  # noqa: E402
-from reporter.gif import GifWriter  # noqa: E402
-from reporter.render import save_png  # noqa: E402
-from reporter.video import VideoWriter  # noqa: E402
+from reporter.outputs.gif import GifWriter  # noqa: E402
+from reporter.pictures.render import save_png  # noqa: E402
+from reporter.outputs.video import VideoWriter  # noqa: E402
 
 DELAY_MS = 250
 EVERY = 25

@@ -135,7 +135,7 @@ def sampled_trustworthiness_error(site: Path) -> str:
     """Per frame of a report: the trustworthiness the frame shows (estimated) against the exact figure."""
     from threadpoolctl import threadpool_limits
 
-    from reporter.quality import FRAME_SAMPLE, trustworthiness
+    from reporter.embedding.quality import FRAME_SAMPLE, trustworthiness
 
     rows = []
     with threadpool_limits(1):
@@ -165,8 +165,8 @@ def method_table(store: Path, sizes=(1000, 2000, 5000, 10000), iterations=30) ->
     from openTSNE.affinity import PerplexityBasedNN, PrecomputedAffinities
     from threadpoolctl import threadpool_limits
 
-    from reporter.embed import affinities, exact_kl, fft_kl
-    from reporter.neighbours import nearest_neighbours
+    from reporter.embedding.embed import affinities, exact_kl, fft_kl
+    from reporter.embedding.neighbours import nearest_neighbours
 
     before, latest = store_latents(store)[0][-2:]
     gradients = (("openTSNE BH (theta 0.8)", "bh", {"theta": 0.8}), ("openTSNE FFT", "fft", {}),
@@ -213,8 +213,8 @@ def fft_error_table(store: Path, sizes=(5000, 10000)) -> str:
     from openTSNE.tsne import kl_divergence_fft
     from threadpoolctl import threadpool_limits
 
-    from reporter import _kernels
-    from reporter.embed import FFT_GRID, _csr_arrays, affinities, exact_kl, fft_kl
+    from reporter.embedding import _kernels
+    from reporter.embedding.embed import FFT_GRID, _csr_arrays, affinities, exact_kl, fft_kl
 
     latest = store_latents(store)[0][-1]
     lines = ["| points | openTSNE's FFT vs exact | the reporter's FFT vs exact | the reporter's vs openTSNE's |",
@@ -254,8 +254,8 @@ def frame0_table(store: Path, schedules: list[tuple[int, int]], frames: int = 3)
     as the reporter's embedder makes them, and their 10-NN accuracy in 2-D and trustworthiness."""
     from threadpoolctl import threadpool_limits
 
-    import reporter.embed as embed
-    from reporter.quality import FRAME_SAMPLE, knn_accuracy, trustworthiness
+    import reporter.embedding.embed as embed
+    from reporter.embedding.quality import FRAME_SAMPLE, knn_accuracy, trustworthiness
 
     latents, labels = store_latents(store, frames)
     kept = embed.LARGE_EARLY_EXAGGERATION_ITER, embed.LARGE_FIRST_FRAME_ITER

@@ -38,8 +38,8 @@ def layouts(images: np.ndarray) -> dict[str, np.ndarray]:
 
 def shape_handling(values: dict, names: dict):
     """What a frame adds for any trial: tensors checked together, pictures chosen, examples taken."""
-    from reporter.images import probe_pictures
-    from reporter.roles import probe_arrays
+    from reporter.trial.images import probe_pictures
+    from reporter.trial.roles import probe_arrays
 
     arrays = probe_arrays(values, names, where="EVAL step 1")
     inputs, recon = probe_pictures(arrays["inputs"], arrays["recon"], len(arrays["latent"]))
@@ -52,9 +52,9 @@ def main(argv=None) -> int:
     parser.add_argument("--points", type=int, default=1000)
     args = parser.parse_args(argv)
 
-    from reporter.embed import Embedder
+    from reporter.embedding.embed import Embedder
     from reporter.frame import make_frame
-    from reporter.store import ProbeStep
+    from reporter.trial.store import ProbeStep
     from trainer import data
 
     cache = Path(__file__).resolve().parent.parent / ".cache" / "test-data"

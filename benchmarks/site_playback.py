@@ -1,7 +1,7 @@
 """The interactive map in Chromium: playback frame rate, opening a long report, the cost of a frame's data.
 
-Three measurements, each on a report written here by the reporter's own code (reporter.explore
-for the map's data, reporter.site for the page) from real MNIST probe images:
+Three measurements, each on a report written here by the reporter's own code (reporter.site.explore
+for the map's data, reporter.site.page for the page) from real MNIST probe images:
 
 ``playback``  for each point count, a report of ``--frames`` frames whose ten clusters drift and
               turn, played at 16 frames/s (interpolated) in headless Chromium; the page's
@@ -11,7 +11,7 @@ for the map's data, reporter.site for the page) from real MNIST probe images:
               pinned point (trail over every frame, neighbours) and two classes highlighted.
 ``open``      a report of ``--long-frames`` frames: time from navigation to the map's first
               drawn frame, and how many frame scripts the page asked for by then.
-``write``     :func:`reporter.explore.write_frame` timed at every frame of that long report
+``write``     :func:`reporter.site.explore.write_frame` timed at every frame of that long report
               (1,000 points with sprites): the first ten against the last ten.
 
 Usage: .venv/bin/python benchmarks/site_playback.py [--points 1000,5000] [--frames 40]
@@ -32,9 +32,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from reporter import explore  # noqa: E402
-from reporter.render import draw_frame, save_png  # noqa: E402
-from reporter.site import write_site  # noqa: E402
+from reporter.site import explore  # noqa: E402
+from reporter.pictures.render import draw_frame, save_png  # noqa: E402
+from reporter.site.page import write_site  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",

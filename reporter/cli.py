@@ -27,8 +27,8 @@ def list_tensors(argv: list[str]) -> int:
     """Print every tensor of a trial with its shape, modes and steps, then which tensor each role would take."""
     from latentlapse.options import OneLineParser
     from reporter.config import OPTIONS
-    from reporter.roles import ROLES, describe, resolve
-    from reporter.store import DEFAULT_NAMES, TensorStore
+    from reporter.trial.roles import ROLES, describe, resolve
+    from reporter.trial.store import DEFAULT_NAMES, TensorStore
 
     p = OneLineParser(prog="python -m reporter tensors",
                       description="List the tensors of a smdebug trial (a folder or s3:// URL) and "
@@ -64,7 +64,7 @@ def list_tensors(argv: list[str]) -> int:
 def make_figure(argv: list[str]) -> int:
     """Re-make a report's paper figure from its frames (no tensor store needed)."""
     from latentlapse.options import OneLineParser
-    from reporter.figure import DEFAULT_PANELS, FIGURE_FILES, parse_steps, write_figure
+    from reporter.outputs.figure import DEFAULT_PANELS, FIGURE_FILES, parse_steps, write_figure
 
     p = OneLineParser(prog="python -m reporter figure",
                       description="Re-make figure.pdf/.svg/.png of a report from its frames.")
@@ -84,11 +84,11 @@ def _shape(shape) -> str:
 
 
 def _require_kernels() -> None:
-    """One line instead of an ImportError deep in a frame when reporter/_kernels.c was never compiled."""
+    """One line instead of an ImportError deep in a frame when reporter/embedding/_kernels.c was never compiled."""
     import importlib.util
 
-    if importlib.util.find_spec("reporter._kernels") is None:
-        raise ReporterError("reporter/_kernels.c is not compiled: run `make .venv/.installed`, or "
+    if importlib.util.find_spec("reporter.embedding._kernels") is None:
+        raise ReporterError("reporter/embedding/_kernels.c is not compiled: run `make .venv/.installed`, or "
                             "`pip install -e .` (it needs a C compiler and Python's headers)")
 
 

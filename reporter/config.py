@@ -111,7 +111,7 @@ def from_args(argv: list[str] | None = None, environ: dict | None = None) -> Rep
     except OptionError as exc:
         raise BadOption(str(exc)) from None
     if config.training_job and not config.tensors:
-        from reporter.sagemaker_job import debugger_path
+        from reporter.trial.sagemaker_job import debugger_path
 
         config.tensors = debugger_path(config.training_job)
     if not config.tensors:
@@ -122,20 +122,20 @@ def from_args(argv: list[str] | None = None, environ: dict | None = None) -> Rep
             raise BadOption("--out is needed for an s3:// store: pass the folder to write the site into")
         config.out = os.path.join(os.path.dirname(os.path.abspath(config.tensors)), "site")
     if config.runs_index:
-        from reporter.runs_index import check_path
+        from reporter.site.runs_index import check_path
 
         config.runs_index = check_path(config.runs_index)
-    from reporter.figure import check_width
+    from reporter.outputs.figure import check_width
 
     try:
         check_width(config.figure_width)
-    except ReporterError as exc:  # the widths are reporter.figure's: checked there, a bad option all the same
+    except ReporterError as exc:  # the widths are reporter.outputs.figure's: checked there, a bad option all the same
         raise BadOption(str(exc)) from None
-    from reporter.images import parse_image_shape
+    from reporter.trial.images import parse_image_shape
 
     try:
         parse_image_shape(config.image_shape)
-    except ReporterError as exc:  # the shape rules are reporter.images'; a bad option all the same
+    except ReporterError as exc:  # the shape rules are reporter.trial.images'; a bad option all the same
         raise BadOption(str(exc)) from None
     if not config.tensors.startswith("s3://"):
         config.tensors = os.path.abspath(config.tensors)

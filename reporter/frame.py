@@ -17,7 +17,7 @@ import numpy as np
 
 from latentlapse import atomic
 from reporter.state import FrameRecord, frame_paths
-from reporter.store import ProbeStep
+from reporter.trial.store import ProbeStep
 
 log = logging.getLogger("reporter")
 
@@ -31,20 +31,20 @@ class Frame:
     embedding: np.ndarray       # (N, 2)
     latents_finite: bool        # False: the embedding repeats the last one (NaN/Inf latents)
     class_names: list[str]
-    pictures: tuple = (None, None)  # reporter.images.ImageView of the inputs and reconstructions, or None
+    pictures: tuple = (None, None)  # reporter.trial.images.ImageView of the inputs and reconstructions, or None
     neighbours: np.ndarray | None = None  # the latents' nearest neighbours (the embedder's), finite frames only
 
 
 def resume_embedder(out: Path, frames: list[FrameRecord], seed: int):
     """The embedding's memory of a report's recorded frames, as if it had never stopped."""
-    from reporter.embed import Embedder
+    from reporter.embedding.embed import Embedder
 
     return Embedder.resume([out / f.npz for f in frames], seed)
 
 
 def class_names_of(run_info: dict | None, labels: np.ndarray | None) -> list[str]:
     """The run's class names when they cover the labels, else the label numbers as names; [] without labels."""
-    from reporter.labels import class_names
+    from reporter.trial.labels import class_names
 
     if labels is None:
         return []
@@ -59,22 +59,22 @@ def make_frame(probe: ProbeStep, embedder, *, index: int, run_info: dict | None,
     ----------
     probe : ProbeStep
         The probe set as the step saved it.
-    embedder : reporter.embed.Embedder
+    embedder : reporter.embedding.embed.Embedder
         The embedding's memory of the last frame; it remembers this one.
     index : int
         The frame's number in the report, from 0.
     run_info : dict or None
         The trainer's run metadata (class names, dataset name), if any.
     image_shape : tuple, optional
-        ``--image-shape`` as :func:`reporter.images.parse_image_shape` read it.
+        ``--image-shape`` as :func:`reporter.trial.images.parse_image_shape` read it.
     independent : bool
         The points are not the last frame's (TRAIN batches): embed from scratch, not from its layout.
     """
-    from reporter.images import probe_pictures
-    from reporter.quality import FRAME_SAMPLE, knn_accuracy, neighbourhood_preservation, trustworthiness
-    from reporter.render import draw_frame
+    from reporter.trial.images import probe_pictures
+    from reporter.embedding.quality import FRAME_SAMPLE, knn_accuracy, neighbourhood_preservation, trustworthiness
+    from reporter.pictures.render import draw_frame
     from reporter.rules import dead_units
-    from reporter.steps import total_steps, training_step
+    from reporter.trial.steps import total_steps, training_step
 
     if independent:
         # Another set of points: the last layout and latents say nothing about these.
@@ -131,11 +131,11 @@ def write_frame_files(out: Path, frame: Frame, probe: ProbeStep) -> None:
     Without labels the CSV's label column is empty and the npz holds -1 for every point; the
     grid is written only when both inputs and reconstructions are shown.
     """
-    from reporter.explore import write_frame as write_explore_frame
-    from reporter.reconstruction import save_reconstruction_grid
-    from reporter.render import CLASS_COLOURS, save_png
-    from reporter.site import RECONSTRUCTION_PNG
-    from reporter.steps import step_text
+    from reporter.site.explore import write_frame as write_explore_frame
+    from reporter.pictures.reconstruction import save_reconstruction_grid
+    from reporter.pictures.render import CLASS_COLOURS, save_png
+    from reporter.site.page import RECONSTRUCTION_PNG
+    from reporter.trial.steps import step_text
 
     record = frame.record
     labels = probe.labels
@@ -147,7 +147,7 @@ def write_frame_files(out: Path, frame: Frame, probe: ProbeStep) -> None:
     if inputs is not None and inputs.shown and recon is not None and recon.shown:
         save_reconstruction_grid(out / RECONSTRUCTION_PNG, inputs, recon, labels, frame.class_names,
                                  colours=CLASS_COLOURS)
-    # The interactive view's data for this frame (reporter/explore.py): the frame's own views of
+    # The interactive view's data for this frame (reporter/site/explore.py): the frame's own views of
     # the pictures (their scale measured once), only when they are images; a trial without labels
     # is one class.
     views = [v if v is not None and v.shown and v.kind == "image" else None for v in (inputs, recon)]

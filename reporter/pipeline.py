@@ -21,13 +21,13 @@ from reporter import ReporterError
 from reporter.config import ReporterConfig
 from reporter.frame import make_frame, resume_embedder, write_frame_files
 from reporter.reserve import Reserve, is_disk_full
-from reporter.runs_index import RunsIndex
-from reporter.images import parse_image_shape
-from reporter.modes import trial_facts
+from reporter.site.runs_index import RunsIndex
+from reporter.trial.images import parse_image_shape
+from reporter.trial.modes import trial_facts
 from reporter.state import (FAILED, FINISHED, HEARTBEAT_SECONDS, RUNNING, STALLED, STATE_FILE, STOPPED,
                             FrameRecord, GifInfo, ReportState, SkippedStep, now_iso)
 from reporter.state import load as load_saved_state
-from reporter.store import ProbeStep, StepUnreadable, TensorStore
+from reporter.trial.store import ProbeStep, StepUnreadable, TensorStore
 
 log = logging.getLogger("reporter")
 
@@ -78,7 +78,7 @@ class Report:
     """One output folder being kept up to date from one tensor store."""
 
     def __init__(self, config: ReporterConfig):
-        from reporter.gif import GifWriter
+        from reporter.outputs.gif import GifWriter
 
         self.config = config
         self.out = Path(config.out)
@@ -89,7 +89,7 @@ class Report:
         self.runs_index = RunsIndex(config.runs_index) if config.runs_index else None
         self.job = None
         if config.training_job:
-            from reporter.sagemaker_job import JobWatcher
+            from reporter.trial.sagemaker_job import JobWatcher
 
             self.job = JobWatcher(config.training_job)
         # The embedding's memory of the last frames (layout, latents, neighbours), from their files.
@@ -101,7 +101,7 @@ class Report:
         if self.gif.frames > len(self.state.frames):
             # Killed between publishing the GIF and recording the frame: the state is the truth.
             self.gif.truncate(len(self.state.frames))
-        from reporter.video import VideoWriter
+        from reporter.outputs.video import VideoWriter
 
         self.video = VideoWriter(self.out, fps=1000.0 / config.gif_delay_ms, every=config.mp4_every,
                                  threads=config.threads)
@@ -126,7 +126,7 @@ class Report:
 
     def save(self) -> None:
         """state.json last: everything it names is already on disk. Then the site."""
-        from reporter.site import write_site
+        from reporter.site.page import write_site
 
         self.state.updated = now_iso()
         self.saved_at = time.monotonic()
@@ -222,8 +222,8 @@ class Report:
         self._inventory_at = time.monotonic()
 
     def publish_outputs(self, complete: bool) -> None:
-        """The MP4 and, once ``complete``, the paper figure (reporter/outputs.py)."""
-        from reporter.outputs import publish
+        """The MP4 and, once ``complete``, the paper figure (reporter/outputs/publish.py)."""
+        from reporter.outputs.publish import publish
 
         publish(self.out, self.state, self.video, self.run_info, complete=complete,
                 figure_frames=self.config.figure_frames, figure_width=self.config.figure_width)
@@ -310,9 +310,9 @@ class Report:
         config = self.config
         self.out.mkdir(parents=True, exist_ok=True)
         # ~20 s of imports on a busy 2-core machine: pay them while the trainer starts, not on frame 0.
-        import reporter.embed  # noqa: F401
-        import reporter.render  # noqa: F401
-        import reporter.site  # noqa: F401
+        import reporter.embedding.embed  # noqa: F401
+        import reporter.pictures.render  # noqa: F401
+        import reporter.site.page  # noqa: F401
         import smdebug.trials  # noqa: F401
         self.store.open(timeout=config.wait_timeout if config.follow else 0, poll=config.poll_interval,
                         on_wait=lambda: log.info("waiting up to %.0f s for a trial at %s",

@@ -1,6 +1,6 @@
 """Alerts: rules evaluated on the frames seen so far, each saying at which step it fired.
 
-Messages say the training step (reporter/steps.py: "step 150", train steps done), as the frames
+Messages say the training step (reporter/trial/steps.py: "step 150", train steps done), as the frames
 do; the records keep smdebug's global step too (``step``/``last_step``) for anything reading them.
 
 Every rule is a pure function of the frame records kept in ``state.json`` (and, for the
@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from reporter import ReporterError
-from reporter.steps import frame_train_step
+from reporter.trial.steps import frame_train_step
 
 RULE_TITLES = {
     "loss_not_decreasing": "Loss not decreasing",

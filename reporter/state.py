@@ -77,7 +77,7 @@ class FrameRecord:
     index: int
     step: int                           # EVAL-mode step
     global_step: int                    # smdebug's: counts EVAL passes too
-    train_step: int | None = None       # train steps done (what frames and captions say); reporter/steps.py
+    train_step: int | None = None       # train steps done (what frames and captions say); reporter/trial/steps.py
     total_steps: int | None = None      # train steps of the whole run, when the run file says
     png: str = ""
     csv: str = ""
@@ -181,10 +181,10 @@ class ReportState:
     frames: list[FrameRecord] = field(default_factory=list)
     skipped: list[SkippedStep] = field(default_factory=list)
     gif: GifInfo | None = None
-    video: OutputInfo | None = None                          # latentlapse.mp4 (reporter/video.py)
-    figure: OutputInfo | None = None                         # figure.pdf/.svg/.png (reporter/figure.py)
+    video: OutputInfo | None = None                          # latentlapse.mp4 (reporter/outputs/video.py)
+    figure: OutputInfo | None = None                         # figure.pdf/.svg/.png (reporter/outputs/figure.py)
     alerts: list | None = field(default_factory=list)        # reporter.rules.evaluate's records
-    tensors_inventory: list = field(default_factory=list)    # reporter.store.TensorStore.inventory rows
+    tensors_inventory: list = field(default_factory=list)    # reporter.trial.store.TensorStore.inventory rows
     trial: dict = field(default_factory=dict)                # where the frames come from: roles, mode, worker, notes
 
     @classmethod

@@ -4,8 +4,8 @@ The "model" is the exact linear autoencoder: PCA fitted on real MNIST training i
 bottleneck grows frame by frame (2 ... 20 components), so reconstructions, losses and alerts
 are real numbers from real pictures: early frames even have genuinely dead bottleneck units
 (components not used yet). The 2-D map of each frame is a Fisher discriminant projection of
-its latents, Procrustes-aligned to the previous frame. Frames are drawn by reporter.render and
-the GIF written by reporter.gif, as the reporter does.
+its latents, Procrustes-aligned to the previous frame. Frames are drawn by reporter.pictures.render and
+the GIF written by reporter.outputs.gif, as the reporter does.
 """
 
 from __future__ import annotations
@@ -18,9 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from reporter import explore, render, rules
-from reporter.gif import GifWriter
-from reporter.site import RECONSTRUCTION_PNG, save_reconstruction_grid, write_site
+from reporter import rules
+
+from reporter.site import explore
+
+from reporter.pictures import render
+from reporter.outputs.gif import GifWriter
+from reporter.site.page import RECONSTRUCTION_PNG, save_reconstruction_grid, write_site
 
 LATENT = "convolutionalautoencoder0_hybridsequential0_dense0_output_0"
 CLASS_NAMES = [str(d) for d in range(10)]

@@ -5,7 +5,7 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 
-from reporter.align import procrustes
+from reporter.embedding.align import procrustes
 
 
 def _rotation(angle):

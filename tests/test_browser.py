@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from reporter.rules import evaluate
-from reporter.site import write_site
+from reporter.site.page import write_site
 from reporter.state import SILENT_AFTER_SECONDS, now_iso
 from site_fixture import build_output
 

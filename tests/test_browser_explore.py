@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from reporter import explore
-from reporter.render import fit_to_box
-from reporter.site import write_site
+from reporter.site import explore
+from reporter.pictures.render import fit_to_box
+from reporter.site.page import write_site
 from site_fixture import build_output, mnist_rows
 from test_browser import ARTIFACTS, Visit, browser  # noqa: F401  (the module's browser fixture)
 

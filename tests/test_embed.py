@@ -6,9 +6,9 @@ from openTSNE.affinity import PerplexityBasedNN
 from sklearn.datasets import load_digits
 from threadpoolctl import threadpool_limits
 
-from reporter.embed import (MAX_ITER_GAIN, WARM_ITER, Embedder, EmbedSettings, affinities, finite_rows,
+from reporter.embedding.embed import (MAX_ITER_GAIN, WARM_ITER, Embedder, EmbedSettings, affinities, finite_rows,
                             latent_change, neighbourhood_kept)
-from reporter.quality import jitter, knn_accuracy, trustworthiness
+from reporter.embedding.quality import jitter, knn_accuracy, trustworthiness
 
 
 def embed_frame(latents, previous=None, seed=0, previous_latents=None, **settings):

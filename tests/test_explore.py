@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reporter import explore
-from reporter.render import fit_to_box
+from reporter.site import explore
+from reporter.pictures.render import fit_to_box
 from test_reporter import report, small_report, state_of  # noqa: F401  (the module's fixture)
 
 
@@ -144,7 +144,7 @@ def test_nonfinite_coordinates_are_marked_missing():
 
 
 def test_the_embedders_neighbours_are_the_ones_searched_here_and_sprites_keep_their_greys(tmp_path):
-    from reporter.embed import Embedder
+    from reporter.embedding.embed import Embedder
 
     rng = np.random.default_rng(5)
     n, labels = 400, np.arange(400) % 10

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from reporter import ReporterError
-from reporter.figure import choose_steps, write_figure
+from reporter.outputs.figure import choose_steps, write_figure
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL_STEPS = [*range(0, 937, 25), 937]  # the default run: 39 frames, the last at step 937

@@ -8,10 +8,10 @@ import pytest
 from PIL import Image
 
 from reporter import ReporterError
-from reporter import gif_format as fmt
-from reporter.gif import MIN_SCALE, GifWriter, kept_frames
-from reporter.palette import default_palette, quantize
-from reporter.render import CLASS_COLOURS, draw_frame
+from reporter.outputs import gif_format as fmt
+from reporter.outputs.gif import MIN_SCALE, GifWriter, kept_frames
+from reporter.pictures.palette import default_palette, quantize
+from reporter.pictures.render import CLASS_COLOURS, draw_frame
 
 N_FRAMES = 10
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from reporter import ReporterError
-from reporter.images import MAX_BARCODE_VALUES, image_view, normalisation, parse_image_shape, probe_pictures
+from reporter.trial.images import MAX_BARCODE_VALUES, image_view, normalisation, parse_image_shape, probe_pictures
 
 RNG = np.random.default_rng(0)
 GREY = RNG.uniform(size=(5, 6, 7)).astype(np.float32)  # H=6, W=7: a transposed layout shows up

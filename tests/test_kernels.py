@@ -1,4 +1,4 @@
-"""The C gradient (reporter/_kernels.c) equals openTSNE's own, and refuses what it cannot read."""
+"""The C gradient (reporter/embedding/_kernels.c) equals openTSNE's own, and refuses what it cannot read."""
 
 import numpy as np
 import pytest
@@ -6,8 +6,8 @@ import scipy.sparse as sp
 from openTSNE.tsne import kl_divergence_bh, kl_divergence_fft
 from sklearn.datasets import load_digits
 
-from reporter import _kernels
-from reporter.embed import affinities, exact_kl, fft_kl
+from reporter.embedding import _kernels
+from reporter.embedding.embed import affinities, exact_kl, fft_kl
 
 FFT_GRID = {"n_interpolation_points": 3, "min_num_intervals": 50, "ints_in_interval": 1}
 
@@ -100,7 +100,7 @@ def test_bad_arrays_are_refused_not_read(problem):
 
 
 def test_bandwidths_reach_the_perplexity_on_every_row():
-    from reporter.neighbours import nearest_neighbours
+    from reporter.embedding.neighbours import nearest_neighbours
 
     X = load_digits().data[:400] / 16.0
     _, sq = nearest_neighbours(X, 90)
@@ -115,7 +115,7 @@ def test_bandwidths_reach_the_perplexity_on_every_row():
 
 
 def test_symmetric_affinities_are_scipys_to_the_bit():
-    from reporter.neighbours import nearest_neighbours
+    from reporter.embedding.neighbours import nearest_neighbours
 
     X = load_digits().data[:300] / 16.0
     neighbours, _ = nearest_neighbours(X, 20)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from reporter import ReporterError
-from reporter.labels import class_names, to_classes
+from reporter.trial.labels import class_names, to_classes
 
 
 def test_integer_float_onehot_and_scores_give_the_same_classes():

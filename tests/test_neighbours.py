@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from reporter import neighbours
-from reporter.neighbours import nearest_neighbours
+from reporter.embedding import neighbours
+from reporter.embedding.neighbours import nearest_neighbours
 
 ROOT = Path(__file__).resolve().parent.parent
 

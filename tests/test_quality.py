@@ -5,7 +5,7 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 
-from reporter.quality import diameter, jitter, knn_accuracy, trustworthiness
+from reporter.embedding.quality import diameter, jitter, knn_accuracy, trustworthiness
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_jitter_ignores_rotation_and_translation_and_measures_real_movement(digi
 def test_trustworthiness_is_sklearns_figure_exactly(digits):
     from sklearn.manifold import trustworthiness as sklearn_trustworthiness
 
-    from reporter.neighbours import nearest_neighbours
+    from reporter.embedding.neighbours import nearest_neighbours
 
     X, _ = digits
     X = X + np.random.default_rng(0).normal(scale=1e-6, size=X.shape)  # integer pixels tie
@@ -94,7 +94,7 @@ def test_trustworthiness_is_sklearns_figure_exactly(digits):
 
 
 def test_knn_accuracy_from_known_neighbours_is_the_same(digits):
-    from reporter.neighbours import nearest_neighbours
+    from reporter.embedding.neighbours import nearest_neighbours
 
     X, y = digits
     X = X + np.random.default_rng(0).normal(scale=1e-6, size=X.shape)
@@ -106,7 +106,7 @@ def test_plane_neighbours_give_sklearns_figures():
     """In 2-D the figures use a k-d tree; on points without ties they match sklearn's search."""
     from sklearn.neighbors import NearestNeighbors
 
-    from reporter.quality import neighbourhood_preservation
+    from reporter.embedding.quality import neighbourhood_preservation
 
     rng = np.random.default_rng(7)
     Y, before = rng.normal(size=(3000, 2)), rng.normal(size=(3000, 2))
@@ -119,7 +119,7 @@ def test_plane_neighbours_give_sklearns_figures():
 
 
 def test_one_plane_search_gives_the_same_three_figures(digits):
-    from reporter.quality import neighbourhood_preservation, plane_neighbours
+    from reporter.embedding.quality import neighbourhood_preservation, plane_neighbours
 
     X, y = digits
     Y = PCA(n_components=2, random_state=0).fit_transform(X)

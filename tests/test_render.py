@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from reporter import ReporterError
-from reporter.render import (AXIS_COLOUR, BANNER_COLOUR, BAR_DONE, BAR_TRACK, BOX_LIMITS,
+from reporter.pictures.render import (AXIS_COLOUR, BANNER_COLOUR, BAR_DONE, BAR_TRACK, BOX_LIMITS,
                              CLASS_COLOURS, draw_frame, fit_to_box, save_png, stable_limits)
-from reporter.steps import step_text
+from reporter.trial.steps import step_text
 
 N_PER_CLASS = 20
 SCATTER = slice(24, 484)  # the columns of the scatter in a 900 px wide frame
@@ -203,7 +203,7 @@ def test_the_scatter_is_the_largest_element(probe):
 def test_a_frame_has_the_same_pixels_whether_or_not_the_canvas_drew_frames_before(probe):
     """Frames of one layout share a figure (only what changes is painted): a resumed report, whose
     first frame is drawn on a new figure, must give the same pixels as one that never stopped."""
-    import reporter.render as render
+    import reporter.pictures.render as render
 
     emb, labels, inputs, recons = probe
     rng = np.random.default_rng(3)

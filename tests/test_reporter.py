@@ -74,7 +74,7 @@ def test_one_frame_per_eval_step(small_report, small_run):
 def test_the_tensor_table_is_listed_at_the_first_frame_then_every_30_s_and_at_the_end(small_run, tmp_path,
                                                                                    monkeypatch):
     from reporter import pipeline
-    from reporter.store import TensorStore
+    from reporter.trial.store import TensorStore
 
     listed = []
     refresh = pipeline.Report.refresh_inventory
@@ -233,7 +233,7 @@ def test_tensors_command_lists_names_shapes_modes(small_run):
 
 
 def test_probe_images_are_found_whether_saved_once_or_at_every_step(tmp_path):
-    from reporter.store import TensorStore
+    from reporter.trial.store import TensorStore
 
     every = [probe_arrays(100, s) for s in range(3)]
     once = [every[0]] + [{k: v for k, v in arrays.items() if k != "inputs"} for arrays in every[1:]]
@@ -245,7 +245,7 @@ def test_probe_images_are_found_whether_saved_once_or_at_every_step(tmp_path):
         for step, images in enumerate(expected):
             assert np.array_equal(store.read_probe_step(step, since_global_step=None).inputs, images), (name, step)
     # A store whose images were never saved up to a step says so for that step (after its retries).
-    from reporter.store import StepUnreadable
+    from reporter.trial.store import StepUnreadable
 
     late = [{k: v for k, v in every[0].items() if k != "inputs"}, every[1]]
     store = TensorStore(str(write_trial(tmp_path / "late", late)), retries=1)

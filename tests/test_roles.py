@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from reporter import ReporterError
-from reporter.roles import resolve, suggest
-from reporter.store import DEFAULT_NAMES
+from reporter.trial.roles import resolve, suggest
+from reporter.trial.store import DEFAULT_NAMES
 
 # The inventory of the MLP trial (tests/trials/mxnet_trials.py mlp-flat): its own block names.
 MLP = [

@@ -11,8 +11,8 @@ import pytest
 
 from reporter import ReporterError
 from reporter.config import from_args
-from reporter.runs_index import LOCK_FILE, RunsIndex, build_rows, write_runs_index
-from reporter.site import write_site
+from reporter.site.runs_index import LOCK_FILE, RunsIndex, build_rows, write_runs_index
+from reporter.site.page import write_site
 from site_fixture import build_output
 from test_browser import ARTIFACTS, Visit, browser  # noqa: F401  (the module's browser fixture)
 
@@ -150,7 +150,7 @@ def test_an_index_folder_it_cannot_write_is_said_once_and_the_report_goes_on(tmp
     make_report(tmp_path / "r", status="running", started="2026-11-26T14:00:00Z")
     (tmp_path / LOCK_FILE).mkdir()
     index = RunsIndex(tmp_path / "index.html", refresh_every=0)
-    with caplog.at_level("WARNING", logger="reporter.runs_index"):
+    with caplog.at_level("WARNING", logger="reporter.site.runs_index"):
         assert index.update("running") is False
         assert index.update("finished") is False
     warnings = [r for r in caplog.records if "cannot write the runs index" in r.getMessage()]

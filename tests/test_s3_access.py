@@ -8,7 +8,7 @@ import pytest
 
 from latentlapse import s3 as shared_s3
 from reporter import ReporterError
-from reporter import s3 as reporter_s3
+from reporter.trial import s3 as reporter_s3
 from trainer import TrainerError
 from trainer import s3 as trainer_s3
 

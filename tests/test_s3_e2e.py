@@ -68,7 +68,7 @@ def wait_for_progress(server: SeaweedServer, bucket: str, key: str, step: int, t
 
 def read_steps(server: SeaweedServer, url: str) -> dict:
     """The saved steps per mode, read back through smdebug in a fresh process."""
-    code = ("import json, smdebug.trials as t; from smdebug import modes; from reporter.s3 import "
+    code = ("import json, smdebug.trials as t; from smdebug import modes; from reporter.trial.s3 import "
             "patch_smdebug_s3; patch_smdebug_s3(); tr = t.create_trial(%r); "
             "print(json.dumps({'train': tr.steps(mode=modes.TRAIN), 'eval': tr.steps(mode=modes.EVAL), "
             "'ended': tr.loaded_all_steps}))" % url)

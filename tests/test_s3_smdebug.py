@@ -68,7 +68,7 @@ def _read_all(url: str) -> dict[int, np.ndarray]:
 
 
 def test_values_read_over_s3_are_the_values_written(s3_env, local_run):
-    from reporter.s3 import patch_smdebug_s3
+    from reporter.trial.s3 import patch_smdebug_s3
 
     bucket = s3_env.create_bucket()
     count = _upload(s3_env.client(), bucket, "run-values", local_run)
@@ -133,7 +133,7 @@ def _sorted(listings: list) -> list:
 def _fixed_and_original():
     from smdebug.core.access_layer.s3handler import S3Handler
 
-    from reporter.s3 import patch_smdebug_s3
+    from reporter.trial.s3 import patch_smdebug_s3
 
     patch_smdebug_s3()
     fixed = S3Handler.__dict__["list_prefix"].__func__

@@ -296,7 +296,7 @@ def test_importing_trainer_and_reporter_does_not_import_sagemaker():
     import sys
 
     code = ("import sys, trainer, trainer.cli, trainer.config, trainer.hook, trainer.s3, reporter, "
-            "reporter.s3, reporter.sagemaker_job; print('sagemaker' in sys.modules)")
+            "reporter.trial.s3, reporter.trial.sagemaker_job; print('sagemaker' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=TRAINER.parent, check=True)
     assert result.stdout.strip() == "False"
@@ -327,7 +327,7 @@ def _sagemaker_client():
 
 
 def test_training_job_resolves_to_its_debugger_output():
-    from reporter.sagemaker_job import debugger_path
+    from reporter.trial.sagemaker_job import debugger_path
 
     client = _sagemaker_client()
     name = "latentlapse-2026-11-26-14-00-00-000"
@@ -342,7 +342,7 @@ def test_training_job_resolves_to_its_debugger_output():
 
 def test_training_job_without_a_hook_is_one_clear_line():
     from reporter import ReporterError
-    from reporter.sagemaker_job import debugger_path
+    from reporter.trial.sagemaker_job import debugger_path
 
     client = _sagemaker_client()
     with Stubber(client) as stub:
@@ -353,7 +353,7 @@ def test_training_job_without_a_hook_is_one_clear_line():
 
 def test_unknown_training_job_is_one_clear_line():
     from reporter import ReporterError
-    from reporter.sagemaker_job import debugger_path
+    from reporter.trial.sagemaker_job import debugger_path
 
     client = _sagemaker_client()
     with Stubber(client) as stub:
@@ -365,7 +365,7 @@ def test_unknown_training_job_is_one_clear_line():
 
 def test_training_job_without_a_region_is_one_clear_line(monkeypatch):
     from reporter import ReporterError
-    from reporter.sagemaker_job import debugger_path
+    from reporter.trial.sagemaker_job import debugger_path
 
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
     monkeypatch.delenv("AWS_REGION", raising=False)
@@ -459,7 +459,7 @@ def _status_response(name: str, status: str, reason: str | None = None) -> dict:
 
 
 def test_job_watcher_asks_at_most_every_interval_and_stops_asking_at_the_end():
-    from reporter.sagemaker_job import JobWatcher
+    from reporter.trial.sagemaker_job import JobWatcher
 
     client, now = _sagemaker_client(), [0.0]
     watcher = JobWatcher("job", client=client, interval=30.0, clock=lambda: now[0])
@@ -489,7 +489,7 @@ def test_a_followed_job_ends_with_the_jobs_status(tmp_path, small_run, status, e
 
     from reporter.config import ReporterConfig
     from reporter.pipeline import Report
-    from reporter.sagemaker_job import JobWatcher
+    from reporter.trial.sagemaker_job import JobWatcher
 
     store = tmp_path / "debug-output"
     shutil.copytree(small_run, store)

@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from reporter import ReporterError
-from reporter.charts import line_chart, log_ticks, nice_ticks
-from reporter.redact import HIDDEN, redact, redact_text
-from reporter.site import save_reconstruction_grid, template_dir, write_site
+from reporter.site.charts import line_chart, log_ticks, nice_ticks
+from reporter.site.redact import HIDDEN, redact, redact_text
+from reporter.site.page import save_reconstruction_grid, template_dir, write_site
 from site_fixture import CLASS_NAMES, build_output, mnist_rows
 
 EVIL = "<script>alert(1)</script>"
@@ -214,8 +214,8 @@ def test_alerts_say_the_training_step_and_an_older_record_its_global_step(copy_o
 
 
 def test_charts_are_drawn_over_training_steps(built):
-    from reporter.charts import x_domain
-    from reporter.site import _loss_series
+    from reporter.site.charts import x_domain
+    from reporter.site.page import _loss_series
 
     out, state, run = built
     frames = state["frames"]  # EVAL step i at global step 26 i: 25 i train steps done
@@ -229,7 +229,7 @@ def test_charts_are_drawn_over_training_steps(built):
     text = html_of(out)
     assert ">training step</text>" in text and ">global step</text>" not in text
     assert "eval loss (probe set), step 100:" in text and "eval loss (probe set), step 104:" not in text
-    box_right = 640 - 14  # reporter/charts.py: the plot area's right edge
+    box_right = 640 - 14  # reporter/site/charts.py: the plot area's right edge
     cursors = re.findall(r'<line class="chart-cursor" x1="([0-9.]+)"', text)
     assert len(cursors) == 2 and all(float(x) == box_right for x in cursors)  # the latest frame, at the last step
 

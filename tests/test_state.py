@@ -11,7 +11,7 @@ from reporter import ReporterError
 from reporter.config import from_args
 from reporter.pipeline import run
 from reporter.state import FrameRecord, ReportState, SkippedStep
-from reporter.store import StepUnreadable, TensorStore
+from reporter.trial.store import StepUnreadable, TensorStore
 from trial_writer import probe_arrays, write_trial
 
 
@@ -60,7 +60,7 @@ def test_retry_waits_out_io_errors_but_a_bug_propagates(tmp_path):
 
 
 def test_the_site_shows_skipped_steps_and_the_reason_nothing_else_writes(tmp_path):
-    from reporter.site import write_site
+    from reporter.site.page import write_site
     from site_fixture import build_output
 
     state, run_meta = build_output(tmp_path, n_frames=3, n_probe=60)

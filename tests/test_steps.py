@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from smdebug.core.modes import ModeKeys
 
-from reporter.steps import batch_steps, frame_train_step, step_text, total_steps, training_step
-from reporter.store import TensorStore
+from reporter.trial.steps import batch_steps, frame_train_step, step_text, total_steps, training_step
+from reporter.trial.store import TensorStore
 
 
 def test_the_run_file_says_the_training_step_of_each_eval_pass():

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from reporter import ReporterError
-from reporter.render import save_png
-from reporter.video import MP4_FILE, SEGMENT_DIR, VideoWriter, even_frame
+from reporter.pictures.render import save_png
+from reporter.outputs.video import MP4_FILE, SEGMENT_DIR, VideoWriter, even_frame
 
 W, H = 161, 91  # odd on purpose: yuv420p needs even sides
 

@@ -1,6 +1,6 @@
-/* The inner loops of a frame, in C: reporter._kernels.
+/* The inner loops of a frame, in C: reporter.embedding._kernels.
  *
- * 1. The t-SNE gradient of a 2-D embedding (reporter.embed). Below a few thousand points the
+ * 1. The t-SNE gradient of a 2-D embedding (reporter.embedding.embed). Below a few thousand points the
  *    exact repulsion (every pair, O(N^2)) is cheaper than openTSNE's Barnes-Hut or FFT
  *    approximations and has no approximation error. The attraction runs over the sparse
  *    affinities P (CSR). The signs and normalisation are openTSNE's (kl_divergence_bh with
@@ -13,13 +13,13 @@
  * 2. From a few thousand points on, the repulsion's FFT interpolation (FIt-SNE's): spreading the
  *    points onto a grid and reading the potentials back (the FFT itself is SciPy's).
  *
- * 3. The symmetric affinities P + P^T from the neighbour lists (reporter.embed).
+ * 3. The symmetric affinities P + P^T from the neighbour lists (reporter.embedding.embed).
  *
- * 4. The exact nearest-neighbour search (reporter.neighbours): float32 squared distances tile by
+ * 4. The exact nearest-neighbour search (reporter.embedding.neighbours): float32 squared distances tile by
  *    tile, the points inside each row's radius kept and ranked by their direct float64 distance,
  *    ties by index.
  *
- * 5. The ranks trustworthiness needs beyond the known neighbours (reporter.quality): how many
+ * 5. The ranks trustworthiness needs beyond the known neighbours (reporter.embedding.quality): how many
  *    points are nearer, counted without copying rows of the distance matrix.
  *
  * The loops are written so that the compiler vectorises them (-fopenmp-simd; no fast-math, no
@@ -373,7 +373,7 @@ descend(PyObject *self, PyObject *args)
 
 /* Gaussian p(j|i) over each row's k neighbours, the precision beta found so that the entropy is
  * log(perplexity) within tol: Newton steps in log(beta), bisection whenever a step would leave the
- * bracket known to hold the root (reporter.embed._conditional_probabilities explains the sums).
+ * bracket known to hold the root (reporter.embedding.embed._conditional_probabilities explains the sums).
  * sq_dists rows are ascending; beta holds the starting values and receives the results. */
 static PyObject *
 bandwidths(PyObject *self, PyObject *args)
@@ -595,7 +595,7 @@ done:
  * each with INTERPOLATION x INTERPOLATION nodes (at 1/6, 1/2 and 5/6 of the box); every point
  * spreads the four terms 1, x, y, x^2 + y^2 onto the nodes of its box with Lagrange weights
  * (fft_spread), the squared Cauchy kernel is applied between all nodes by an FFT convolution
- * (reporter.embed, SciPy's FFT), and each point reads the four potentials back with the same
+ * (reporter.embedding.embed, SciPy's FFT), and each point reads the four potentials back with the same
  * weights (fft_gather), which give Z and the normalised repulsion. */
 #define INTERPOLATION 3
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from reporter.steps import batch_steps, frame_train_step
+from reporter.trial.steps import batch_steps, frame_train_step
 
 WIDTH, HEIGHT = 640, 260
 # Plot area inside the SVG: room on the left for y labels, below for x labels.
@@ -18,7 +18,7 @@ def x_domain(frames, run_info=None) -> tuple[float, float]:
     """The training-step range shared by every chart, so one cursor position fits them all.
 
     Frames count at their training step, TRAIN-loss points (kept as global steps) at theirs
-    (reporter/steps.py); ``run_info`` is the trainer's run file, if any.
+    (reporter/trial/steps.py); ``run_info`` is the trainer's run file, if any.
     """
     batch_step = batch_steps(frames, run_info)
     steps = []

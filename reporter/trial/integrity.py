@@ -71,7 +71,7 @@ class DigestCheck:
 
     def _read(self, relative: str) -> dict | None:
         if self.store.startswith("s3://"):
-            from reporter import s3
+            from reporter.trial import s3
 
             return s3.read_json(f"{self.store}/{relative}")
         try:

@@ -59,7 +59,7 @@ def resolve(patterns: dict[str, str], defaults: dict[str, str], inventory: list[
     defaults : dict
         The default regex per role (a default that matches nothing leaves an optional role absent).
     inventory : list of dict
-        ``{"name", "shape", ...}`` per tensor (:meth:`reporter.store.TensorStore.inventory`).
+        ``{"name", "shape", ...}`` per tensor (:meth:`reporter.trial.store.TensorStore.inventory`).
 
     Returns
     -------
@@ -197,7 +197,7 @@ def probe_arrays(values: dict, names: dict, where: str = "this step") -> dict:
         ``label_form``, ``inputs`` and ``recon`` as saved (or None), ``loss`` (N,) or None
         (a per-point loss of any rank is averaged per point; a single number is kept as it is).
     """
-    from reporter.labels import to_classes
+    from reporter.trial.labels import to_classes
 
     latent = values["latent"]
     if latent.ndim == 0 or latent.shape[0] == 0:

@@ -24,8 +24,8 @@ import numpy as np
 
 from latentlapse import atomic
 from reporter import ReporterError
-from reporter.render import BOX_LIMITS, class_colour, fit_to_box, scatter_by_class
-from reporter.steps import total_steps, training_step
+from reporter.pictures.render import BOX_LIMITS, class_colour, fit_to_box, scatter_by_class
+from reporter.trial.steps import total_steps, training_step
 
 FIGURE_STEM = "figure"
 FIGURE_FILES = tuple(f"{FIGURE_STEM}.{ext}" for ext in ("pdf", "svg", "png"))

@@ -6,7 +6,7 @@ row of the distance matrix is O(N^2 log N). Instead: a radius per point that is 
 at least k other points (from a guess of its neighbours, e.g. the previous frame's, or else from a
 random sample of points), then one pass over the float32 distances keeps only the points inside
 it, and the k nearest of those are the exact answer (that pass, the distances it looks at, tile by
-tile, and the ranking are in C: reporter/_kernels.c). Between two EVAL steps neighbourhoods change little, so with the previous
+tile, and the ranking are in C: reporter/embedding/_kernels.c). Between two EVAL steps neighbourhoods change little, so with the previous
 frame's lists the radius is tight and few points pass.
 
 The answer does not depend on the guess: candidates are ranked by their distance computed
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reporter import _kernels
+from reporter.embedding import _kernels
 
 # Rows of the distance matrix to a random sample computed at once (a search without a guess).
 CHUNK = 512
@@ -72,7 +72,7 @@ def nearest_neighbours(X, k, guess=None):
     # Keeps the points inside each row's limit (a row holding more than LOOSE x k of them, or fewer
     # than k: a poor guess, or one naming a point twice, gets its own k-th distance instead) and
     # ranks them by their direct distance; the float32 distances are computed tile by tile in C
-    # (reporter/_kernels.c), never as a whole N x N matrix, and the radius from a guess with them.
+    # (reporter/embedding/_kernels.c), never as a whole N x N matrix, and the radius from a guess with them.
     _kernels.select_nearest(centred.astype(np.float32), limit, slack.astype(np.float32), X, k, LOOSE,
                             neighbours, sq_dists, given)
     return neighbours, sq_dists

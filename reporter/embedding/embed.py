@@ -16,10 +16,10 @@ a t-SNE layout only reflects how long it was optimised). Two ways to start, chos
   shrunk to openTSNE's recommended initial spread and optimised without a spring.
 
 Affinities are computed here rather than by :class:`openTSNE.affinity.PerplexityBasedNN`: exact
-neighbours (:mod:`reporter.neighbours`, started from the previous frame's lists) are cheaper than
+neighbours (:mod:`reporter.embedding.neighbours`, started from the previous frame's lists) are cheaper than
 building a neighbour index for every frame, and the Gaussian bandwidths of all points are found
 at once by a safeguarded Newton search. Up to ``FFT_FROM`` points the gradient is exact (every
-pair, in C: reporter/_kernels.c), which is cheaper there than openTSNE's Barnes-Hut and has no
+pair, in C: reporter/embedding/_kernels.c), which is cheaper there than openTSNE's Barnes-Hut and has no
 approximation error; from there the repulsion is FIt-SNE's FFT interpolation on openTSNE's grid
 (:func:`fft_repulsion`), with a shorter schedule (both measured: see docs/benchmarks.md, "Scale").
 
@@ -39,10 +39,10 @@ import scipy.fft
 import scipy.sparse as sp
 from openTSNE import initialization
 
-from reporter import _kernels
-from reporter.align import procrustes
-from reporter.neighbours import nearest_neighbours
-from reporter.quality import plane_neighbours
+from reporter.embedding import _kernels
+from reporter.embedding.align import procrustes
+from reporter.embedding.neighbours import nearest_neighbours
+from reporter.embedding.quality import plane_neighbours
 
 PERPLEXITY = 30.0
 # openTSNE's own schedule for a t-SNE from scratch.
@@ -80,7 +80,7 @@ REORGANIZE_BELOW = 0.4
 NEIGHBOURHOOD = 10
 # openTSNE's advice for a given initialisation: standard deviation 1e-4.
 SMALL_SPREAD = 1e-4
-# openTSNE's gradient descent (reporter/_kernels.c repeats its step): momentum, the smallest gain,
+# openTSNE's gradient descent (reporter/embedding/_kernels.c repeats its step): momentum, the smallest gain,
 # the longest step of a point per iteration, and its grid for the FFT repulsion (its defaults).
 MOMENTUM = 0.8
 MIN_GAIN = 0.01
@@ -118,7 +118,7 @@ def _conditional_probabilities(sq_dists, perplexity, beta=None):
     """Gaussian p(j|i) over each row's neighbours, with the bandwidth matching the perplexity.
 
     Solves entropy(beta) = log(perplexity) for the precision ``beta`` (1 / 2 sigma^2) of every
-    row, in C (reporter/_kernels.c): Newton steps in log(beta), falling back to bisection whenever a
+    row, in C (reporter/embedding/_kernels.c): Newton steps in log(beta), falling back to bisection whenever a
     step would leave the bracket known to hold the root. Distances are shifted by each row's
     smallest, which changes neither p(j|i) nor the entropy and keeps exp() from underflowing for
     far-out points; with p normalised, entropy = log Z + beta <d>. Returns the probabilities
@@ -195,7 +195,7 @@ def neighbourhood_kept(layout, neighbours, k=NEIGHBOURHOOD, layout_neighbours=No
     neighbours : np.ndarray of int, shape (N, >= k)
         Nearest latent neighbours of each point, nearest first (from :func:`affinities`).
     layout_neighbours : np.ndarray of int, shape (N, >= k), optional
-        The layout's own (:func:`reporter.quality.plane_neighbours`), if known.
+        The layout's own (:func:`reporter.embedding.quality.plane_neighbours`), if known.
 
     Returns
     -------
@@ -227,7 +227,7 @@ def latent_change(before, neighbours, k=NEIGHBOURHOOD):
 
 
 def _csr_arrays(P):
-    """P's CSR arrays as :mod:`reporter._kernels` takes them (int32 structure, float64 values)."""
+    """P's CSR arrays as :mod:`reporter.embedding._kernels` takes them (int32 structure, float64 values)."""
     if P.dtype != np.float64:
         raise ValueError(f"affinities must be float64, got {P.dtype}")
     return (np.asarray(P.indptr, dtype=np.int32), np.asarray(P.indices, dtype=np.int32), P.data)
@@ -273,7 +273,7 @@ def fft_repulsion(embedding, gradient, n_interpolation_points=3, min_num_interva
     ``estimate_negative_gradient_fft_2d`` (degrees of freedom 1) does it, with the same grid: boxes
     of width at least 1 / ``ints_in_interval``, at least ``min_num_intervals`` per side, rounded up
     to a size in BOX_COUNTS. Spreading the points onto the grid's nodes and reading the potentials
-    back are in C (reporter/_kernels.c); the convolution of the nodes with the squared Cauchy
+    back are in C (reporter/embedding/_kernels.c); the convolution of the nodes with the squared Cauchy
     kernel is SciPy's FFT in single precision, whose rounding (~1e-7 of the largest potential) is
     far below the interpolation's own error (measured: docs/benchmarks.md, "Scale").
     """
@@ -393,7 +393,7 @@ class Embedder:
     ----------
     seed : int
         Seeds every random choice: equal inputs give bit-identical outputs on one machine (a
-        CPU with AVX2 and one without round some sums differently: reporter/_kernels.c).
+        CPU with AVX2 and one without round some sums differently: reporter/embedding/_kernels.c).
     settings : EmbedSettings
     layout : array_like, shape (N, 2), optional
         The embedding to start the next frame from (the last frame's). A degenerate one
@@ -497,7 +497,7 @@ class Embedder:
 
     def layout_neighbours(self):
         """The NEIGHBOURHOOD nearest other points of every point of ``layout`` in the plane
-        (:func:`reporter.quality.plane_neighbours`), or None without a finite layout. Kept until
+        (:func:`reporter.embedding.quality.plane_neighbours`), or None without a finite layout. Kept until
         the layout changes: the next frame and this frame's quality figures need the same lists."""
         if self.layout is None or not np.isfinite(self.layout).all():
             return None
@@ -558,7 +558,7 @@ class _Descent:
 
     The same steps as ``openTSNE.TSNEEmbedding.optimize`` with its defaults (learning rate N /
     exaggeration, MOMENTUM, MIN_GAIN, steps of at most MAX_STEP, the layout kept centred), each in
-    one C call (reporter/_kernels.c) instead of a dozen NumPy ones: at 1,000 points the step cost
+    one C call (reporter/embedding/_kernels.c) instead of a dozen NumPy ones: at 1,000 points the step cost
     more than the exact gradient. Gains and momentum carry over from one :meth:`run` to the next.
     """
 

@@ -30,7 +30,7 @@ from matplotlib.patches import Rectangle
 
 from latentlapse.atomic import write_bytes
 from reporter import ReporterError
-from reporter.steps import step_text
+from reporter.trial.steps import step_text
 
 #: Class colours: Petroff's 10-colour sequence (M. A. Petroff, "Accessible Color Sequences for
 #: Data Visualization", 2021; matplotlib's ``petroff10`` style), chosen in a survey to stay
@@ -128,8 +128,8 @@ def stable_limits(embeddings, margin: float = 0.05) -> tuple[float, float, float
 
 
 def _pictures(inputs, reconstructions, n: int):
-    """The frame's pictures as reporter.images views (arrays of any layout are read here), or None."""
-    from reporter.images import ImageView, probe_pictures
+    """The frame's pictures as reporter.trial.images views (arrays of any layout are read here), or None."""
+    from reporter.trial.images import ImageView, probe_pictures
 
     if inputs is None or isinstance(inputs, ImageView):
         shown = inputs if inputs is not None and inputs.shown else None
@@ -169,7 +169,7 @@ def _examples(labels: np.ndarray, n_classes: int) -> list[int | None]:
 def _thumbnails(inputs, recons, picks):
     """RGB, one row per example: its input, a gap, its reconstruction (if any); gaps are white.
 
-    ``inputs`` and ``recons`` are reporter.images views: their stated normalisation is applied.
+    ``inputs`` and ``recons`` are reporter.trial.images views: their stated normalisation is applied.
     """
     h, w = inputs.shape
     gap = max(w // 7, 2)
@@ -266,7 +266,7 @@ def draw_frame(
         Integer class of each point, an index into ``class_names``; None: one colour.
     class_names : sequence of str
         Legend text per class (the first 20 are listed, then how many more).
-    inputs, reconstructions : reporter.images.ImageView, array in any layout it reads, or None
+    inputs, reconstructions : reporter.trial.images.ImageView, array in any layout it reads, or None
         Probe images and the autoencoder's output; one example per class is shown (up to
         ten classes; a few points without labels). None: the map and the names alone.
     step : int

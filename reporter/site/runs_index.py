@@ -33,7 +33,7 @@ from reporter.state import LIVE_STATUSES, STATE_FILE, ReportState
 # Where a report lives inside a run's folder: compose writes the report itself, the demo a site/.
 REPORT_PLACES = ("", "site")
 LOCK_FILE = ".latentlapse-index.lock"
-log = logging.getLogger("reporter.runs_index")
+log = logging.getLogger("reporter.site.runs_index")
 RUN_METADATA = "run.json"  # the site's redacted copy of the trainer's run file
 # A live run's index also changes as frames arrive: refreshed at most this often (seconds).
 REFRESH_EVERY = 30.0
@@ -110,7 +110,7 @@ def build_rows(index_folder: Path, now: float | None = None) -> list[RunRow]:
 
 def render_index(rows: list[RunRow], *, written: datetime | None = None) -> str:
     """The page listing ``rows`` (pure: rows in, HTML out)."""
-    from reporter.site import template_dir, templates_of
+    from reporter.site.page import template_dir, templates_of
 
     templates = template_dir()
     css = (templates / "runs.css").read_text(encoding="utf-8")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reporter.state import ReportState
-from reporter.steps import frame_train_step, step_text, total_steps
+from reporter.trial.steps import frame_train_step, step_text, total_steps
 
 GITHUB_HOTLINK_LIMIT = 5 * 1024 * 1024
 GITHUB_VIDEO_LIMIT = 10 * 1000 * 1000  # uploaded videos in issues and pull requests
@@ -106,7 +106,7 @@ def video_view(out: Path, state: ReportState, run: dict, dataset: str, frames: l
 
 def figure_view(out: Path, state: ReportState, run: dict, dataset: str) -> dict | None:
     """The paper figure's files, a preview, and a LaTeX ``\\includegraphics`` snippet."""
-    from reporter.figure import FIGURE_FILES
+    from reporter.outputs.figure import FIGURE_FILES
 
     figure = state.figure
     if figure is None or not all((out / name).is_file() for name in FIGURE_FILES):
@@ -140,7 +140,7 @@ def figure_view(out: Path, state: ReportState, run: dict, dataset: str) -> dict 
 
 def downloads(out: Path, state: ReportState) -> list[tuple[str, str]]:
     """(file, what it is) of the MP4 and the figure files that exist."""
-    from reporter.figure import FIGURE_FILES
+    from reporter.outputs.figure import FIGURE_FILES
 
     files = [(state.video.path if state.video else "latentlapse.mp4", "the video (H.264 MP4, every frame)")]
     files += [(FIGURE_FILES[0], "the paper figure (PDF, fonts embedded)"),

@@ -9,9 +9,9 @@ from scipy.spatial import ConvexHull, QhullError, cKDTree
 from scipy.spatial.distance import pdist
 from sklearn.neighbors import NearestNeighbors
 
-from reporter import _kernels
-from reporter.align import procrustes
-from reporter.neighbours import nearest_neighbours
+from reporter.embedding import _kernels
+from reporter.embedding.align import procrustes
+from reporter.embedding.neighbours import nearest_neighbours
 
 # A frame's trustworthiness is exact up to this many probe points and estimated from this many
 # points' neighbourhoods beyond (error measured in docs/benchmarks.md, "Scale").

@@ -1,7 +1,7 @@
 """The animated GIF of a run, appended one frame at a time at a constant cost per frame.
 
 Only the new frame is LZW-compressed: Pillow encodes it alone as a single-frame GIF with the
-same 256-colour palette and its image block is spliced out (:mod:`reporter.gif_format`), so
+same 256-colour palette and its image block is spliced out (:mod:`reporter.outputs.gif_format`), so
 earlier frames are never re-encoded. The whole file is published atomically after every append;
 that copy is the only work that grows with the GIF (a memcpy of at most the budget, 5 MiB).
 
@@ -41,8 +41,8 @@ from PIL import Image
 
 from latentlapse.atomic import write_bytes
 from reporter import ReporterError
-from reporter import gif_format as fmt
-from reporter.palette import Quantizer, default_palette, quantize  # noqa: F401 (re-exported)
+from reporter.outputs import gif_format as fmt
+from reporter.pictures.palette import Quantizer, default_palette, quantize  # noqa: F401 (re-exported)
 
 DEFAULT_BUDGET = 5 * 1024 * 1024  # GitHub's image proxy drops hot-linked images above ~5 MiB
 DEFAULT_DELAY_MS = 250

@@ -31,7 +31,7 @@ import numpy as np
 
 from latentlapse import atomic
 from reporter import ReporterError
-from reporter.steps import step_text, training_step
+from reporter.trial.steps import step_text, training_step
 
 FOLDER = "explore"
 PROBES_JS = f"{FOLDER}/probes.js"
@@ -95,7 +95,7 @@ def quantise_coordinates(embedding: np.ndarray) -> np.ndarray:
 
     Rows holding NaN/Inf become :data:`MISSING_COORD`.
     """
-    from reporter.render import fit_to_box
+    from reporter.pictures.render import fit_to_box
 
     y = fit_to_box(np.asarray(embedding, dtype=np.float64))
     finite = np.isfinite(y).all(axis=1)
@@ -150,7 +150,7 @@ def to_levels(values: np.ndarray, levels: int = 256, indices: bool = False) -> n
 
 
 def view_pixels(view, levels: int = 256, indices: bool = False) -> np.ndarray:
-    """Every picture of an :class:`reporter.images.ImageView` as uint8, (N, H, W) grey or (N, H, W, 3).
+    """Every picture of an :class:`reporter.trial.images.ImageView` as uint8, (N, H, W) grey or (N, H, W, 3).
 
     Converted a block at a time: a float copy of 10,000 RGB pictures at once would take ~190 MB.
     ``levels`` and ``indices`` as :func:`to_levels`.
@@ -177,11 +177,11 @@ def sprite_sheet(pictures: np.ndarray, cols: int) -> np.ndarray:
 
 
 def probe_views(inputs, reconstructions, n: int):
-    """How the inputs and reconstructions are shown (reporter/images.py): the frames' rules, one scale.
+    """How the inputs and reconstructions are shown (reporter/trial/images.py): the frames' rules, one scale.
 
     Returns (inputs view or None, reconstructions view or None); None where nothing can be shown.
     """
-    from reporter.images import image_view
+    from reporter.trial.images import image_view
 
     if inputs is None:
         return None, None
@@ -273,14 +273,14 @@ def write_frame(out_dir, index: int, embedding, labels, class_names, *, step: in
     step, global_step : int
         The EVAL step and smdebug's global step of the frame (data, not shown).
     train_step : int, optional
-        Train steps done at the frame (reporter/steps.py); derived from the two above if not given.
+        Train steps done at the frame (reporter/trial/steps.py); derived from the two above if not given.
     label : str, optional
         What the map says of the frame: its training step, "step 925 of 937". Default
         ``step_text(train_step)``.
     latents : array (N, D), optional
         Bottleneck vectors: the pinned point's neighbours are found among them.
     inputs, reconstructions : arrays of N images, optional
-        Shown as the frames show them (reporter/images.py: layout, and one scale chosen from the
+        Shown as the frames show them (reporter/trial/images.py: layout, and one scale chosen from the
         inputs); the reconstructions become this frame's sprite sheet.
     losses : array (N,), optional
         Per-sample loss.

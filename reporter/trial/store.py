@@ -20,10 +20,10 @@ import numpy as np
 from latentlapse.contract import RUN_FILE
 from latentlapse.contract import TENSOR_NAMES as DEFAULT_NAMES  # by role; the trainer's hook saves these
 from reporter import ReporterError
-from reporter.modes import FrameSource
-from reporter.integrity import DigestCheck, StepDamaged
+from reporter.trial.modes import FrameSource
+from reporter.trial.integrity import DigestCheck, StepDamaged
 
-log = logging.getLogger("reporter.store")
+log = logging.getLogger("reporter.trial.store")
 
 
 
@@ -39,7 +39,7 @@ class ProbeStep:
     reconstructions: np.ndarray | None
     losses: np.ndarray | None       # (N,) per-sample, if a loss tensor was found
     train_losses: list = field(default_factory=list)  # [(global_step, mean loss)] since the last frame
-    label_form: str | None = None   # how the labels tensor was read (reporter.labels.Classes.form)
+    label_form: str | None = None   # how the labels tensor was read (reporter.trial.labels.Classes.form)
     checked: bool = False           # every tensor matched the trainer's digests (False: the store has none)
 
 
@@ -105,7 +105,7 @@ class TensorStore:
         self.trial = None
         self.names: dict[str, str | None] = {}
         self._images: tuple[int, np.ndarray] | None = None  # (EVAL step, probe images saved there)
-        self.roles = None  # reporter.roles.Roles, once resolved
+        self.roles = None  # reporter.trial.roles.Roles, once resolved
         self.frames = FrameSource(mode, worker)
         self.digests = DigestCheck(self.path)
 
@@ -114,7 +114,7 @@ class TensorStore:
     def exists(self) -> bool:
         """Whether the trainer has written its collections yet (smdebug blocks without them)."""
         if is_s3(self.path):
-            from reporter import s3
+            from reporter.trial import s3
 
             return s3.has_collections(self.path)
         return bool(glob.glob(os.path.join(self.path, "collections", "*", "*.json")))
@@ -123,7 +123,7 @@ class TensorStore:
         """Wait up to ``timeout`` seconds for a trial at the path, then open it."""
         _smdebug_quiet()
         if is_s3(self.path):
-            from reporter import s3
+            from reporter.trial import s3
 
             s3.preflight(self.path)
             s3.patch_smdebug_s3()
@@ -145,8 +145,8 @@ class TensorStore:
         self.trial = create_trial(self.path)
 
     def resolve_names(self) -> dict[str, str | None]:
-        """Match each role's regex to one tensor (see reporter/roles.py); {} while nothing is saved yet."""
-        from reporter.roles import resolve
+        """Match each role's regex to one tensor (see reporter/trial/roles.py); {} while nothing is saved yet."""
+        from reporter.trial.roles import resolve
 
         if not list(self.trial.tensor_names()):
             return {}  # nothing saved yet: the caller waits and asks again
@@ -179,7 +179,7 @@ class TensorStore:
     def run_info(self) -> dict | None:
         """The trainer's ``latentlapse-run.json``, or None (another trainer, or not written yet)."""
         if is_s3(self.path):
-            from reporter import s3
+            from reporter.trial import s3
 
             info = s3.read_json(self.path + "/" + RUN_FILE)
         else:
@@ -196,9 +196,9 @@ class TensorStore:
         """Read the points of one step of the frames' mode, and the TRAIN losses saved since the last frame.
 
         Raises StepUnreadable when the step stays unreadable after every retry, ReporterError
-        when the tensors do not fit together (see reporter.roles.probe_arrays).
+        when the tensors do not fit together (see reporter.trial.roles.probe_arrays).
         """
-        from reporter.roles import probe_arrays
+        from reporter.trial.roles import probe_arrays
 
         from smdebug import modes
 
@@ -368,7 +368,7 @@ class TensorStore:
 def _size_of(path: str) -> int | None:
     """The size in bytes of a local file or an S3 object; None if it cannot be told."""
     if is_s3(path):
-        from reporter import s3
+        from reporter.trial import s3
 
         return s3.object_size(path)
     try:

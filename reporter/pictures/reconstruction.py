@@ -1,7 +1,7 @@
 """The reconstruction grid: one probe image per class, input above the autoencoder's output.
 
 The pipeline calls :func:`save_reconstruction_grid` after every frame with that frame's probe
-inputs and reconstructions, writing ``out_dir / reporter.site.RECONSTRUCTION_PNG``; the site
+inputs and reconstructions, writing ``out_dir / reporter.site.page.RECONSTRUCTION_PNG``; the site
 shows it as "Reconstructions at step N". Drawn with Pillow alone: pixels stay pixels (nearest
 neighbour magnification) and the class colours match the frames'.
 """
@@ -23,9 +23,9 @@ def save_reconstruction_grid(path, inputs, recons, labels, class_names, *, colou
     ----------
     path : path
         Where to write; the site shows ``out_dir / RECONSTRUCTION_PNG``.
-    inputs, recons : reporter.images.ImageView, or arrays in any layout reporter.images reads
+    inputs, recons : reporter.trial.images.ImageView, or arrays in any layout reporter.trial.images reads
         Probe images and the autoencoder's outputs at one step. Arrays are read with
-        :func:`reporter.images.probe_pictures` (the inputs' normalisation, applied to both).
+        :func:`reporter.trial.images.probe_pictures` (the inputs' normalisation, applied to both).
     labels : array of shape (N,), or None
         Class index of each probe image; None (no labels): the first ten probe images.
     class_names : sequence of str
@@ -42,7 +42,7 @@ def save_reconstruction_grid(path, inputs, recons, labels, class_names, *, colou
     """
     from PIL import Image, ImageColor, ImageDraw, ImageFont
 
-    from reporter.images import ImageView, probe_pictures
+    from reporter.trial.images import ImageView, probe_pictures
 
     if not isinstance(inputs, ImageView):
         x, r = np.asarray(inputs), np.asarray(recons)

@@ -1,4 +1,4 @@
-"""The GIF89a byte format, as far as :mod:`reporter.gif` needs it: blocks out, blocks in.
+"""The GIF89a byte format, as far as :mod:`reporter.outputs.gif` needs it: blocks out, blocks in.
 
 A GIF here is: header + logical screen, one global colour table, a NETSCAPE2.0 loop block, a
 comment, then per frame a Graphic Control Extension (its delay) and an image block, then the

@@ -22,12 +22,14 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from latentlapse import atomic
-from reporter import ReporterError, __version__, explore, rules, site_outputs
-from reporter.charts import line_chart, x_domain
-from reporter.modes import role_rows, site_notes
-from reporter.reconstruction import save_reconstruction_grid, to_rgb255
-from reporter.redact import HIDDEN, redact, redact_text
-from reporter.steps import batch_steps, frame_train_step
+from reporter import ReporterError, __version__, rules
+from reporter.site import explore
+from reporter.site import downloads as site_outputs
+from reporter.site.charts import line_chart, x_domain
+from reporter.trial.modes import role_rows, site_notes
+from reporter.pictures.reconstruction import save_reconstruction_grid, to_rgb255
+from reporter.site.redact import HIDDEN, redact, redact_text
+from reporter.trial.steps import batch_steps, frame_train_step
 from reporter.state import FINAL_STATUSES, LIVE_STATUSES, SILENT_AFTER_SECONDS, ReportState
 
 __all__ = [
@@ -61,12 +63,12 @@ def template_dir() -> Path:
                 f"{TEMPLATE_ENV}={env} holds no index.html.j2: point it at the site_template folder"
             )
         return Path(env)
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "site_template", here / "site_template"):
+    package = Path(__file__).resolve().parents[1]  # reporter/
+    for candidate in (package.parent / "site_template", package / "site_template"):
         if (candidate / "index.html.j2").is_file():
             return candidate
     raise ReporterError(
-        f"site_template/ not found next to {here}: set {TEMPLATE_ENV} to the folder holding index.html.j2"
+        f"site_template/ not found next to {package}: set {TEMPLATE_ENV} to the folder holding index.html.j2"
     )
 
 
@@ -154,7 +156,7 @@ def _context(out: Path, state: ReportState, run: dict, frames: list, now: dateti
         "live": live,
         "refresh_seconds": REFRESH_SECONDS,
         "assets": {name: f"assets/{name}?v={digest}" for name, digest in versions.items()},
-        # The GIF, the MP4 and the paper figure with their snippets (reporter/site_outputs.py).
+        # The GIF, the MP4 and the paper figure with their snippets (reporter/site/downloads.py).
         "gif": site_outputs.gif_view(out, state, run, dataset, frames),
         "video": site_outputs.video_view(out, state, run, dataset, frames),
         "figure": site_outputs.figure_view(out, state, run, dataset),
@@ -356,7 +358,7 @@ def _recon_view(out, step, class_names, dataset, label=None):
 
 
 def _class_hexes():
-    from reporter.render import CLASS_COLOURS as colours  # the frames' palette: the legend must match it
+    from reporter.pictures.render import CLASS_COLOURS as colours  # the frames' palette: the legend must match it
 
     return [c if isinstance(c, str) else "#%02x%02x%02x" % to_rgb255(c) for c in colours]
 

@@ -103,14 +103,14 @@ def trial_facts(roles, source: FrameSource, pictures=(None, None), label_form: s
 
     Parameters
     ----------
-    roles : reporter.roles.Roles
+    roles : reporter.trial.roles.Roles
         The tensor of each role, and why absent roles are absent.
     source : FrameSource
         The mode and worker of the frames.
     pictures : (ImageView or None, ImageView or None)
         How the latest frame showed its inputs and reconstructions.
     label_form : str, optional
-        How the labels tensor was read (reporter.labels.Classes.form).
+        How the labels tensor was read (reporter.trial.labels.Classes.form).
     """
     facts = {"roles": dict(roles.names), "role_notes": dict(roles.notes), **source.describe()}
     inputs, recon = pictures

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reporter.figure import FIGURE_FILES, figure_steps, write_figure
+from reporter.outputs.figure import FIGURE_FILES, figure_steps, write_figure
 from reporter.state import OutputInfo, ReportState
-from reporter.video import VideoWriter
+from reporter.outputs.video import VideoWriter
 
 
 def publish(out: Path, state: ReportState, video: VideoWriter, run_info: dict | None, *,
