@@ -4,8 +4,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 UV     := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
+TORCH_ENV := .cache/torch-venv
 
-.PHONY: demo test test-docker lock lint clean-venv
+.PHONY: demo test test-docker torch-env lock lint clean-venv
 
 $(VENV)/.installed: requirements/dev.txt pyproject.toml reporter/embedding/_kernels.c
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "latentlapse needs Python 3.11 (mxnet 1.9.1 has no wheels for others): set PYTHON=python3.11")'
@@ -22,8 +23,18 @@ $(VENV)/.installed: requirements/dev.txt pyproject.toml reporter/embedding/_kern
 demo: $(VENV)/.installed
 	bash scripts/demo.sh
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed $(TORCH_ENV)/.installed
 	$(PY) -m pytest
+
+# PyTorch beside the project, for the test of docs/own-model.md's PyTorch recipe (the project's own
+# environment has no torch). torch 2.13.0 is the CPU build where pip finds it on disk; elsewhere pip
+# downloads it from your package index.
+torch-env: $(TORCH_ENV)/.installed
+
+$(TORCH_ENV)/.installed:
+	$(PYTHON) -m venv $(TORCH_ENV)
+	$(TORCH_ENV)/bin/pip install --quiet --disable-pip-version-check torch==2.13.0 smdebug==1.0.34 "numpy<2" pandas psutil requests
+	touch $@
 
 # The compose stack built and run on a real Docker engine (CI installs and starts one).
 test-docker:
