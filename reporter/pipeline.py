@@ -351,6 +351,9 @@ class Report:
             if quiet > config.wait_timeout:
                 reason = (f"the tensor store has not grown for {quiet:.0f} s and training has not ended: "
                           "the trainer stopped")
+                problem = self.store.listing_problem()  # a store that cannot be listed does not grow either
+                if problem is not None:
+                    raise ReporterError(problem)  # as at the start (preflight): exit 1, the line on the site
                 log.error("%s; %d frames kept in %s", reason, len(self.state.frames), self.out)
                 return self.end(FAILED, EXIT_FAILED, reason)
             if quiet > config.stall_after and self.state.status != STALLED:
