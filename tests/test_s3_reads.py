@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from conftest import PYTHON, ROOT, trainer_env
 from latentlapse.contract import DIGEST_DIR, END_MARKER
 from latentlapse.digests import digest_file
 from reporter.cli import main as reporter_main
@@ -125,7 +127,7 @@ def test_a_folder_that_cannot_be_listed_says_so_not_that_the_trainer_stopped(tmp
 
 
 @pytest.mark.e2e
-def test_an_s3_store_that_cannot_be_listed_any_more_says_so(tmp_path, monkeypatch, capsys):
+def test_an_s3_store_that_cannot_be_listed_any_more_says_so(tmp_path):
     server = SeaweedServer(tmp_path / "seaweedfs")
     reader = {"name": "reader", "credentials": [{"accessKey": "reader", "secretKey": "reader-secret"}],
               "actions": ["Read", "List"]}
@@ -134,27 +136,29 @@ def test_an_s3_store_that_cannot_be_listed_any_more_says_so(tmp_path, monkeypatc
     try:
         bucket = server.create_bucket()
         upload_folder(server.client(), bucket, "run", _unfinished_trial(tmp_path / "tensors"))
-        for name, value in {**server.env(), "AWS_ACCESS_KEY_ID": "reader", "AWS_SECRET_ACCESS_KEY": "reader-secret",
-                            "AWS_RETRY_MODE": "standard", "AWS_MAX_ATTEMPTS": "10",
-                            "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.delenv("AWS_PROFILE", raising=False)
-
-        def take_listing_away():
-            # The reader's s3:ListBucket is revoked while it follows the run (objects stay readable).
-            server.kill()
-            reader["actions"] = ["Read"]
-            server.start()
-
+        env = {**trainer_env(), **server.env(), "AWS_ACCESS_KEY_ID": "reader",
+               "AWS_SECRET_ACCESS_KEY": "reader-secret"}
         out = tmp_path / "site"
-        changer = after_frames(out, 2, take_listing_away)
-        code, errors = follow(f"s3://{bucket}/run", out, 120, capsys)
-        changer.join()
+        # A process of its own: the server is restarted from this one meanwhile.
+        reporter = subprocess.Popen(
+            [PYTHON, "-m", "reporter", "--tensors", f"s3://{bucket}/run", "--out", str(out), "--follow",
+             "--poll-interval", "0.2", "--wait-timeout", "120", "--retries", "2", "--retry-delay", "0.1"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 300
+        while frames_in(out) < 2:
+            assert reporter.poll() is None and time.monotonic() < deadline, reporter.communicate()[1]
+            time.sleep(0.1)
+        # The reader's s3:ListBucket is revoked while it follows the run (objects stay readable).
+        server.kill()
+        reader["actions"] = ["Read"]
+        server.start()
+        _, stderr = reporter.communicate(timeout=300)
     finally:
         server.stop(grace=5)
     line = (f"reporter: error: cannot list the tensor store s3://{bucket}/run: access denied while listing "
             f"s3://{bucket}/run (AccessDenied): the credentials need s3:ListBucket and s3:GetObject on it")
-    assert (code, errors) == (1, [line])
+    assert (reporter.returncode, error_lines(stderr)) == (1, [line]), stderr
+    assert "Traceback" not in stderr
     assert state_of(out)["status"] == "failed" and len(state_of(out)["frames"]) == 2
 
 
