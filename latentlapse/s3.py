@@ -54,16 +54,32 @@ def configure_retries(environ: Optional[dict] = None) -> dict:
             "AWS_MAX_ATTEMPTS": environ["AWS_MAX_ATTEMPTS"]}
 
 
+# Clients made so far, by kind and by the AWS_* environment they were made in. A client costs
+# ~50 ms to make and the reporter asks for one every poll (about every second): made once, kept.
+_clients: dict = {}
+
+
 def client(preflight: bool = False):
-    """A boto3 S3 client: the environment's retry settings, or short timeouts for a preflight check."""
+    """A boto3 S3 client: the environment's retry settings, or short timeouts for a preflight check.
+
+    Made once per kind and kept; a change to any ``AWS_*`` variable (another endpoint, other
+    credentials, the retries ``configure_retries`` sets) gets a new one.
+    """
+    key = (preflight, tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))))
+    made = _clients.get(key)
+    if made is not None:
+        return made
     import boto3
     from botocore.config import Config
 
     if preflight:
-        return boto3.client("s3", config=Config(
+        made = boto3.client("s3", config=Config(
             connect_timeout=PREFLIGHT_CONNECT_TIMEOUT, read_timeout=20,
             retries={"mode": "standard", "max_attempts": PREFLIGHT_ATTEMPTS}))
-    return boto3.client("s3")
+    else:
+        made = boto3.client("s3")
+    _clients[key] = made
+    return made
 
 
 class Explainer:

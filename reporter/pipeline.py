@@ -34,7 +34,9 @@ log = logging.getLogger("reporter")
 GIF_FILE = "latentlapse.gif"
 # Exit codes (docs/architecture.md): 0 finished (or one pass done), 1 bad input (raised as
 # ReporterError, printed by the CLI), 3 the run failed, 128 + the signal's number when stopped
-# by SIGINT (130) or SIGTERM (143), as a shell reports a process a signal ended.
+# by SIGINT (130) or SIGTERM (143), as a shell reports a process a signal ended. An MP4 or
+# figure that cannot be made changes none of these: the report ends as it would have, and its
+# site and log say why that file is missing (reporter/outputs/publish.py).
 EXIT_OK, EXIT_FAILED = 0, 3
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # Files the reporter writes at the top of its folder; any other file there means the folder is not ours.
@@ -349,6 +351,9 @@ class Report:
                 return EXIT_OK
             quiet = time.monotonic() - last_growth
             if quiet > config.wait_timeout:
+                problem = self.store.listing_problem()  # a store that cannot be listed does not grow either
+                if problem is not None:
+                    raise ReporterError(problem)  # as at the start (preflight): exit 1, the line on the site
                 reason = (f"the tensor store has not grown for {quiet:.0f} s and training has not ended: "
                           "the trainer stopped")
                 log.error("%s; %d frames kept in %s", reason, len(self.state.frames), self.out)

@@ -159,6 +159,7 @@ class OutputInfo(_Record):
     bytes: int = 0
     steps: list | None = None           # the figure: training step of each panel
     width: str | None = None            # the figure: "single" or "double"
+    error: str | None = None            # why it could not be made, with the fix (reporter/outputs/publish.py)
 
     WHAT: ClassVar[str] = "output"
     DEFAULTS: ClassVar[dict] = {"path": ""}

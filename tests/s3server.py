@@ -84,6 +84,9 @@ class SeaweedServer:
         self.root = Path(root)
         self.access_key = access_key
         self.secret_key = secret_key
+        # Who may do what; a test may add an identity or change its actions, then restart.
+        self.identities = [{"name": "tests", "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+                            "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]
         self.ports = dict(zip(_PORT_NAMES, _free_ports(len(_PORT_NAMES))))
         self.process: subprocess.Popen | None = None
         self.log_path = self.root / "weed.log"
@@ -136,11 +139,7 @@ class SeaweedServer:
         data.mkdir(parents=True, exist_ok=True)
         logs.mkdir(parents=True, exist_ok=True)
         identities = self.root / "identities.json"
-        identities.write_text(json.dumps({"identities": [{
-            "name": "tests",
-            "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
-            "actions": ["Admin", "Read", "List", "Tagging", "Write"],
-        }]}))
+        identities.write_text(json.dumps({"identities": self.identities}))
         command = [
             weed_binary(), f"-logdir={logs}", "server", f"-dir={data}",
             "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
@@ -233,6 +232,17 @@ class SeaweedServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def upload_folder(client, bucket: str, prefix: str, folder: Path, skip: tuple[str, ...] = ()) -> int:
+    """Put every file under ``folder`` at ``prefix/<relative path>`` (as SageMaker uploads a job's
+    tensors), except those whose relative path is in ``skip``; return how many were put."""
+    files = [p for p in sorted(Path(folder).rglob("*"))
+             if p.is_file() and p.relative_to(folder).as_posix() not in skip]
+    for path in files:
+        client.put_object(Bucket=bucket, Key=f"{prefix}/{path.relative_to(folder).as_posix()}",
+                          Body=path.read_bytes())
+    return len(files)
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from s3server import upload_folder
+
 pytest_plugins = ["s3server"]  # the s3_server and s3_env fixtures
 
 
@@ -47,14 +49,6 @@ def local_run(tmp_path_factory) -> Path:
     return out
 
 
-def _upload(client, bucket: str, prefix: str, folder: Path) -> int:
-    files = [p for p in sorted(folder.rglob("*")) if p.is_file()]
-    for path in files:
-        client.put_object(Bucket=bucket, Key=f"{prefix}/{path.relative_to(folder).as_posix()}",
-                          Body=path.read_bytes())
-    return len(files)
-
-
 def _read_all(url: str) -> dict[int, np.ndarray]:
     from smdebug.trials import create_trial
 
@@ -71,7 +65,7 @@ def test_values_read_over_s3_are_the_values_written(s3_env, local_run):
     from reporter.trial.s3 import patch_smdebug_s3
 
     bucket = s3_env.create_bucket()
-    count = _upload(s3_env.client(), bucket, "run-values", local_run)
+    count = upload_folder(s3_env.client(), bucket, "run-values", local_run)
     assert count > 2 * STEPS  # an index file and an event file per step, plus collections
     patch_smdebug_s3()
     values = _read_all(f"s3://{bucket}/run-values")

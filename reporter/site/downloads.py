@@ -82,7 +82,7 @@ def gif_view(out: Path, state: ReportState, run: dict, dataset: str, frames: lis
 def video_view(out: Path, state: ReportState, run: dict, dataset: str, frames: list[dict]) -> dict | None:
     """The MP4 for a ``<video>`` element, and the snippet to paste into a pull request."""
     video = state.video
-    if video is None or not (out / video.path).is_file():
+    if video is None or video.error or not (out / video.path).is_file():
         return None
     size = (out / video.path).stat().st_size
     shown = frames[:video.frames] if video.frames else frames
@@ -109,7 +109,7 @@ def figure_view(out: Path, state: ReportState, run: dict, dataset: str) -> dict 
     from reporter.outputs.figure import FIGURE_FILES
 
     figure = state.figure
-    if figure is None or not all((out / name).is_file() for name in FIGURE_FILES):
+    if figure is None or figure.error or not all((out / name).is_file() for name in FIGURE_FILES):
         return None
     steps = figure.steps or []
     double = figure.width == "double"

@@ -70,13 +70,23 @@ class DigestCheck:
         return self._cache[step]
 
     def _read(self, relative: str) -> dict | None:
+        """The digest file at ``relative`` in the store, None if it is missing; read the same way
+        from a folder and from S3, so a damaged file is a damaged step on both."""
         if self.store.startswith("s3://"):
             from reporter.trial import s3
 
-            return s3.read_json(f"{self.store}/{relative}")
-        try:
-            return json.loads(Path(self.store, relative).read_text())
-        except FileNotFoundError:
+            body = s3.read_bytes(f"{self.store}/{relative}")
+        else:
+            try:
+                body = Path(self.store, relative).read_bytes()
+            except FileNotFoundError:
+                body = None
+        if body is None:
             return None
+        try:
+            found = json.loads(body)
         except ValueError as exc:
             raise StepDamaged(f"{NOT_MATCHING}: its digest file {relative} is not JSON ({exc})") from None
+        if not isinstance(found, dict):
+            raise StepDamaged(f"{NOT_MATCHING}: its digest file {relative} holds no JSON object")
+        return found

@@ -69,6 +69,28 @@ def has_collections(url: str) -> bool:
     return answer.get("KeyCount", len(answer.get("Contents", []))) > 0
 
 
+def read_bytes(url: str) -> bytes | None:
+    """The bytes of the object at ``url``, or None if there is no such object (yet).
+
+    Raises
+    ------
+    ReporterError
+        If S3 cannot be read.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, key = parse_url(url)
+    client = shared.client()
+    try:
+        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None
+        raise _explain(error, url, client, "reading") from None
+    except BotoCoreError as error:
+        raise _explain(error, url, client, "reading") from None
+
+
 def read_json(url: str):
     """The JSON object stored at ``url``, or None if there is no such object (yet).
 
@@ -77,22 +99,30 @@ def read_json(url: str):
     ReporterError
         If S3 cannot be read, or the object is not JSON.
     """
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    bucket, key = parse_url(url)
-    client = shared.client()
-    try:
-        body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-            return None
-        raise _explain(error, url, client, "reading") from None
-    except BotoCoreError as error:
-        raise _explain(error, url, client, "reading") from None
+    body = read_bytes(url)
+    if body is None:
+        return None
     try:
         return json.loads(body)
     except ValueError as error:
         raise ReporterError(f"{url} is not JSON ({error}): is it the right file?") from None
+
+
+def listing_problem(url: str) -> str | None:
+    """Why the store at ``url`` cannot be listed now, in one line with the fix; None if it can.
+
+    smdebug only logs a failed listing and carries on with an empty one, so a store that cannot
+    be listed looks like a store that stopped growing. This asks S3 directly (short timeouts).
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, prefix = parse_url(url)
+    client = shared.client(preflight=True)
+    try:
+        client.list_objects_v2(Bucket=bucket, Prefix=prefix + "/" if prefix else "", MaxKeys=1)
+    except (BotoCoreError, ClientError) as error:
+        return _explain.message(error, url, client, "listing")
+    return None
 
 
 def object_size(url: str) -> int | None:

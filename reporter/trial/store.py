@@ -176,6 +176,23 @@ class TensorStore:
 
         return bool(self._retry(lambda: has_training_ended(self.path), default=False))
 
+    def listing_problem(self) -> str | None:
+        """Why the store cannot be listed now, in one line with the fix; None if it can.
+
+        smdebug answers a failed listing with an empty one, so a store that cannot be listed
+        looks like one whose trainer stopped writing: ask before saying so.
+        """
+        if is_s3(self.path):
+            from reporter.trial import s3
+
+            problem = s3.listing_problem(self.path)
+            return None if problem is None else f"cannot list the tensor store {self.path}: {problem}"
+        try:
+            os.listdir(self.path)
+        except OSError as exc:
+            return f"cannot list the tensor store {self.path} ({exc.strerror}): check that the folder is there and readable"
+        return None
+
     def run_info(self) -> dict | None:
         """The trainer's ``latentlapse-run.json``, or None (another trainer, or not written yet)."""
         if is_s3(self.path):
@@ -352,6 +369,10 @@ class TensorStore:
             except Exception as exc:
                 found = diagnose(exc) if diagnose is not None else None
                 if found is None:
+                    # smdebug raises its own error for a listing S3 refuses (AccessDenied): say so.
+                    problem = self.listing_problem() if type(exc).__module__.startswith("smdebug") else None
+                    if problem is not None:
+                        raise ReporterError(problem) from None
                     raise
                 last, reason = exc, found
             if attempt + 1 < self.retries:
