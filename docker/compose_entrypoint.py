@@ -19,8 +19,8 @@ With ``LATENTLAPSE_STORE=s3`` (docker/s3.env) the tensor store is ``s3://$LATENT
 on that server instead of ``/store/<run>``; the run's name still travels through the volume.
 
 Nothing here imports the trainer or the reporter; it only sets their TRAINER_*/REPORTER_* variables.
-It imports the small shared package ``latentlapse`` (file names, atomic writes, booleans), which
-every image installs.
+It imports the small shared package ``latentlapse`` (file names, the report's layout and status
+words, atomic writes, booleans), which every image installs.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from latentlapse import report_layout as layout
 from latentlapse.atomic import write_text
 from latentlapse.contract import RUN_FILE
 from latentlapse.options import OptionError, parse_bool
@@ -196,7 +197,7 @@ def reporter(args: list[str]) -> None:
     os.environ["REPORTER_TENSORS"] = tensors
     os.environ["REPORTER_OUT"] = str(OUT / name)
     # Beside the runs: ./out/index.html lists every report in ./out, rebuilt as statuses change.
-    os.environ.setdefault("REPORTER_RUNS_INDEX", str(OUT / "index.html"))
+    os.environ.setdefault("REPORTER_RUNS_INDEX", str(OUT / layout.PAGE))
     host_out = os.environ.get("LATENTLAPSE_OUT_HOST", "./out")
     print(f"latentlapse: run {name}: site in {host_out}/{name}/index.html (uid {os.getuid()})", flush=True)
     os.execvp("latentlapse-reporter", ["latentlapse-reporter", *args])
@@ -207,13 +208,13 @@ def result() -> None:
     name = CURRENT_RUN.read_text().strip() if CURRENT_RUN.exists() else ""
     host = f"{os.environ.get('LATENTLAPSE_OUT_HOST', './out')}/{name}"
     try:
-        state = json.loads((OUT / name / "state.json").read_text())
+        state = layout.read_summary(OUT / name)
     except (OSError, ValueError) as exc:
-        fail(f"the reporter finished but {host}/state.json is unreadable ({exc})")
-    gif = state.get("gif") or {}
-    size = gif.get("bytes") or 0
-    print(f"latentlapse: run {name} {state.get('status', '?')}: {len(state.get('frames', []))} frames. "
-          f"Site: {host}/index.html  GIF: {host}/{gif.get('path', 'latentlapse.gif')} ({size / 2**20:.1f} MiB)",
+        fail(f"the reporter finished but {host}/{layout.STATE} is unreadable ({exc})")
+    if state is None:
+        fail(f"the reporter finished but wrote no {host}/{layout.STATE}")
+    print(f"latentlapse: run {name} {state.status}: {state.frames} frames. "
+          f"Site: {host}/{layout.PAGE}  GIF: {host}/{state.gif} ({state.gif_bytes / 2**20:.1f} MiB)",
           flush=True)
 
 
@@ -285,11 +286,12 @@ def health(service: str) -> None:
         if silent > TRAINER_SILENT_AFTER:
             fail(f"no progress written for {silent:.0f} s")
     elif service == "reporter":
-        state = OUT / CURRENT_RUN.read_text().strip() / "state.json" if CURRENT_RUN.exists() else None
-        if state is not None and state.exists():
-            status = json.loads(state.read_text()).get("status")
-            if status in ("stalled", "failed"):
-                fail(f"the run is {status}")
+        try:
+            state = layout.read_summary(OUT / CURRENT_RUN.read_text().strip()) if CURRENT_RUN.exists() else None
+        except (OSError, ValueError) as exc:
+            fail(f"the report's {layout.STATE} is unreadable ({exc})")
+        if state is not None and state.status in layout.UNHEALTHY_STATUSES:
+            fail(f"the run is {state.status}")
     elif service == "s3":
         _s3_health()
     else:

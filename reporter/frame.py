@@ -16,7 +16,17 @@ from pathlib import Path
 import numpy as np
 
 from latentlapse import atomic
+from latentlapse.report_layout import RECONSTRUCTION as RECONSTRUCTION_PNG
+from reporter.embedding.embed import Embedder
+from reporter.embedding.quality import FRAME_SAMPLE, knn_accuracy, neighbourhood_preservation, trustworthiness
+from reporter.pictures.reconstruction import save_reconstruction_grid
+from reporter.pictures.render import CLASS_COLOURS, draw_frame, save_png
+from reporter.rules import dead_units
+from reporter.site.explore import write_frame as write_explore_frame
 from reporter.state import FrameRecord, frame_paths
+from reporter.trial.images import probe_pictures
+from reporter.trial.labels import class_names
+from reporter.trial.steps import step_text, total_steps, training_step
 from reporter.trial.store import ProbeStep
 
 log = logging.getLogger("reporter")
@@ -37,15 +47,11 @@ class Frame:
 
 def resume_embedder(out: Path, frames: list[FrameRecord], seed: int):
     """The embedding's memory of a report's recorded frames, as if it had never stopped."""
-    from reporter.embedding.embed import Embedder
-
     return Embedder.resume([out / f.npz for f in frames], seed)
 
 
 def class_names_of(run_info: dict | None, labels: np.ndarray | None) -> list[str]:
     """The run's class names when they cover the labels, else the label numbers as names; [] without labels."""
-    from reporter.trial.labels import class_names
-
     if labels is None:
         return []
     return class_names(int(labels.max()) + 1 if len(labels) else 0, (run_info or {}).get("class_names"))
@@ -70,12 +76,6 @@ def make_frame(probe: ProbeStep, embedder, *, index: int, run_info: dict | None,
     independent : bool
         The points are not the last frame's (TRAIN batches): embed from scratch, not from its layout.
     """
-    from reporter.trial.images import probe_pictures
-    from reporter.embedding.quality import FRAME_SAMPLE, knn_accuracy, neighbourhood_preservation, trustworthiness
-    from reporter.pictures.render import draw_frame
-    from reporter.rules import dead_units
-    from reporter.trial.steps import total_steps, training_step
-
     if independent:
         # Another set of points: the last layout and latents say nothing about these.
         embedder.layout = embedder.latents = embedder.neighbours = None
@@ -131,12 +131,6 @@ def write_frame_files(out: Path, frame: Frame, probe: ProbeStep) -> None:
     Without labels the CSV's label column is empty and the npz holds -1 for every point; the
     grid is written only when both inputs and reconstructions are shown.
     """
-    from reporter.site.explore import write_frame as write_explore_frame
-    from reporter.pictures.reconstruction import save_reconstruction_grid
-    from reporter.pictures.render import CLASS_COLOURS, save_png
-    from reporter.site.page import RECONSTRUCTION_PNG
-    from reporter.trial.steps import step_text
-
     record = frame.record
     labels = probe.labels
     save_png(out / record.png, frame.picture)

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from latentlapse import atomic
+from latentlapse import report_layout as layout
 from reporter import ReporterError
 from reporter.config import ReporterConfig
 from reporter.frame import make_frame, resume_embedder, write_frame_files
@@ -31,7 +32,7 @@ from reporter.trial.store import ProbeStep, StepUnreadable, TensorStore
 
 log = logging.getLogger("reporter")
 
-GIF_FILE = "latentlapse.gif"
+GIF_FILE = layout.GIF
 # Exit codes (docs/architecture.md): 0 finished (or one pass done), 1 bad input (raised as
 # ReporterError, printed by the CLI), 3 the run failed, 128 + the signal's number when stopped
 # by SIGINT (130) or SIGTERM (143), as a shell reports a process a signal ended. An MP4 or
@@ -40,8 +41,7 @@ GIF_FILE = "latentlapse.gif"
 EXIT_OK, EXIT_FAILED = 0, 3
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # Files the reporter writes at the top of its folder; any other file there means the folder is not ours.
-OWN_ENTRIES = {STATE_FILE, GIF_FILE, "index.html", "assets", "frames", "run.json", "metrics.csv",
-               "reconstruction.png", "explore", "latentlapse.mp4", "figure.pdf", "figure.svg", "figure.png"}
+OWN_ENTRIES = layout.OWN_ENTRIES
 
 
 def load_state(out: Path, tensors: str) -> ReportState:

@@ -12,10 +12,12 @@ import errno
 import os
 from pathlib import Path
 
-RESERVE_FILE = ".latentlapse-reserve"
+from latentlapse import report_layout as layout
+
+RESERVE_FILE = layout.RESERVE
 # At least this much, and at least twice what one save writes (state.json, index.html, metrics.csv).
 MIN_BYTES = 1024 * 1024
-SAVED_FILES = ("state.json", "index.html", "metrics.csv", "run.json")
+SAVED_FILES = layout.SAVED_EACH_FRAME
 
 
 def is_disk_full(error: BaseException) -> bool:

@@ -17,22 +17,21 @@ from typing import ClassVar
 from datetime import datetime, timezone
 from pathlib import Path
 
+from latentlapse import report_layout as layout
+from latentlapse.report_layout import FAILED, FINAL_STATUSES, FINISHED, LIVE_STATUSES, RUNNING, STALLED, STOPPED, WAITING
 from reporter import ReporterError
 
-STATE_FILE = "state.json"
+__all__ = ["FAILED", "FINAL_STATUSES", "FINISHED", "LIVE_STATUSES", "RUNNING", "STALLED", "STOPPED", "WAITING"]
+
+STATE_FILE = layout.STATE
 STATE_FORMAT = 1
 
-# The report's status. "waiting" and "running"/"stalled" are live; the rest are final.
-WAITING, RUNNING, STALLED = "waiting", "running", "stalled"
-FINISHED, FAILED, STOPPED = "finished", "failed", "stopped"
-LIVE_STATUSES = (RUNNING, STALLED)
 # A live reporter saves at least this often, even when nothing changed, so a page can tell a
 # reporter that waits from one that was killed (SIGKILL writes nothing): after SILENT_AFTER_SECONDS
 # without an update a "running" page says so and stops reloading. Frame 0 of a large probe set
 # takes tens of seconds on a busy machine, hence the margin.
 HEARTBEAT_SECONDS = 30
 SILENT_AFTER_SECONDS = 180
-FINAL_STATUSES = (FINISHED, FAILED, STOPPED)
 
 
 def now_iso(t: float | None = None) -> str:
@@ -42,7 +41,7 @@ def now_iso(t: float | None = None) -> str:
 
 def frame_paths(index: int) -> dict[str, str]:
     """The files of frame ``index``, relative to the output folder."""
-    stem = f"frames/frame-{index:04d}"
+    stem = layout.frame_stem(index)
     return {"png": stem + ".png", "csv": stem + ".csv", "npz": stem + ".npz"}
 
 
@@ -138,7 +137,7 @@ class SkippedStep(_Record):
 class GifInfo(_Record):
     """The animated GIF as last published."""
 
-    path: str = "latentlapse.gif"
+    path: str = layout.GIF
     frames: int = 0                     # frames of the run it covers (M)
     bytes: int = 0
     scale: float = 1.0

@@ -197,6 +197,20 @@ def test_no_trial_follow_waits_then_gives_up(tmp_path):
     assert "waiting up to 2 s" in done.stderr and "after waiting 2 s" in done.stderr
 
 
+def test_the_layout_names_every_entry_a_report_holds_and_compose_reads_its_state(small_report):
+    from latentlapse import report_layout
+
+    entries = {p.name for p in small_report.iterdir() if not p.name.startswith(".")}
+    assert entries <= report_layout.OWN_ENTRIES
+    assert {"state.json", "index.html", "latentlapse.gif", "frames", "explore", "metrics.csv"} <= entries
+    # What `latentlapse-compose result` prints, read without the reporter (the S3 image has only latentlapse/).
+    state = state_of(small_report)
+    summary = report_layout.read_summary(small_report)
+    assert (summary.status, summary.frames) == ("finished", len(state["frames"])) == ("finished", 4)
+    assert (summary.gif, summary.gif_bytes) == ("latentlapse.gif", (small_report / "latentlapse.gif").stat().st_size)
+    assert report_layout.read_summary(small_report / "frames") is None  # no state.json: not started
+
+
 def test_foreign_output_folder_is_refused(tmp_path, small_run):
     out = tmp_path / "mine"
     out.mkdir()

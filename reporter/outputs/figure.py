@@ -23,12 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from latentlapse import atomic
+from latentlapse import report_layout as layout
 from reporter import ReporterError
+from reporter.state import load as load_state
 from reporter.pictures.render import BOX_LIMITS, class_colour, fit_to_box, scatter_by_class
 from reporter.trial.steps import total_steps, training_step
 
-FIGURE_STEM = "figure"
-FIGURE_FILES = tuple(f"{FIGURE_STEM}.{ext}" for ext in ("pdf", "svg", "png"))
+FIGURE_STEM = layout.FIGURE_STEM
+FIGURE_FILES = layout.FIGURES
 WIDTHS_INCHES = {"single": 3.5, "double": 7.0}
 DEFAULT_PANELS = 6
 PNG_DPI = 300
@@ -88,16 +90,15 @@ def parse_steps(text: str) -> list[int]:
 
 def read_report(out: Path) -> tuple[list[dict], dict | None]:
     """The frame records of a report folder (``state.json``) and its run metadata (``run.json``)."""
-    state_path = out / "state.json"
-    if not state_path.is_file():
-        raise ReporterError(f"{out} holds no report (no state.json): pass the folder the reporter "
+    state = load_state(out / layout.STATE)
+    if state is None:
+        raise ReporterError(f"{out} holds no report (no {layout.STATE}): pass the folder the reporter "
                             "wrote (its --out)")
     try:
-        state = json.loads(state_path.read_text())
-        run = json.loads((out / "run.json").read_text()) if (out / "run.json").is_file() else None
+        run = json.loads((out / layout.RUN).read_text()) if (out / layout.RUN).is_file() else None
     except ValueError as exc:
-        raise ReporterError(f"{out}: state.json or run.json is not valid JSON ({exc})") from None
-    return list(state.get("frames") or []), run
+        raise ReporterError(f"{out}: {layout.RUN} is not valid JSON ({exc})") from None
+    return state.frame_dicts(), run
 
 
 def frames_by_step(frames: list[dict], run: dict | None) -> dict[int, dict]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from latentlapse import report_layout as layout
+from latentlapse.report_layout import FIGURES as FIGURE_FILES
 from reporter.state import ReportState
 from reporter.trial.steps import frame_train_step, step_text, total_steps
 
@@ -45,7 +47,7 @@ def _attr(text: str) -> str:
 def gif_view(out: Path, state: ReportState, run: dict, dataset: str, frames: list[dict]) -> dict | None:
     """The GIF, its caption ("N of M frames") and its Markdown / HTML snippets."""
     gif = state.gif
-    rel = gif.path if gif else "latentlapse.gif"
+    rel = gif.path if gif else layout.GIF
     path = out / rel
     if not path.is_file():
         return None
@@ -106,8 +108,6 @@ def video_view(out: Path, state: ReportState, run: dict, dataset: str, frames: l
 
 def figure_view(out: Path, state: ReportState, run: dict, dataset: str) -> dict | None:
     """The paper figure's files, a preview, and a LaTeX ``\\includegraphics`` snippet."""
-    from reporter.outputs.figure import FIGURE_FILES
-
     figure = state.figure
     if figure is None or figure.error or not all((out / name).is_file() for name in FIGURE_FILES):
         return None
@@ -140,9 +140,8 @@ def figure_view(out: Path, state: ReportState, run: dict, dataset: str) -> dict 
 
 def downloads(out: Path, state: ReportState) -> list[tuple[str, str]]:
     """(file, what it is) of the MP4 and the figure files that exist."""
-    from reporter.outputs.figure import FIGURE_FILES
-
-    files = [(state.video.path if state.video else "latentlapse.mp4", "the video (H.264 MP4, every frame)")]
-    files += [(FIGURE_FILES[0], "the paper figure (PDF, fonts embedded)"),
-              (FIGURE_FILES[1], "the paper figure (SVG)"), (FIGURE_FILES[2], "the paper figure (PNG, 300 dpi)")]
+    pdf, svg, png = layout.FIGURES
+    files = [(state.video.path if state.video else layout.MP4, "the video (H.264 MP4, every frame)")]
+    files += [(pdf, "the paper figure (PDF, fonts embedded)"),
+              (svg, "the paper figure (SVG)"), (png, "the paper figure (PNG, 300 dpi)")]
     return [(rel, label) for rel, label in files if (out / rel).is_file()]

@@ -30,10 +30,11 @@ from pathlib import Path
 import numpy as np
 
 from latentlapse import atomic
+from latentlapse import report_layout as layout
 from reporter import ReporterError
 from reporter.trial.steps import step_text, training_step
 
-FOLDER = "explore"
+FOLDER = layout.EXPLORE
 PROBES_JS = f"{FOLDER}/probes.js"
 PROBES_PNG = f"{FOLDER}/probes.png"
 # The function every data file calls; app.js defines it before loading any.

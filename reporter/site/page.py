@@ -22,6 +22,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from latentlapse import atomic
+from latentlapse import report_layout as layout
 from reporter import ReporterError, __version__, rules
 from reporter.site import explore
 from reporter.site import downloads as site_outputs
@@ -42,9 +43,9 @@ __all__ = [
 ]
 
 TEMPLATE_ENV = "REPORTER_SITE_TEMPLATE"
-RECONSTRUCTION_PNG = "reconstruction.png"
-METRICS_CSV = "metrics.csv"
-RUN_JSON = "run.json"
+RECONSTRUCTION_PNG = layout.RECONSTRUCTION
+METRICS_CSV = layout.METRICS
+RUN_JSON = layout.RUN
 # While the run may still grow the page reloads itself this often; finished/failed/stopped pages don't.
 REFRESH_SECONDS = 5
 DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
@@ -114,7 +115,7 @@ def write_site(out_dir, state: dict, run: dict | None, *, now: datetime | None =
     now = now or datetime.now(timezone.utc)
     templates = template_dir()
 
-    asset_versions = _copy_assets(templates / "static", out / "assets")
+    asset_versions = _copy_assets(templates / "static", out / layout.ASSETS)
     public_run = redact(run) if run is not None else None
     if public_run is not None:
         _write_if_changed(out / RUN_JSON, json.dumps(public_run, indent=2, sort_keys=True, default=str) + "\n")
@@ -124,8 +125,8 @@ def write_site(out_dir, state: dict, run: dict | None, *, now: datetime | None =
     html = templates_of(templates).get_template("index.html.j2").render(
         **_context(out, state, public_run or {}, frames, now, asset_versions)
     )
-    atomic.write_text(out / "index.html", html)
-    return out / "index.html"
+    atomic.write_text(out / layout.PAGE, html)
+    return out / layout.PAGE
 
 
 # -- the page's context ----------------------------------------------------------------------
@@ -155,7 +156,7 @@ def _context(out: Path, state: ReportState, run: dict, frames: list, now: dateti
         "header": _header(state, run, frames, status, dataset, now),
         "live": live,
         "refresh_seconds": REFRESH_SECONDS,
-        "assets": {name: f"assets/{name}?v={digest}" for name, digest in versions.items()},
+        "assets": {name: f"{layout.ASSETS}/{name}?v={digest}" for name, digest in versions.items()},
         # The GIF, the MP4 and the paper figure with their snippets (reporter/site/downloads.py).
         "gif": site_outputs.gif_view(out, state, run, dataset, frames),
         "video": site_outputs.video_view(out, state, run, dataset, frames),
@@ -280,7 +281,7 @@ def _with_gaps(rows, skipped):
 
 
 def _frame_view(out, frame, i, n, step, loss_chart, label):
-    png = str(frame.get("png") or f"frames/frame-{i:04d}.png")
+    png = str(frame.get("png") or layout.frame_stem(i) + ".png")
     eval_loss = frame.get("eval_loss")
     loss = f"; eval loss {eval_loss:.4g}" if isinstance(eval_loss, (int, float)) else ""
     return {
@@ -406,7 +407,7 @@ def _inventory_row(t):
 
 
 def _downloads(out, state, run):
-    gif = state.gif.path if state.gif else "latentlapse.gif"
+    gif = state.gif.path if state.gif else layout.GIF
     files = [
         (gif, "the animated GIF"),
         *site_outputs.downloads(out, state),

@@ -27,6 +27,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from latentlapse import atomic
+from latentlapse import report_layout as layout
 from reporter import ReporterError
 from reporter.state import LIVE_STATUSES, STATE_FILE, ReportState
 
@@ -34,7 +35,7 @@ from reporter.state import LIVE_STATUSES, STATE_FILE, ReportState
 REPORT_PLACES = ("", "site")
 LOCK_FILE = ".latentlapse-index.lock"
 log = logging.getLogger("reporter.site.runs_index")
-RUN_METADATA = "run.json"  # the site's redacted copy of the trainer's run file
+RUN_METADATA = layout.RUN  # the site's redacted copy of the trainer's run file
 # A live run's index also changes as frames arrive: refreshed at most this often (seconds).
 REFRESH_EVERY = 30.0
 # The page reloads itself this often while a run listed in it is live.
