@@ -6,13 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
-python=${1:-}
-if [ -z "$python" ]; then
-    for candidate in python3.13 /root/.pyenv/versions/3.13*/bin/python3.13 python3.12 /root/.pyenv/versions/3.12*/bin/python3.12; do
-        if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c pass 2>/dev/null; then python=$(command -v "$candidate"); break; fi
-    done
-fi
-[ -n "$python" ] || { echo "tool-install: no python3.13 or python3.12 on this machine: pass one" >&2; exit 1; }
+source .ci/other-python.sh "${1:-}"
 work=$(mktemp -d /tmp/latentlapse-tool-install.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 roles=(--latent-regex '^encoder_output_0$' --labels-regex '^labels$' --inputs-regex '^ConvAutoencoder_input_0$'

@@ -32,7 +32,6 @@ from reporter.trial.store import ProbeStep, StepUnreadable, TensorStore
 
 log = logging.getLogger("reporter")
 
-GIF_FILE = layout.GIF
 # Exit codes (docs/architecture.md): 0 finished (or one pass done), 1 bad input (raised as
 # ReporterError, printed by the CLI), 3 the run failed, 128 + the signal's number when stopped
 # by SIGINT (130) or SIGTERM (143), as a shell reports a process a signal ended. An MP4 or
@@ -40,8 +39,6 @@ GIF_FILE = layout.GIF
 # site and log say why that file is missing (reporter/outputs/publish.py).
 EXIT_OK, EXIT_FAILED = 0, 3
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-# Files the reporter writes at the top of its folder; any other file there means the folder is not ours.
-OWN_ENTRIES = layout.OWN_ENTRIES
 
 
 def load_state(out: Path, tensors: str) -> ReportState:
@@ -55,7 +52,7 @@ def load_state(out: Path, tensors: str) -> ReportState:
     if out.exists() and not out.is_dir():
         raise ReporterError(f"--out {out} is a file: choose a folder")
     if out.is_dir():
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in OWN_ENTRIES and not p.name.startswith("."))
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in layout.OWN_ENTRIES and not p.name.startswith("."))
         if foreign:
             raise ReporterError(f"--out {out} holds files that are not a latentlapse report "
                                 f"({', '.join(foreign[:3])}): choose an empty or new folder")
@@ -98,7 +95,7 @@ class Report:
         self.embedder = resume_embedder(self.out, self.state.frames, config.seed)
         self.n_points: int | None = len(self.embedder.layout) if self.state.frames else None
         self.input_shape: tuple | None = None  # of one probe image, from the first frame made by this process
-        self.gif = GifWriter(self.out / GIF_FILE, delay_ms=config.gif_delay_ms,
+        self.gif = GifWriter(self.out / layout.GIF, delay_ms=config.gif_delay_ms,
                              budget_bytes=int(config.gif_budget_mib * 1024 * 1024))
         if self.gif.frames > len(self.state.frames):
             # Killed between publishing the GIF and recording the frame: the state is the truth.
@@ -205,7 +202,7 @@ class Report:
         record.published = round(time.time(), 3)
 
         self.state.frames.append(record)
-        self.state.gif = GifInfo(path=GIF_FILE, frames=self.gif.frames, bytes=self.gif.bytes,
+        self.state.gif = GifInfo(path=layout.GIF, frames=self.gif.frames, bytes=self.gif.bytes,
                                  scale=self.gif.scale, note=self.gif.note, kept=self.gif.kept,
                                  width=self.gif.size[0], height=self.gif.size[1])
         self.publish_outputs(complete=False)
@@ -371,7 +368,7 @@ class Report:
             reason = f"training job {self.job.job_name} failed ({self.job.failure_reason or 'no reason given'})"
             log.error("%s; %d frames kept in %s", reason, len(self.state.frames), self.out)
             return self.end(FAILED, EXIT_FAILED, reason)
-        log.info("finished: %d frames, GIF at %s", len(self.state.frames), self.out / GIF_FILE)
+        log.info("finished: %d frames, GIF at %s", len(self.state.frames), self.out / layout.GIF)
         return self.end(FINISHED, EXIT_OK)
 
 
