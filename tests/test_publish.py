@@ -60,6 +60,9 @@ def test_a_finished_run_without_ffmpeg_finishes_with_everything_else(tmp_path, b
     html = (out / "index.html").read_text()
     assert 'id="video-problem"' in html and "could not be made: cannot run" in html
     assert 'id="video-player"' not in html and 'id="figure-img"' in html
+    # The line stands in the video's section, under its heading, and the page's link leads to it.
+    assert html.count('<section id="video"') == 1 and '<h2 id="video-h">The video</h2>' in html
+    assert '<a href="#video">video</a>' in html
     assert len(_errors(caplog, "the MP4 could not be made")) == 1   # once, not once per frame
 
 

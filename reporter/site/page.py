@@ -162,8 +162,10 @@ def _context(out: Path, state: ReportState, run: dict, frames: list, now: dateti
         "video": site_outputs.video_view(out, state, run, dataset, frames),
         "figure": site_outputs.figure_view(out, state, run, dataset),
         # An MP4 or figure that could not be made says so, with its fix (reporter/outputs/publish.py).
-        "output_problems": [{"id": f"{name}-problem", "line": made.error}
-                            for name, made in (("video", state.video), ("figure", state.figure))
+        # It takes the place of the output's section (whose view is None then), under the same heading.
+        "output_problems": [{"section": name, "title": title, "id": f"{name}-problem", "line": made.error}
+                            for name, title, made in (("video", "The video", state.video),
+                                                      ("figure", "The paper figure", state.figure))
                             if made is not None and made.error],
         "frames": frame_views,
         "latest": frame_views[-1] if frame_views else None,
