@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 UV     := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
 
-.PHONY: demo test test-docker lock lint clean-venv
+.PHONY: demo test test-fast test-docker lock lint clean-venv
 
 $(VENV)/.installed: requirements/dev.txt pyproject.toml reporter/embedding/_kernels.c
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "latentlapse needs Python 3.11 (mxnet 1.9.1 has no wheels for others): set PYTHON=python3.11")'
@@ -25,12 +25,16 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest
 
+# Everything but the end-to-end tests (marked e2e: training, browser, S3 server, reporter processes).
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -m "not e2e"
+
 # The compose stack built and run on a real Docker engine (CI installs and starts one).
 test-docker:
 	bash .ci/docker-e2e.sh
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check trainer reporter tests benchmarks
+	$(VENV)/bin/ruff check trainer reporter tests benchmarks latentlapse docker
 
 # Re-resolve the pins in pyproject.toml and write the hashed lock files.
 lock:
