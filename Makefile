@@ -6,7 +6,7 @@ UV     := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
 TORCH_ENV := .cache/torch-venv
 
-.PHONY: demo test test-docker torch-env lock lint clean-venv
+.PHONY: demo test test-fast test-docker torch-env lock lint clean-venv
 
 $(VENV)/.installed: requirements/dev.txt pyproject.toml reporter/embedding/_kernels.c
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "latentlapse needs Python 3.11 (mxnet 1.9.1 has no wheels for others): set PYTHON=python3.11")'
@@ -36,12 +36,16 @@ $(TORCH_ENV)/.installed:
 	$(TORCH_ENV)/bin/pip install --quiet --disable-pip-version-check torch==2.13.0 smdebug==1.0.34 "numpy<2" pandas psutil requests
 	touch $@
 
+# Everything but the end-to-end tests (marked e2e: training, browser, S3 server, reporter processes).
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -m "not e2e"
+
 # The compose stack built and run on a real Docker engine (CI installs and starts one).
 test-docker:
 	bash .ci/docker-e2e.sh
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check trainer reporter tests benchmarks
+	$(VENV)/bin/ruff check trainer reporter tests benchmarks latentlapse docker
 
 # Re-resolve the pins in pyproject.toml and write the hashed lock files.
 lock:

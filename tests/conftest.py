@@ -21,7 +21,7 @@ SMALL_RUN = ["--steps", "24", "--eval-every", "10", "--probe-size", "100", "--ba
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "e2e: a real end-to-end run (trainer and/or reporter processes)")
+
     config.addinivalue_line("markers", "browser: needs headless Chromium")
     os.environ.setdefault("MXNET_STORAGE_FALLBACK_LOG_VERBOSE", "0")
 

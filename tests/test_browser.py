@@ -18,6 +18,8 @@ from reporter.site.page import write_site
 from reporter.state import SILENT_AFTER_SECONDS, now_iso
 from site_fixture import build_output
 
+pytestmark = pytest.mark.e2e  # a real S3 server, browser, training run or reporter process
+
 CHROMIUM = "/usr/bin/chromium"
 # Playwright's own browser downloads are never used: it drives the system chromium.
 ARGS = [

@@ -19,6 +19,8 @@ from reporter.site.page import write_site
 from site_fixture import build_output, mnist_rows
 from test_browser import ARTIFACTS, Visit, browser  # noqa: F401  (the module's browser fixture)
 
+pytestmark = pytest.mark.e2e  # a real S3 server, browser, training run or reporter process
+
 BOX = 1.06
 N_FRAMES, N_PROBE = 6, 200
 HOSTILE = "</script><img src=x onerror=alert(1)>"

@@ -21,6 +21,8 @@ from reporter.config import from_args
 from reporter.pipeline import run
 from trial_writer import probe_arrays, write_step, write_trial
 
+pytestmark = pytest.mark.e2e  # a real S3 server, browser, training run or reporter process
+
 FRAME_FILES = [f"frames/frame-{i:04d}.{ext}" for i in range(4) for ext in ("npz", "csv", "png")]
 
 

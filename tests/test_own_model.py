@@ -19,6 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "own-model.md"
 TORCH_PYTHON = Path(os.environ.get("LATENTLAPSE_TORCH_PYTHON", ROOT / ".cache" / "torch-venv" / "bin" / "python"))
+pytestmark = pytest.mark.e2e  # real training (PyTorch, MXNet) with a reporter process following it
 RECIPE_STEPS = [0, 25, 50, 75, 100, 125, 150, 175, 200]  # an evaluation every 25 of 200 steps
 
 

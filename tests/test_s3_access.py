@@ -12,6 +12,8 @@ from reporter.trial import s3 as reporter_s3
 from trainer import TrainerError
 from trainer import s3 as trainer_s3
 
+pytestmark = pytest.mark.e2e  # a real S3 server, browser, training run or reporter process
+
 pytest_plugins = ["s3server"]  # the s3_server and s3_env fixtures
 
 

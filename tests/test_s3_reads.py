@@ -25,6 +25,8 @@ from reporter.pipeline import run
 from s3server import SeaweedServer, upload_folder
 from trial_writer import probe_arrays, write_trial
 
+pytestmark = pytest.mark.e2e  # a real S3 server, browser, training run or reporter process
+
 pytest_plugins = ["s3server"]  # the s3_server and s3_env fixtures
 
 

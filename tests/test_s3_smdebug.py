@@ -15,6 +15,8 @@ import pytest
 
 from s3server import upload_folder
 
+pytestmark = pytest.mark.e2e  # a real S3 server, browser, training run or reporter process
+
 pytest_plugins = ["s3server"]  # the s3_server and s3_env fixtures
 
 
