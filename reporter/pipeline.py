@@ -18,6 +18,7 @@ from pathlib import Path
 
 from latentlapse import atomic
 from latentlapse import report_layout as layout
+from latentlapse.contract import RunInfo
 from reporter import ReporterError
 from reporter.config import ReporterConfig
 from reporter.frame import make_frame, resume_embedder, write_frame_files
@@ -85,7 +86,7 @@ class Report:
         self.state = load_state(self.out, config.tensors)
         self.store = TensorStore(config.tensors, config.names(), retries=config.retries,
                                  retry_delay=config.retry_delay, mode=config.mode, worker=config.worker)
-        self.run_info: dict | None = None
+        self.run_info: RunInfo | None = None
         self.runs_index = RunsIndex(config.runs_index) if config.runs_index else None
         self.job = None
         if config.training_job:
@@ -197,7 +198,7 @@ class Report:
         write_frame_files(self.out, frame, probe)
         self.state.trial = trial_facts(self.store.roles, self.store.frames, frame.pictures, probe.label_form)
         if self.gif.frames == 0 and self.run_info:
-            self.gif.expected_frames = self.run_info.get("expected_frames")
+            self.gif.expected_frames = self.run_info.expected_frames
         self.gif.append(frame.picture)
         record = frame.record
         record.published = round(time.time(), 3)
@@ -332,7 +333,7 @@ class Report:
             self.run_info = self.store.run_info() or self.run_info
             self.catch_up()
             seen = (len(self.store.all_steps()), len(self.state.frames),
-                    (self.run_info or {}).get("progress", {}).get("updated"))
+                    (self.run_info.progress if self.run_info else {}).get("updated"))
             if seen != last_seen:
                 last_seen, last_growth = seen, time.monotonic()
                 if self.state.status == STALLED:

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from latentlapse.contract import RunInfo
 from reporter.outputs.figure import FIGURE_FILES, figure_steps, write_figure
 from reporter.state import OutputInfo, ReportState
 from reporter.outputs.video import VideoWriter
 
 
-def publish(out: Path, state: ReportState, video: VideoWriter, run_info: dict | None, *,
+def publish(out: Path, state: ReportState, video: VideoWriter, run_info: RunInfo | None, *,
             complete: bool, figure_frames: int, figure_width: str) -> None:
     """Update ``latentlapse.mp4`` (and with ``complete`` the figure) and record them in ``state``."""
     frames = state.frames
     if video.expected_frames is None and run_info:
-        video.expected_frames = run_info.get("expected_frames")  # sets the quality at the first segment
+        video.expected_frames = run_info.expected_frames  # sets the quality at the first segment
     if video.update([f.png for f in frames], final=complete) or (state.video is None and video.frames):
         state.video = OutputInfo(path=video.path.name, frames=video.frames, bytes=video.bytes)
     if not (complete and frames):
