@@ -158,6 +158,8 @@ class Report:
             # Nothing more can be done; the previous state.json and its frames are intact.
             log.error("could not record the status %r in %s: %s", status, self.out / STATE_FILE, exc)
             return code
+        if status == FINISHED:
+            self.video.discard_segments()  # work files out of the shared folder (reporter/outputs/video.py)
         if status != FINISHED:
             # The status is on the page first; then the MP4 and figure of the frames kept, if they can be.
             try:
