@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from latentlapse import atomic
+from latentlapse.contract import RunInfo
 from latentlapse.report_layout import RECONSTRUCTION as RECONSTRUCTION_PNG
 from reporter.embedding.embed import Embedder
 from reporter.embedding.quality import FRAME_SAMPLE, knn_accuracy, neighbourhood_preservation, trustworthiness
@@ -50,14 +51,14 @@ def resume_embedder(out: Path, frames: list[FrameRecord], seed: int):
     return Embedder.resume([out / f.npz for f in frames], seed)
 
 
-def class_names_of(run_info: dict | None, labels: np.ndarray | None) -> list[str]:
+def class_names_of(run_info: RunInfo | None, labels: np.ndarray | None) -> list[str]:
     """The run's class names when they cover the labels, else the label numbers as names; [] without labels."""
     if labels is None:
         return []
-    return class_names(int(labels.max()) + 1 if len(labels) else 0, (run_info or {}).get("class_names"))
+    return class_names(int(labels.max()) + 1 if len(labels) else 0, (run_info.class_names or None) if run_info else None)
 
 
-def make_frame(probe: ProbeStep, embedder, *, index: int, run_info: dict | None,
+def make_frame(probe: ProbeStep, embedder, *, index: int, run_info: RunInfo | None,
                image_shape: tuple | None = None, independent: bool = False) -> Frame:
     """Embed, measure and draw one step.
 
@@ -69,7 +70,7 @@ def make_frame(probe: ProbeStep, embedder, *, index: int, run_info: dict | None,
         The embedding's memory of the last frame; it remembers this one.
     index : int
         The frame's number in the report, from 0.
-    run_info : dict or None
+    run_info : RunInfo or None
         The trainer's run metadata (class names, dataset name), if any.
     image_shape : tuple, optional
         ``--image-shape`` as :func:`reporter.trial.images.parse_image_shape` read it.
@@ -120,7 +121,7 @@ def make_frame(probe: ProbeStep, embedder, *, index: int, run_info: dict | None,
     picture = draw_frame(embedding, probe.labels, class_names, pictures[0], pictures[1],
                          step=train_step, total_steps=total, eval_loss=eval_loss,
                          train_loss=train_loss, nonfinite=not latents_finite,
-                         title=f"latentlapse · {(run_info or {}).get('dataset', 'trial')}")
+                         title=f"latentlapse · {(run_info.dataset if run_info and run_info.dataset else 'trial')}")
     return Frame(record, picture, embedding, latents_finite, class_names, pictures,
                  embedder.neighbours if latents_finite else None)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from latentlapse import atomic
 from latentlapse import report_layout as layout
+from latentlapse.contract import RunInfo
 from reporter import ReporterError
 from reporter.config import ReporterConfig
 from reporter.frame import make_frame, resume_embedder, write_frame_files
@@ -84,7 +85,7 @@ class Report:
         self.state = load_state(self.out, config.tensors)
         self.store = TensorStore(config.tensors, config.names(), retries=config.retries,
                                  retry_delay=config.retry_delay, mode=config.mode, worker=config.worker)
-        self.run_info: dict | None = None
+        self.run_info: RunInfo | None = None
         self.runs_index = RunsIndex(config.runs_index) if config.runs_index else None
         self.job = None
         if config.training_job:
@@ -156,6 +157,8 @@ class Report:
             # Nothing more can be done; the previous state.json and its frames are intact.
             log.error("could not record the status %r in %s: %s", status, self.out / STATE_FILE, exc)
             return code
+        if status == FINISHED:
+            self.video.discard_segments()  # work files out of the shared folder (reporter/outputs/video.py)
         if status != FINISHED:
             # The status is on the page first; then the MP4 and figure of the frames kept, if they can be.
             try:
@@ -196,7 +199,7 @@ class Report:
         write_frame_files(self.out, frame, probe)
         self.state.trial = trial_facts(self.store.roles, self.store.frames, frame.pictures, probe.label_form)
         if self.gif.frames == 0 and self.run_info:
-            self.gif.expected_frames = self.run_info.get("expected_frames")
+            self.gif.expected_frames = self.run_info.expected_frames
         self.gif.append(frame.picture)
         record = frame.record
         record.published = round(time.time(), 3)
@@ -331,7 +334,7 @@ class Report:
             self.run_info = self.store.run_info() or self.run_info
             self.catch_up()
             seen = (len(self.store.all_steps()), len(self.state.frames),
-                    (self.run_info or {}).get("progress", {}).get("updated"))
+                    (self.run_info.progress if self.run_info else {}).get("updated"))
             if seen != last_seen:
                 last_seen, last_growth = seen, time.monotonic()
                 if self.state.status == STALLED:

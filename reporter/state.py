@@ -28,7 +28,8 @@ STATE_FORMAT = 1
 
 # A live reporter saves at least this often, even when nothing changed, so a page can tell a
 # reporter that waits from one that was killed (SIGKILL writes nothing): after SILENT_AFTER_SECONDS
-# without an update a "running" page says so and stops reloading. Frame 0 of a large probe set
+# without an update a "running" page, and the runs index, say so (the page stops reloading): one
+# fact, the reporter's heartbeat missed, so one number for both. Frame 0 of a large probe set
 # takes tens of seconds on a busy machine, hence the margin.
 HEARTBEAT_SECONDS = 30
 SILENT_AFTER_SECONDS = 180

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import time
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import PYTHON, ROOT, SMALL_RUN, trainer_env
+from latentlapse import report_layout
 from reporter import ReporterError
 from reporter.config import from_args
 from reporter.pipeline import run
@@ -198,8 +200,6 @@ def test_no_trial_follow_waits_then_gives_up(tmp_path):
 
 
 def test_the_layout_names_every_entry_a_report_holds_and_compose_reads_its_state(small_report):
-    from latentlapse import report_layout
-
     entries = {p.name for p in small_report.iterdir() if not p.name.startswith(".")}
     assert entries <= report_layout.OWN_ENTRIES
     assert {"state.json", "index.html", "latentlapse.gif", "frames", "explore", "metrics.csv"} <= entries
@@ -209,6 +209,16 @@ def test_the_layout_names_every_entry_a_report_holds_and_compose_reads_its_state
     assert (summary.status, summary.frames) == ("finished", len(state["frames"])) == ("finished", 4)
     assert (summary.gif, summary.gif_bytes) == ("latentlapse.gif", (small_report / "latentlapse.gif").stat().st_size)
     assert report_layout.read_summary(small_report / "frames") is None  # no state.json: not started
+
+
+def test_a_finished_report_keeps_no_video_work_files_and_a_rerun_makes_the_same_mp4(small_report, small_run, tmp_path):
+    assert not (small_report / ".video").exists()  # the MP4's segments are gone once it is final
+    copy = tmp_path / "copy"
+    shutil.copytree(small_report, copy)
+    mp4 = (copy / "latentlapse.mp4").read_bytes()
+    assert report(small_run, copy) == 0  # started again: the segments are encoded again from frames/
+    assert (copy / "latentlapse.mp4").read_bytes() == mp4
+    assert not (copy / ".video").exists()
 
 
 def test_foreign_output_folder_is_refused(tmp_path, small_run):

@@ -44,6 +44,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("trainer: interrupted", file=sys.stderr)
         return 130
-    print(f"trainer: {info['expected_frames']} EVAL steps of {info['probe_size']} probe images "
+    print(f"trainer: {info.expected_frames} EVAL steps of {info.probe_size} probe images "
           f"saved in {config.out}")
     return 0

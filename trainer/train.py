@@ -20,7 +20,7 @@ import numpy as np
 from mxnet import autograd, gluon
 
 from latentlapse import atomic
-from latentlapse.contract import DIGEST_DIR, RUN_ENTRIES, RUN_FILE, RUN_FORMAT
+from latentlapse.contract import DIGEST_DIR, RUN_ENTRIES, RUN_FILE, RunInfo
 from trainer import TrainerError, __version__, data
 from trainer.config import TrainerConfig
 from trainer.digests import write_step_digests
@@ -77,9 +77,9 @@ def prepare_store(out: str, overwrite: bool) -> None:
         raise TrainerError(f"cannot write to {out} ({exc.strerror}): choose a folder you can write") from None
 
 
-def write_run_file(out: str, info: dict) -> None:
+def write_run_file(out: str, info: RunInfo) -> None:
     """Write the run metadata beside the tensors, atomically (readers poll it)."""
-    write_beside(out, RUN_FILE, info)
+    write_beside(out, RUN_FILE, info.to_json())
 
 
 def write_beside(out: str, relative: str, info: dict) -> None:
@@ -167,7 +167,7 @@ def adam_settings(lr: float, warmup_steps: int) -> dict:
     return settings
 
 
-def run(config: TrainerConfig) -> dict:
+def run(config: TrainerConfig) -> RunInfo:
     """Train, saving tensors through the hook; return the final run metadata."""
     dataset = data.load(config.dataset, data_dir=config.data_dir, cache_dir=config.cache_dir,
                         mirrors=[config.mirror] if config.mirror else None)
@@ -200,26 +200,25 @@ def run(config: TrainerConfig) -> dict:
     hook.register_block(loss_fn)
     from smdebug.mxnet import modes
 
-    info = {
-        "format": RUN_FORMAT,
-        "dataset": dataset.name,
-        "class_names": list(dataset.class_names),
-        "probe_size": config.probe_size,
-        "probe_indices_sha": _digest(probe_index),
-        "parameters": None,  # known once the first forward call has shaped the layers
-        "config": {k: v for k, v in config.as_dict().items() if k != "progress"},
-        "steps": steps,
-        "eval_steps": eval_steps,
-        "expected_frames": len(eval_steps),
-        "versions": {"python": platform.python_version(), "mxnet": mx.__version__,
-                     "smdebug": _version("smdebug"), "latentlapse": __version__},
-        "data_source": dataset.source,
-        "digests": DIGEST_DIR,  # one file of tensor digests per EVAL step (trainer/digests.py)
-        "last_layer_kernel": last_kernel,
-        "started": _now(),
-        "progress": {"step": 0, "images_per_second": None, "updated": _now()},
-        "finished": None,
-    }
+    info = RunInfo(
+        dataset=dataset.name,
+        class_names=list(dataset.class_names),
+        probe_size=config.probe_size,
+        probe_indices_sha=_digest(probe_index),
+        parameters=None,  # known once the first forward call has shaped the layers
+        config={k: v for k, v in config.as_dict().items() if k != "progress"},
+        steps=steps,
+        eval_steps=eval_steps,
+        expected_frames=len(eval_steps),
+        versions={"python": platform.python_version(), "mxnet": mx.__version__,
+                  "smdebug": _version("smdebug"), "latentlapse": __version__},
+        data_source=dataset.source,
+        digests=DIGEST_DIR,  # one file of tensor digests per EVAL step (trainer/digests.py)
+        last_layer_kernel=last_kernel,
+        started=_now(),
+        progress={"step": 0, "images_per_second": None, "updated": _now()},
+        finished=None,
+    )
 
     def evaluate(step: int) -> float:
         hook.set_mode(modes.EVAL)
@@ -234,8 +233,8 @@ def run(config: TrainerConfig) -> dict:
     order = rng.permutation(n_train)
     position = 0
     eval_loss = evaluate(0)
-    if info["parameters"] is None:
-        info["parameters"] = parameter_count(net)
+    if info.parameters is None:
+        info.parameters = parameter_count(net)
     write_run_file(config.out, info)
     progress.eval(0, eval_loss)
     for step in range(1, steps + 1):
@@ -257,7 +256,7 @@ def run(config: TrainerConfig) -> dict:
             eval_loss = evaluate(step)
             progress.eval(step, eval_loss)
             # JSON has no NaN: a diverged run's loss is written as null.
-            info["progress"] = {"step": step, "images_per_second": progress.images_per_second(),
+            info.progress = {"step": step, "images_per_second": progress.images_per_second(),
                                 "eval_loss": eval_loss if np.isfinite(eval_loss) else None,
                                 "updated": _now()}
             write_run_file(config.out, info)
@@ -268,7 +267,7 @@ def run(config: TrainerConfig) -> dict:
     import atexit
 
     atexit.unregister(hook._cleanup)
-    info["finished"] = _now()
+    info.finished = _now()
     write_run_file(config.out, info)
     progress.done()
     save_model(net)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from latentlapse import atomic
+from latentlapse.contract import RunInfo
 from latentlapse import report_layout as layout
 from reporter import ReporterError
 from reporter.state import load as load_state
@@ -95,7 +96,7 @@ def read_report(out: Path) -> tuple[list[dict], dict | None]:
         raise ReporterError(f"{out} holds no report (no {layout.STATE}): pass the folder the reporter "
                             "wrote (its --out)")
     try:
-        run = json.loads((out / layout.RUN).read_text()) if (out / layout.RUN).is_file() else None
+        run = RunInfo.from_json(json.loads((out / layout.RUN).read_text())) if (out / layout.RUN).is_file() else None
     except ValueError as exc:
         raise ReporterError(f"{out}: {layout.RUN} is not valid JSON ({exc})") from None
     return state.frame_dicts(), run
@@ -147,7 +148,7 @@ def load_panels(out: Path, frames: list[dict], run: dict | None, steps: list[int
         with np.load(out / by_step[step]["npz"]) as saved:
             panels.append(Panel(step, saved["embedding"], saved["labels"]))
     labels_max = max(int(p.labels.max()) for p in panels if len(p.labels))
-    names = (run or {}).get("class_names")
+    names = RunInfo.from_json(run).class_names if run else None
     if labels_max < 0:  # a trial without labels: every point -1, drawn in the one colour
         names = ["no labels"]
     elif not (isinstance(names, list) and len(names) > labels_max):

@@ -16,6 +16,7 @@ import errno
 import logging
 from pathlib import Path
 
+from latentlapse.contract import RunInfo
 from reporter import ReporterError
 from reporter.outputs.figure import FIGURE_FILES, figure_steps, write_figure
 from reporter.state import OutputInfo, ReportState
@@ -24,7 +25,7 @@ from reporter.outputs.video import VideoWriter
 log = logging.getLogger("reporter.outputs")
 
 
-def publish(out: Path, state: ReportState, video: VideoWriter, run_info: dict | None, *,
+def publish(out: Path, state: ReportState, video: VideoWriter, run_info: RunInfo | None, *,
             complete: bool, figure_frames: int, figure_width: str) -> None:
     """Update ``latentlapse.mp4`` (and with ``complete`` the figure) and record them in ``state``.
 
@@ -32,7 +33,7 @@ def publish(out: Path, state: ReportState, video: VideoWriter, run_info: dict | 
     """
     frames = state.frames
     if video.expected_frames is None and run_info:
-        video.expected_frames = run_info.get("expected_frames")  # sets the quality at the first segment
+        video.expected_frames = run_info.expected_frames  # sets the quality at the first segment
     try:
         if (video.update([f.png for f in frames], final=complete)
                 or ((state.video is None or state.video.error) and video.frames)):

@@ -11,7 +11,10 @@ file (ffmpeg's concat demuxer, stream copy, ``+faststart``). An update therefore
 segment's encoding plus a copy of the video's bytes (<= 10 MB), whatever the run's length.
 When the run ends, the frames after the last full segment become a last, shorter segment.
 Segments are named by the frames they hold and written atomically, so a restarted reporter
-reuses them.
+reuses them. Once the report has finished, :meth:`VideoWriter.discard_segments` removes
+``.video/`` (as large as the MP4 itself) so that the folder people zip and share holds only
+what they take away; a reporter started again on the finished report encodes the segments
+again from ``frames/``, with the same settings, into the same bytes.
 
 Settings: H.264 (libx264), yuv420p (what browsers and GitHub decode), even dimensions (the
 frame is padded with white if need be), ``+faststart`` (the index first: it plays while it
@@ -23,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -166,6 +170,10 @@ class VideoWriter:
                 return 0, 0
             stop = end
         return stop, self.path.stat().st_size
+
+    def discard_segments(self) -> None:
+        """Remove the work folder ``.video/`` (the report has finished: the MP4 is final)."""
+        shutil.rmtree(self.segments_dir, ignore_errors=True)
 
     def due(self, n_frames: int, final: bool = False) -> bool:
         """Whether :meth:`update` with ``n_frames`` recorded frames would change the video."""

@@ -23,6 +23,7 @@ from markupsafe import Markup
 
 from latentlapse import atomic
 from latentlapse import report_layout as layout
+from latentlapse.contract import RunInfo
 from reporter import ReporterError, __version__, rules
 from reporter.site import explore
 from reporter.site import downloads as site_outputs
@@ -30,7 +31,7 @@ from reporter.site.charts import line_chart, x_domain
 from reporter.trial.modes import role_rows, site_notes
 from reporter.pictures.reconstruction import save_reconstruction_grid, to_rgb255
 from reporter.site.redact import HIDDEN, redact, redact_text
-from reporter.trial.steps import batch_steps, frame_train_step
+from reporter.trial.steps import batch_steps, frame_train_step, total_steps
 from reporter.state import FINAL_STATUSES, LIVE_STATUSES, SILENT_AFTER_SECONDS, ReportState
 
 __all__ = [
@@ -84,7 +85,7 @@ def templates_of(folder: Path) -> Environment:
                        trim_blocks=True, lstrip_blocks=True)
 
 
-def write_site(out_dir, state: dict, run: dict | None, *, now: datetime | None = None) -> Path:
+def write_site(out_dir, state: dict, run: RunInfo | dict | None, *, now: datetime | None = None) -> Path:
     """Write the site for the frames so far into ``out_dir``; every file atomically.
 
     Parameters
@@ -108,15 +109,16 @@ def write_site(out_dir, state: dict, run: dict | None, *, now: datetime | None =
         state = ReportState.from_json(state)
     elif not isinstance(state, ReportState):
         raise ReporterError(f"the site needs the reporter state (a ReportState or dict), got {type(state).__name__}")
-    if run is not None and not isinstance(run, dict):
+    if run is not None and not isinstance(run, (dict, RunInfo)):
         raise ReporterError(f"the run metadata must be a JSON object, got {type(run).__name__}")
+    run = RunInfo.from_json(run)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     now = now or datetime.now(timezone.utc)
     templates = template_dir()
 
     asset_versions = _copy_assets(templates / "static", out / layout.ASSETS)
-    public_run = redact(run) if run is not None else None
+    public_run = redact(run.to_json()) if run is not None else None
     if public_run is not None:
         _write_if_changed(out / RUN_JSON, json.dumps(public_run, indent=2, sort_keys=True, default=str) + "\n")
     frames = state.frame_dicts()
@@ -242,11 +244,8 @@ def _checked_text(frames):
 
 
 def _total_steps(run, config):
-    # The trainer writes the resolved step count at the top ("steps"); --epochs leaves config.steps null.
-    for value in (run.get("steps"), config.get("steps")):
-        if isinstance(value, int):
-            return f"{value:,}"
-    return None
+    total = total_steps(run)
+    return f"{total:,}" if total is not None else None
 
 
 def gap_texts(skipped, n_frames: int) -> list[str | None]:

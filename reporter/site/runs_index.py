@@ -29,7 +29,8 @@ from urllib.parse import quote
 from latentlapse import atomic
 from latentlapse import report_layout as layout
 from reporter import ReporterError
-from reporter.state import LIVE_STATUSES, STATE_FILE, ReportState
+from reporter.trial.steps import total_steps
+from reporter.state import LIVE_STATUSES, SILENT_AFTER_SECONDS, STATE_FILE, ReportState
 
 # Where a report lives inside a run's folder: compose writes the report itself, the demo a site/.
 REPORT_PLACES = ("", "site")
@@ -40,8 +41,6 @@ RUN_METADATA = layout.RUN  # the site's redacted copy of the trainer's run file
 REFRESH_EVERY = 30.0
 # The page reloads itself this often while a run listed in it is live.
 PAGE_REFRESH_SECONDS = 15
-# A live status whose report has not been written for this long is shown with its silence.
-SILENT_AFTER_SECONDS = 600
 DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
 
 
@@ -215,7 +214,7 @@ def _status_note(state: ReportState, now: float) -> str:
 def _steps(run: dict, last) -> str:
     progress = run.get("progress") if isinstance(run.get("progress"), dict) else {}
     done = progress.get("step", last.global_step if last is not None else None)
-    total = run.get("steps") if isinstance(run.get("steps"), int) else (run.get("config") or {}).get("steps")
+    total = total_steps(run)
     if not isinstance(done, int):
         return "–"
     return f"{done:,} of {total:,}" if isinstance(total, int) else f"{done:,}"

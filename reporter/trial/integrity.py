@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from latentlapse.contract import RunInfo
 from latentlapse.digests import digest_file, mismatch
 
 NOT_MATCHING = "data does not match what the trainer wrote"
@@ -35,9 +36,9 @@ class DigestCheck:
         self.folder: str | None = None       # from the run file; None: the store has no digests
         self._cache: dict[int, dict] = {}
 
-    def follow_run_info(self, info: dict | None) -> None:
+    def follow_run_info(self, info: RunInfo | None) -> None:
         """Take the digest folder the trainer's run file names (if any)."""
-        folder = (info or {}).get("digests")
+        folder = info.digests if info is not None else None
         if isinstance(folder, str) and folder and ".." not in folder and not folder.startswith("/"):
             self.folder = folder
 

@@ -9,8 +9,12 @@ the global step as well.
 
 from __future__ import annotations
 
+import bisect
 
-def training_step(eval_step: int, global_step: int, run_info: dict | None = None) -> int:
+from latentlapse.contract import RunInfo
+
+
+def training_step(eval_step: int, global_step: int, run_info: RunInfo | dict | None = None) -> int:
     """Train steps done when EVAL step ``eval_step`` (at ``global_step``) ran.
 
     Parameters
@@ -19,7 +23,7 @@ def training_step(eval_step: int, global_step: int, run_info: dict | None = None
         smdebug's EVAL-mode step: how many EVAL forward calls came before this one.
     global_step : int
         smdebug's global step of it: how many forward calls of any mode came before.
-    run_info : dict, optional
+    run_info : RunInfo or its JSON, optional
         The trainer's run file. Its ``eval_steps`` (the train step of each EVAL pass) is the
         trainer's own account and is used when it covers this pass.
 
@@ -30,16 +34,15 @@ def training_step(eval_step: int, global_step: int, run_info: dict | None = None
         forward call before this one that was not an EVAL pass was a train step (a trial
         from another trainer with only TRAIN and EVAL modes).
     """
-    listed = (run_info or {}).get("eval_steps")
-    if isinstance(listed, list) and 0 <= eval_step < len(listed) and isinstance(listed[eval_step], int):
-        return int(listed[eval_step])
-    return max(int(global_step) - int(eval_step), 0)
+    run = RunInfo.from_json(run_info)
+    listed = run.eval_train_step(eval_step) if run is not None else None
+    return listed if listed is not None else max(int(global_step) - int(eval_step), 0)
 
 
-def total_steps(run_info: dict | None) -> int | None:
-    """Train steps of the whole run from the trainer's run file; None when it is not known."""
-    steps = (run_info or {}).get("steps")
-    return int(steps) if isinstance(steps, int) and steps > 0 else None
+def total_steps(run_info: RunInfo | dict | None) -> int | None:
+    """Train steps of the whole run from the trainer's run file (:attr:`RunInfo.total_steps`); None when not known."""
+    run = RunInfo.from_json(run_info)
+    return run.total_steps if run is not None else None
 
 
 def step_text(step: int, total: int | None = None) -> str:
@@ -77,8 +80,6 @@ def batch_steps(frames: list[dict], run_info: dict | None = None):
     run_info : dict, optional
         The trainer's run file, for the frames' training steps.
     """
-    import bisect
-
     anchors = sorted((int(f["global_step"]), frame_train_step(f, run_info)) for f in frames
                      if f.get("global_step") is not None)
     globals_ = [g for g, _ in anchors]

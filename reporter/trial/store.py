@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentlapse.contract import RUN_FILE
+from latentlapse.contract import RUN_FILE, RunInfo
 from latentlapse.contract import TENSOR_NAMES as DEFAULT_NAMES  # by role; the trainer's hook saves these
 from reporter import ReporterError
 from reporter.trial.modes import FrameSource
@@ -193,7 +193,7 @@ class TensorStore:
             return f"cannot list the tensor store {self.path} ({exc.strerror}): check that the folder is there and readable"
         return None
 
-    def run_info(self) -> dict | None:
+    def run_info(self) -> RunInfo | None:
         """The trainer's ``latentlapse-run.json``, or None (another trainer, or not written yet)."""
         if is_s3(self.path):
             from reporter.trial import s3
@@ -204,8 +204,9 @@ class TensorStore:
                 info = json.loads(Path(self.path, RUN_FILE).read_text())
             except (OSError, ValueError):
                 info = None
-        self.digests.follow_run_info(info if isinstance(info, dict) else None)
-        return info
+        run = RunInfo.from_json(info)
+        self.digests.follow_run_info(run)
+        return run
 
     # -- reading one frame ---------------------------------------------------------------------
 
