@@ -24,7 +24,7 @@ from reporter import rules
 from reporter.frame import Frame, write_frame_files
 from reporter.outputs.gif import GifWriter
 from reporter.pictures import render
-from reporter.pipeline import GIF_FILE
+from latentlapse.report_layout import GIF as GIF_FILE
 from reporter.site.page import write_site
 from reporter.state import STATE_FILE, FrameRecord, GifInfo, ReportState, frame_paths
 from reporter.trial.images import probe_pictures
