@@ -34,6 +34,11 @@ def site(tmp_path_factory):
     return out
 
 
+def step_label(frame):
+    """The tooltip's frame line as the reporter writes it: frame number, its step, of the run's total."""
+    return f"{frame}, step {25 * (frame - 1)} of {25 * (N_FRAMES - 1) + 5}"
+
+
 @pytest.fixture
 def visit(browser, site):  # noqa: F811
     v = Visit(browser, site / "index.html", viewport={"width": 1100, "height": 900})
@@ -91,8 +96,8 @@ def test_hover_shows_that_points_image_reconstruction_class_and_loss(visit, site
     frame = payload(site, explore.frame_files(N_FRAMES - 1)["js"])
     loss = np.frombuffer(base64.b64decode(frame["loss"]), "<f4")[i]
     assert tip.locator(".point-loss").inner_text() == page.evaluate(f"() => ({float(loss)!r}).toPrecision(4)")
-    # The frame and its training step (EVAL step 5 at global step 130: 125 train steps done).
-    assert tip.locator(".point-frame").inner_text() == f"{N_FRAMES}, step {25 * (N_FRAMES - 1)}"
+    # The frame and its training step (EVAL step 5 at global step 130: 125 train steps done, of 130).
+    assert tip.locator(".point-frame").inner_text() == step_label(N_FRAMES)
 
     # The probe picture is cell i of the sprite sheet, and that cell is probe image i.
     sprite = payload(site, explore.PROBES_JS)["sprite"]
@@ -240,7 +245,7 @@ def test_zoom_and_reset_move_the_view_not_the_axes(visit, site):
     page.wait_for_timeout(150)
     page.mouse.move(*on_screen(page, fitted(site, 2)[i]))
     page.wait_for_function("() => !document.getElementById('tooltip').hidden")
-    assert page.locator("#tooltip .point-frame").inner_text() == "3, step 50"
+    assert page.locator("#tooltip .point-frame").inner_text() == step_label(3)
     page.mouse.wheel(0, -300)  # the wheel zooms in about the pointer
     assert float(page.get_attribute("#explore", "data-zoom")) > 1.2
     assert visit.errors == []
