@@ -165,7 +165,8 @@ def method_table(store: Path, sizes=(1000, 2000, 5000, 10000), iterations=30) ->
     from openTSNE.affinity import PerplexityBasedNN, PrecomputedAffinities
     from threadpoolctl import threadpool_limits
 
-    from reporter.embedding.embed import affinities, exact_kl, fft_kl
+    from reporter.embedding.affinity import affinities
+    from reporter.embedding.gradients import exact_kl, fft_kl
     from reporter.embedding.neighbours import nearest_neighbours
 
     before, latest = store_latents(store)[0][-2:]
@@ -183,7 +184,7 @@ def method_table(store: Path, sizes=(1000, 2000, 5000, 10000), iterations=30) ->
     with threadpool_limits(1):
         for n in sizes:
             a, b = before[:n], latest[:n]
-            P, _, _ = affinities(b)
+            P, _ = affinities(b)
             layout = TSNEEmbedding(np.random.RandomState(0).normal(size=(n, 2)) * 1e-4,
                                    PrecomputedAffinities(P, normalize=False), random_state=0, n_jobs=1)
             start = np.array(layout.optimize(250, exaggeration=12, inplace=False)) / 3
@@ -213,15 +214,16 @@ def fft_error_table(store: Path, sizes=(5000, 10000)) -> str:
     from openTSNE.tsne import kl_divergence_fft
     from threadpoolctl import threadpool_limits
 
-    from reporter.embedding import _kernels
-    from reporter.embedding.embed import FFT_GRID, _csr_arrays, affinities, exact_kl, fft_kl
+    from reporter.embedding.accelerator import KERNELS as _kernels
+    from reporter.embedding.affinity import affinities
+    from reporter.embedding.gradients import FFT_GRID, _csr_arrays, exact_kl, fft_kl
 
     latest = store_latents(store)[0][-1]
     lines = ["| points | openTSNE's FFT vs exact | the reporter's FFT vs exact | the reporter's vs openTSNE's |",
              "| --- | --- | --- | --- |"]
     with threadpool_limits(1):
         for n in sizes:
-            P, _, _ = affinities(latest[:n])
+            P, _ = affinities(latest[:n])
             start = TSNEEmbedding(np.random.RandomState(0).normal(size=(n, 2)) * 1e-4,
                                   PrecomputedAffinities(P, normalize=False), random_state=0, n_jobs=1)
             layout = np.ascontiguousarray(start.optimize(250, exaggeration=12).optimize(250), dtype=np.float64)

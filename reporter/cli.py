@@ -83,13 +83,13 @@ def _shape(shape) -> str:
     return "x".join(str(d) for d in shape) if shape is not None else "?"
 
 
-def _require_kernels() -> None:
-    """One line instead of an ImportError deep in a frame when reporter/embedding/_kernels.c was never compiled."""
-    import importlib.util
+def _engine() -> None:
+    """One line for an engine setting that cannot hold (LATENTLAPSE_ENGINE), else the engine in the log."""
+    from reporter.embedding import accelerator
 
-    if importlib.util.find_spec("reporter.embedding._kernels") is None:
-        raise ReporterError("reporter/embedding/_kernels.c is not compiled: run `make .venv/.installed`, or "
-                            "`pip install -e .` (it needs a C compiler and Python's headers)")
+    if accelerator.PROBLEM:
+        raise ReporterError(accelerator.PROBLEM)
+    logging.getLogger("reporter").info("embedding engine: %s", accelerator.engine())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
         config = from_args(argv)
         os.environ.setdefault("OMP_NUM_THREADS", str(config.threads))
-        _require_kernels()
+        _engine()
         from reporter.pipeline import run
 
         code = run(config)

@@ -39,10 +39,10 @@ def test_affinities_match_opentsne_exact_neighbours(digits):
     # Integer pixels give tied distances, which two neighbour searches may order differently
     # at the k-th neighbour; a tiny fixed perturbation makes the neighbour sets unambiguous.
     X = X + np.random.default_rng(0).normal(scale=1e-6, size=X.shape)
-    P, beta, neighbours = affinities(X, perplexity=30)
+    P, neighbours = affinities(X, perplexity=30)
     reference_index = PerplexityBasedNN(X, perplexity=30, method="exact", random_state=0)
     reference = reference_index.P
-    assert P.shape == (300, 300) and beta.shape == (300,) and neighbours.shape == (300, 90)
+    assert P.shape == (300, 300) and neighbours.shape == (300, 90)
     assert np.array_equal(neighbours, reference_index.knn_index.build()[0])
     assert abs(P - P.T).max() < 1e-15
     assert P.sum() == pytest.approx(1.0)
@@ -51,7 +51,7 @@ def test_affinities_match_opentsne_exact_neighbours(digits):
 
 def test_neighbourhood_kept_is_one_for_the_latents_themselves_and_small_for_noise():
     points = np.random.default_rng(0).normal(size=(500, 2))
-    _, _, neighbours = affinities(points, perplexity=10)
+    _, neighbours = affinities(points, perplexity=10)
     assert neighbourhood_kept(points, neighbours) == pytest.approx(1.0)
     shuffled = np.random.default_rng(1).permutation(points)
     assert neighbourhood_kept(shuffled, neighbours) < 0.05
@@ -77,8 +77,8 @@ def test_warm_frame_keeps_quality_and_stays_close_to_the_previous_one(two_frames
 
 def test_latent_change_counts_new_neighbours():
     points = np.random.default_rng(0).normal(size=(400, 5))
-    _, _, neighbours = affinities(points, perplexity=10)
-    _, _, shuffled = affinities(np.random.default_rng(1).permutation(points), perplexity=10)
+    _, neighbours = affinities(points, perplexity=10)
+    _, shuffled = affinities(np.random.default_rng(1).permutation(points), perplexity=10)
     assert latent_change(neighbours, neighbours) == 0.0
     assert latent_change(shuffled, neighbours) > 0.9
 
@@ -89,7 +89,7 @@ def test_the_embedder_remembers_the_last_frame_and_a_resumed_one_continues_ident
     embedder = Embedder(seed=0)
     layouts = [embedder.embed(f) for f in frames[:2]]
     assert np.array_equal(embedder.layout, layouts[1]) and np.array_equal(embedder.latents, frames[1])
-    assert np.array_equal(embedder.neighbours, affinities(frames[1])[2])  # kept for the next frame
+    assert np.array_equal(embedder.neighbours, affinities(frames[1])[1])  # kept for the next frame
     # A reporter restarted after frame 1 rebuilds the memory from the saved frames: same frame 2.
     files = []
     for i, (layout, latents) in enumerate(zip(layouts, frames)):
@@ -100,7 +100,7 @@ def test_the_embedder_remembers_the_last_frame_and_a_resumed_one_continues_ident
     float32_latents = frames[1].astype(np.float32).astype(np.float64)
     assert np.array_equal(resumed.latents, float32_latents)
     continued = Embedder(seed=0, layout=layouts[1], latents=float32_latents)
-    continued.neighbours = affinities(float32_latents)[2]
+    continued.neighbours = affinities(float32_latents)[1]
     assert np.array_equal(resumed.embed(frames[2]), continued.embed(frames[2]))
 
 
@@ -134,7 +134,7 @@ def test_settled_latents_hold_the_layout_still(two_frames, digits):
     X, _, first, _ = two_frames
     _, y = digits
     settled = X + np.random.default_rng(2).normal(scale=0.01, size=X.shape)
-    assert latent_change(affinities(X)[2], affinities(settled)[2]) < 0.1
+    assert latent_change(affinities(X)[1], affinities(settled)[1]) < 0.1
     blind = embed_frame(settled, previous=first, seed=0)
     informed = embed_frame(settled, previous=first, previous_latents=X, seed=0)
     assert jitter(first, informed) < 0.7 * jitter(first, blind)

@@ -6,17 +6,27 @@ import scipy.sparse as sp
 from openTSNE.tsne import kl_divergence_bh, kl_divergence_fft
 from sklearn.datasets import load_digits
 
-from reporter.embedding import _kernels
-from reporter.embedding.embed import affinities, exact_kl, fft_kl
+from reporter.embedding import accelerator
+from reporter.embedding.affinity import affinities
+from reporter.embedding.gradients import exact_kl, fft_kl
+
+_kernels = pytest.importorskip("reporter.embedding._kernels", reason="the C accelerator is not built")
 
 FFT_GRID = {"n_interpolation_points": 3, "min_num_intervals": 50, "ints_in_interval": 1}
+
+
+@pytest.fixture(autouse=True)
+def accelerated():
+    """These are the accelerator's tests, whatever LATENTLAPSE_ENGINE says."""
+    with accelerator.accelerated_path():
+        yield
 
 
 @pytest.fixture(scope="module")
 def problem():
     """Real affinities (500 of sklearn's digits) and a spread-out 2-D layout of them."""
     X = load_digits().data[:500] / 16.0
-    P, _, _ = affinities(X)
+    P, _ = affinities(X)
     layout = np.random.default_rng(0).normal(scale=8.0, size=(len(X), 2))
     return P, layout
 

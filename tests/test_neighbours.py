@@ -1,20 +1,33 @@
 """Exact nearest neighbours: the same lists as sorting every row, whatever guess they start from."""
 
+import ast
 import importlib.util
 import shlex
 import subprocess
 import sysconfig
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from reporter.embedding import neighbours
+from reporter.embedding import accelerator
 from reporter.embedding.neighbours import nearest_neighbours
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True, params=["accelerator", "opentsne"])
+def engine(request):
+    """Every test on both engines: the C accelerator's search and NumPy's give the same lists."""
+    if request.param == "opentsne":
+        with accelerator.opentsne_path():
+            yield request.param
+    elif not accelerator.built():
+        pytest.skip("the C accelerator is not built")
+    else:
+        with accelerator.accelerated_path():
+            yield request.param
 
 
 def brute_force(X, k):
@@ -57,19 +70,22 @@ def test_far_from_the_origin_and_bad_k():
         nearest_neighbours(X[:5], 5)
 
 
-def test_a_cpu_without_avx2_finds_the_same_lists(digits, tmp_path, monkeypatch):
+def test_a_cpu_without_avx2_finds_the_same_lists(digits, tmp_path, monkeypatch, engine):
     """The C module built for the baseline alone (the distance tiles then take their four-wide
     version, which this machine would not run if it has AVX2): the same exact lists."""
-    ext, = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["ext-modules"]
+    if engine == "opentsne":
+        pytest.skip("a build of the accelerator: nothing to do on openTSNE's path")
+    setup = {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse((ROOT / "setup.py").read_text()).body
+             if isinstance(node, ast.Assign) and node.targets[0].id in ("SOURCE", "COMPILE_ARGS")}
     built = tmp_path / ("_kernels" + sysconfig.get_config_var("EXT_SUFFIX"))
     subprocess.run([*shlex.split(sysconfig.get_config_var("CC")), "-shared", "-fPIC",
-                    *ext["extra-compile-args"], "-DLATENTLAPSE_BASELINE_ONLY",
-                    "-I", sysconfig.get_paths()["include"], str(ROOT / ext["sources"][0]), "-o", str(built)],
+                    *setup["COMPILE_ARGS"], "-DLATENTLAPSE_BASELINE_ONLY",
+                    "-I", sysconfig.get_paths()["include"], str(ROOT / setup["SOURCE"]), "-o", str(built)],
                    check=True)
     spec = importlib.util.spec_from_file_location("_kernels", built)
     baseline = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(baseline)
-    monkeypatch.setattr(neighbours, "_kernels", baseline)
+    monkeypatch.setattr(accelerator, "KERNELS", baseline)
     expected, expected_d = brute_force(digits, 30)
     found, found_d = nearest_neighbours(digits, 30)
     assert np.array_equal(found, expected)

@@ -178,16 +178,3 @@ def test_option_checks():
         Option("when", list, None, "not a kind an option can have")
     with pytest.raises(ValueError, match="share a name"):
         Options(None, [count, count])
-
-
-def test_an_uncompiled_extension_is_one_line(tmp_path, monkeypatch, capsys):
-    import importlib.util
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "reporter.embedding._kernels" else real(name, *a))
-    code = reporter_cli.main(["--tensors", str(tmp_path / "t"), "--out", str(tmp_path / "site")])
-    assert code == 1
-    assert capsys.readouterr().err.strip() == (
-        "reporter: error: reporter/embedding/_kernels.c is not compiled: run `make .venv/.installed`, or "
-        "`pip install -e .` (it needs a C compiler and Python's headers)")
-    assert not (tmp_path / "site").exists()

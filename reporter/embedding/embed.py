@@ -15,13 +15,13 @@ a t-SNE layout only reflects how long it was optimised). Two ways to start, chos
   in the previous layout, typical of the first steps of training), the previous layout is
   shrunk to openTSNE's recommended initial spread and optimised without a spring.
 
-Affinities are computed here rather than by :class:`openTSNE.affinity.PerplexityBasedNN`: exact
-neighbours (:mod:`reporter.embedding.neighbours`, started from the previous frame's lists) are cheaper than
-building a neighbour index for every frame, and the Gaussian bandwidths of all points are found
-at once by a safeguarded Newton search. Up to ``FFT_FROM`` points the gradient is exact (every
-pair, in C: reporter/embedding/_kernels.c), which is cheaper there than openTSNE's Barnes-Hut and has no
-approximation error; from there the repulsion is FIt-SNE's FFT interpolation on openTSNE's grid
-(:func:`fft_repulsion`), with a shorter schedule (both measured: see docs/benchmarks.md, "Scale").
+The affinities (:mod:`reporter.embedding.affinity`) are openTSNE's, from exact neighbours found
+faster than its neighbour index for every frame; the gradients and the descent
+(:mod:`reporter.embedding.gradients`) are openTSNE's, or the same steps in the optional C
+accelerator (:mod:`reporter.embedding.accelerator`). Up to ``fft_from`` points the repulsion is
+Barnes-Hut's on openTSNE's path and exact (every pair) with the accelerator; from there it is
+FIt-SNE's FFT interpolation on openTSNE's grid on both, with a shorter schedule (measured: see
+docs/benchmarks.md, "Scale").
 
 What one frame needs from the frames before it (the previous layout, the previous latents and
 their nearest neighbours) is held by one :class:`Embedder` per report, restored on resume from
@@ -35,16 +35,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import scipy.fft
-import scipy.sparse as sp
 from openTSNE import initialization
 
-from reporter.embedding import _kernels
+from reporter.embedding.affinity import PERPLEXITY, affinities, neighbour_count
 from reporter.embedding.align import procrustes
+from reporter.embedding.gradients import Descent, anchored, kl_objective
 from reporter.embedding.neighbours import nearest_neighbours
 from reporter.embedding.quality import plane_neighbours
 
-PERPLEXITY = 30.0
 # openTSNE's own schedule for a t-SNE from scratch.
 EARLY_EXAGGERATION = 12.0
 EARLY_EXAGGERATION_ITER = 250
@@ -80,17 +78,8 @@ REORGANIZE_BELOW = 0.4
 NEIGHBOURHOOD = 10
 # openTSNE's advice for a given initialisation: standard deviation 1e-4.
 SMALL_SPREAD = 1e-4
-# openTSNE's gradient descent (reporter/embedding/_kernels.c repeats its step): momentum, the smallest gain,
-# the longest step of a point per iteration, and its grid for the FFT repulsion (its defaults).
-MOMENTUM = 0.8
-MIN_GAIN = 0.01
-MAX_STEP = 5.0
-FFT_GRID = {"n_interpolation_points": 3, "min_num_intervals": 50, "ints_in_interval": 1}
-# Bandwidth search: |entropy - log(perplexity)| below this, in nats.
-ENTROPY_TOL = 1e-5
-MAX_SEARCH_STEPS = 100
-# From this many points on, the FFT-interpolated repulsion (fft_repulsion) is cheaper per
-# iteration than the exact one (measured on real latents, one thread: docs/benchmarks.md, "Scale").
+# From this many points on, the FFT-interpolated repulsion is cheaper per iteration than the exact
+# one (measured on real latents, one thread, with the accelerator: docs/benchmarks.md, "Scale").
 FFT_FROM = 5000
 # A warm frame's iterations from FFT_FROM points on. At 10,000 points (real latents, one thread,
 # openTSNE's FFT then) 60 iterations cost 1.3-1.4 s CPU, 30 cost 0.7 s, for 10-NN accuracy in 2-D
@@ -112,73 +101,6 @@ def finite_rows(latents):
         rows are finite; callers can use this to say how many points were bad.
     """
     return np.isfinite(np.asarray(latents, dtype=np.float64)).all(axis=1)
-
-
-def _conditional_probabilities(sq_dists, perplexity, beta=None):
-    """Gaussian p(j|i) over each row's neighbours, with the bandwidth matching the perplexity.
-
-    Solves entropy(beta) = log(perplexity) for the precision ``beta`` (1 / 2 sigma^2) of every
-    row, in C (reporter/embedding/_kernels.c): Newton steps in log(beta), falling back to bisection whenever a
-    step would leave the bracket known to hold the root. Distances are shifted by each row's
-    smallest, which changes neither p(j|i) nor the entropy and keeps exp() from underflowing for
-    far-out points; with p normalised, entropy = log Z + beta <d>. Returns the probabilities
-    and the precisions.
-    """
-    sq_dists = np.ascontiguousarray(sq_dists, dtype=np.float64)
-    if beta is None:
-        beta = 1.0 / np.maximum((sq_dists - sq_dists[:, :1]).mean(axis=1), 1e-12)
-    else:
-        beta = np.array(beta, dtype=np.float64)
-    p = np.empty_like(sq_dists)
-    _kernels.bandwidths(sq_dists, beta, p, float(perplexity), ENTROPY_TOL, MAX_SEARCH_STEPS)
-    return p, beta
-
-
-def affinities(latents, perplexity=PERPLEXITY, beta=None, guess=None):
-    """Symmetric t-SNE affinities P of a probe set, from exact neighbours.
-
-    Parameters
-    ----------
-    latents : np.ndarray, shape (N, d), finite
-    perplexity : float
-        Effective number of neighbours; lowered to (N - 1) / 3 for very small sets.
-    beta : np.ndarray, shape (N,), optional
-        Gaussian precisions to start the bandwidth search from (e.g. the previous frame's).
-    guess : np.ndarray of int, shape (N, k), optional
-        A guess of the neighbours (e.g. the previous frame's) that makes the exact search
-        cheaper; the result does not depend on it.
-
-    Returns
-    -------
-    P : scipy.sparse.csr_matrix, shape (N, N)
-        Symmetric, sums to 1.
-    beta : np.ndarray, shape (N,)
-        The precisions found.
-    neighbours : np.ndarray of int, shape (N, k)
-        Each point's k = 3 x perplexity nearest other points, nearest first.
-    """
-    n = latents.shape[0]
-    perplexity = _usable_perplexity(n, perplexity)
-    k = _neighbour_count(n, perplexity)
-    neighbours, sq_dists = nearest_neighbours(latents, k, guess)
-    conditional, beta = _conditional_probabilities(sq_dists, perplexity, beta)
-    # P + P.T in CSR, each row's columns in order, made in C from the neighbour lists: the same
-    # matrix, to the bit, as sorting the rows and SciPy's P + P.T (~85 ms at 10,000 points; ~45 ms).
-    indptr, indices, data = _kernels.symmetrize(neighbours, conditional)
-    P = sp.csr_matrix((np.frombuffer(data, dtype=np.float64), np.frombuffer(indices, dtype=np.int32),
-                       np.frombuffer(indptr, dtype=np.int32)), shape=(n, n))
-    P.has_sorted_indices = True
-    P /= P.sum()
-    return P, beta, neighbours
-
-
-def _usable_perplexity(n, perplexity):
-    return min(perplexity, (n - 1) / 3.0)
-
-
-def _neighbour_count(n, perplexity):
-    """How many neighbours :func:`affinities` keeps per point: 3 x perplexity, as openTSNE."""
-    return min(n - 1, int(3 * _usable_perplexity(n, perplexity)))
 
 
 def _usable_start(previous):
@@ -224,121 +146,6 @@ def latent_change(before, neighbours, k=NEIGHBOURHOOD):
         Mean over points, in [0, 1]: 0 when no neighbourhood changed.
     """
     return 1.0 - float((before[:, :k, None] == neighbours[:, None, :k]).any(axis=2).mean())
-
-
-def _csr_arrays(P):
-    """P's CSR arrays as :mod:`reporter.embedding._kernels` takes them (int32 structure, float64 values)."""
-    if P.dtype != np.float64:
-        raise ValueError(f"affinities must be float64, got {P.dtype}")
-    return (np.asarray(P.indptr, dtype=np.int32), np.asarray(P.indices, dtype=np.int32), P.data)
-
-
-def _check_dof(dof):
-    if dof != 1:
-        raise ValueError(f"only the Cauchy kernel (dof=1) is implemented, got dof={dof}")
-
-
-def exact_kl(embedding, P, dof=1, should_eval_error=False, **_):
-    """An openTSNE objective: the exact t-SNE gradient of a 2-D embedding (every pair).
-
-    Equals openTSNE's ``kl_divergence_bh`` with ``theta=0`` (its signs and normalisation), in
-    O(N^2) vectorised C. Returns (KL divergence, or 0 unless ``should_eval_error``, gradient).
-    """
-    _check_dof(dof)
-    embedding = np.ascontiguousarray(embedding, dtype=np.float64)
-    gradient = np.empty_like(embedding)
-    _, error = _kernels.exact_gradient(embedding, *_csr_arrays(P), gradient, with_error=should_eval_error)
-    return error, gradient
-
-
-def _box_counts(largest=1000):
-    """openTSNE's sizes of the FFT grid, in boxes per side: the numbers from 20 to 1,000 made of the
-    factors 2, 3, 5 and 7 and at most one 11 or 13, for which FFTs are fast."""
-    def smooth(n):
-        for f in (2, 3, 5, 7):
-            while n % f == 0:
-                n //= f
-        return n in (1, 11, 13)
-
-    return np.array([n for n in range(20, largest + 1) if smooth(n)])
-
-
-BOX_COUNTS = _box_counts()
-
-
-def fft_repulsion(embedding, gradient, n_interpolation_points=3, min_num_intervals=50, ints_in_interval=1):
-    """Subtracts the normalised t-SNE repulsion of a 2-D embedding from ``gradient``; returns Z.
-
-    FIt-SNE's interpolation on a grid (Linderman et al. 2019), as openTSNE's
-    ``estimate_negative_gradient_fft_2d`` (degrees of freedom 1) does it, with the same grid: boxes
-    of width at least 1 / ``ints_in_interval``, at least ``min_num_intervals`` per side, rounded up
-    to a size in BOX_COUNTS. Spreading the points onto the grid's nodes and reading the potentials
-    back are in C (reporter/embedding/_kernels.c); the convolution of the nodes with the squared Cauchy
-    kernel is SciPy's FFT in single precision, whose rounding (~1e-7 of the largest potential) is
-    far below the interpolation's own error (measured: docs/benchmarks.md, "Scale").
-    """
-    if n_interpolation_points != 3:
-        raise ValueError(f"only 3 interpolation points per box are implemented, got {n_interpolation_points}")
-    lo, hi = float(embedding.min()), float(embedding.max())
-    wanted = int(max(min_num_intervals, (hi - lo) / ints_in_interval))
-    boxes = int(BOX_COUNTS[np.searchsorted(BOX_COUNTS, wanted)]) if wanted < BOX_COUNTS[-1] else int(BOX_COUNTS[-1])
-    width = (hi - lo) / boxes
-    nodes = 3 * boxes
-    cells = np.empty(len(embedding), dtype=np.int32)
-    weights = np.empty((len(embedding), 6))
-    coefficients = np.empty((nodes, nodes, 4))  # the four terms of a node side by side
-    _kernels.fft_spread(embedding, lo, width, boxes, cells, weights, coefficients)
-    # The kernel between nodes (i, j) apart, embedded in a circulant matrix of twice the size: the
-    # convolution's result for the nodes is then the bottom right quadrant.
-    offsets = (np.abs(np.arange(2 * nodes) - nodes) * (width / 3)).astype(np.float32) ** 2
-    kernel = np.add.outer(offsets, offsets)
-    kernel += 1.0
-    np.reciprocal(kernel, out=kernel)
-    kernel *= kernel
-    kernel[0, :] = kernel[:, 0] = 0.0
-    kernel_hat = scipy.fft.rfft2(kernel)
-    padded = np.zeros((2 * nodes, 2 * nodes), dtype=np.float32)
-    potentials = np.empty_like(coefficients)
-    for term in range(4):
-        padded[:nodes, :nodes] = coefficients[:, :, term]
-        spectrum = scipy.fft.rfft2(padded)
-        spectrum *= kernel_hat
-        potentials[:, :, term] = scipy.fft.irfft2(spectrum, s=padded.shape, overwrite_x=True)[nodes:, nodes:]
-    return _kernels.fft_gather(embedding, boxes, cells, weights, potentials, gradient)
-
-
-def fft_kl(embedding, P, fft_params, dof=1, should_eval_error=False, **_):
-    """An openTSNE objective: the FFT-interpolated repulsion (:func:`fft_repulsion`) plus the exact
-    attraction in C: the gradient of openTSNE's ``kl_divergence_fft``, the same grid (``fft_params``,
-    FFT_GRID). Returns (KL divergence or 0, gradient).
-    """
-    _check_dof(dof)
-    embedding = np.ascontiguousarray(embedding, dtype=np.float64)
-    gradient = np.zeros_like(embedding)
-    sum_q = fft_repulsion(embedding, gradient, **fft_params)
-    error = _kernels.add_attraction(embedding, *_csr_arrays(P), gradient, with_error=should_eval_error)
-    if should_eval_error:
-        error += P.data.sum() * np.log(sum_q)
-    return error, gradient
-
-
-def _anchored_gradient(anchor, strength, kl=exact_kl):
-    """The KL gradient ``kl`` (exact or FFT) plus a spring pulling each point to its ``anchor``.
-
-    The anchor is scaled to the embedding's current spread, so the spring resists movement
-    relative to the other points, not the growth of the embedding as it re-expands.
-    """
-    anchor = anchor - anchor.mean(axis=0)
-    anchor_spread = np.std(anchor)
-    per_point = strength / len(anchor)
-
-    def objective(embedding, P, **params):
-        error, gradient = kl(embedding, P, **params)
-        positions = np.asarray(embedding)
-        gradient += per_point * (positions - anchor * (np.std(positions) / anchor_spread))
-        return error, gradient
-
-    return objective
 
 
 @dataclass(frozen=True)
@@ -392,8 +199,9 @@ class Embedder:
     Parameters
     ----------
     seed : int
-        Seeds every random choice: equal inputs give bit-identical outputs on one machine (a
-        CPU with AVX2 and one without round some sums differently: reporter/embedding/_kernels.c).
+        Seeds every random choice: equal inputs give bit-identical outputs on one machine and
+        engine (:mod:`reporter.embedding.accelerator`; a CPU with AVX2 and one without round some
+        of the accelerator's sums differently: reporter/embedding/_kernels.c).
     settings : EmbedSettings
     layout : array_like, shape (N, 2), optional
         The embedding to start the next frame from (the last frame's). A degenerate one
@@ -407,7 +215,7 @@ class Embedder:
     layout, latents : np.ndarray or None
         As above, updated by every :meth:`embed`.
     neighbours : np.ndarray of int or None
-        Nearest latent neighbours of ``latents``, nearest first, as :func:`affinities` found
+        Nearest latent neighbours of ``latents``, nearest first, as ``affinities()`` found
         them: the next frame measures how they changed without searching them again.
         Searched again (the same way, so the same lists) after a resume.
     """
@@ -506,7 +314,7 @@ class Embedder:
         return self._plane
 
     def _previous_neighbours(self):
-        k = _neighbour_count(len(self.latents), self.settings.perplexity)
+        k = neighbour_count(len(self.latents), self.settings.perplexity)
         if self.neighbours is None or self.neighbours.shape[1] != k:
             # Searched exactly as affinities() searches, so both ways give the same lists.
             self.neighbours, _ = nearest_neighbours(self.latents, k)
@@ -519,15 +327,15 @@ def _embed(latents, previous, before, guess, settings, seed, previous_plane=None
     ``before``: the previous frame's neighbours, to measure the change; ``guess``: neighbours
     to start the exact search from; ``previous_plane``: ``previous``'s own neighbours in the plane.
     """
-    P, _, neighbours = affinities(latents, settings.perplexity, guess=guess)
+    P, neighbours = affinities(latents, settings.perplexity, guess=guess)
     fft = len(latents) >= settings.fft_from
-    kl = fft_kl if fft else exact_kl
+    kl = kl_objective(len(latents), settings.fft_from)
 
     if previous is None:
         init = initialization.pca(latents, random_state=seed)
         exaggerated, plain = ((LARGE_EARLY_EXAGGERATION_ITER, LARGE_FIRST_FRAME_ITER) if fft
                               else (EARLY_EXAGGERATION_ITER, FIRST_FRAME_ITER))
-        descent = _Descent(init)
+        descent = Descent(init)
         descent.run(P, kl, exaggerated, exaggeration=EARLY_EXAGGERATION)
         previous = descent.run(P, kl, plain).copy()
         before = previous_plane = None  # the frame it is warm-started from is itself
@@ -547,38 +355,10 @@ def _embed(latents, previous, before, guess, settings, seed, previous_plane=None
             anchor *= float(np.clip(settings.settled_change / max(change, 1e-9), 1.0, settings.max_stiffening))
             warm_iter = int(round(warm_iter * np.clip(change / settings.settled_change, 1.0,
                                                       settings.max_iter_gain)))
-        gradient = _anchored_gradient(previous, anchor, kl) if anchor > 0 else kl
+        gradient = anchored(kl, previous, anchor) if anchor > 0 else kl
     init -= init.mean(axis=0)
-    embedding = _Descent(init).run(P, gradient, warm_iter)
+    embedding = Descent(init).run(P, gradient, warm_iter)
     return _same_spread(procrustes(embedding, previous), previous), neighbours
-
-
-class _Descent:
-    """openTSNE's batch gradient descent with momentum and per-coordinate gains, from ``init``.
-
-    The same steps as ``openTSNE.TSNEEmbedding.optimize`` with its defaults (learning rate N /
-    exaggeration, MOMENTUM, MIN_GAIN, steps of at most MAX_STEP, the layout kept centred), each in
-    one C call (reporter/embedding/_kernels.c) instead of a dozen NumPy ones: at 1,000 points the step cost
-    more than the exact gradient. Gains and momentum carry over from one :meth:`run` to the next.
-    """
-
-    def __init__(self, init):
-        self.embedding = np.array(init, dtype=np.float64, order="C")
-        self.update = np.zeros_like(self.embedding)
-        self.gains = np.ones_like(self.embedding)
-
-    def run(self, P, objective, n_iter, exaggeration=1.0):
-        """``n_iter`` steps down ``objective`` (an openTSNE-style KL gradient) under affinities P."""
-        learning_rate = len(self.embedding) / exaggeration
-        P *= exaggeration  # and back afterwards, in place, as openTSNE does: the same P to the last bit
-        try:
-            for _ in range(n_iter):
-                _, gradient = objective(self.embedding, P, fft_params=FFT_GRID)
-                _kernels.descend(self.embedding, gradient, self.update, self.gains, learning_rate, MOMENTUM,
-                                 MIN_GAIN, MAX_STEP)
-        finally:
-            P /= exaggeration
-        return self.embedding
 
 
 def _same_spread(layout, reference):

@@ -6,18 +6,25 @@ row of the distance matrix is O(N^2 log N). Instead: a radius per point that is 
 at least k other points (from a guess of its neighbours, e.g. the previous frame's, or else from a
 random sample of points), then one pass over the float32 distances keeps only the points inside
 it, and the k nearest of those are the exact answer (that pass, the distances it looks at, tile by
-tile, and the ranking are in C: reporter/embedding/_kernels.c). Between two EVAL steps neighbourhoods change little, so with the previous
-frame's lists the radius is tight and few points pass.
+tile, and the ranking are in the C accelerator, reporter/embedding/_kernels.c). Between two EVAL
+steps neighbourhoods change little, so with the previous frame's lists the radius is tight and few
+points pass.
 
-The answer does not depend on the guess: candidates are ranked by their distance computed
-directly (sum of squared differences), ties by index, whichever radius let them through.
+Without the accelerator (:mod:`reporter.embedding.accelerator`) the search is NumPy's, block by
+block of rows: the expanded distances |x|^2 + |y|^2 - 2 x.y by a matrix product, every point
+within the k-th of them plus their rounding bound kept, and those ranked the same way.
+
+The answer does not depend on the guess nor on the engine: candidates are ranked by their
+distance computed directly (sum of squared differences), ties by index, whichever radius let them
+through (the two engines sum the squares in different orders: their distances can differ in the
+last bit, tests/test_engine.py).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from reporter.embedding import _kernels
+from reporter.embedding import accelerator
 
 # Rows of the distance matrix to a random sample computed at once (a search without a guess).
 CHUNK = 512
@@ -61,6 +68,9 @@ def nearest_neighbours(X, k, guess=None):
         raise ValueError(f"k must be between 1 and N-1 = {n - 1}, got {k}")
     centred = X - X.mean(axis=0)  # same distances, smaller norms: a tighter slack
     sq_norms = np.einsum("ij,ij->i", centred, centred)
+    kernels = accelerator.KERNELS
+    if kernels is None:
+        return _by_sorting(X, centred, sq_norms, k)
     slack = SLACK * (sq_norms + sq_norms.max())
     limit = given = None
     if guess is not None and guess.shape[0] == n and guess.shape[1] >= k:
@@ -73,8 +83,33 @@ def nearest_neighbours(X, k, guess=None):
     # than k: a poor guess, or one naming a point twice, gets its own k-th distance instead) and
     # ranks them by their direct distance; the float32 distances are computed tile by tile in C
     # (reporter/embedding/_kernels.c), never as a whole N x N matrix, and the radius from a guess with them.
-    _kernels.select_nearest(centred.astype(np.float32), limit, slack.astype(np.float32), X, k, LOOSE,
+    kernels.select_nearest(centred.astype(np.float32), limit, slack.astype(np.float32), X, k, LOOSE,
                             neighbours, sq_dists, given)
+    return neighbours, sq_dists
+
+
+def _by_sorting(X, centred, sq_norms, k):
+    """:func:`nearest_neighbours` in NumPy: per block of rows, the candidates within each row's
+    k-th expanded distance plus its rounding bound, ranked by their direct distance, then index."""
+    n, d = X.shape
+    # The expanded float64 distance is within ~(d + 4) epsilons of |x|^2 + |y|^2 of the direct one;
+    # four times that keeps every true neighbour (more only lets a few more candidates through).
+    slack = 4 * (d + 4) * np.finfo(np.float64).eps * (sq_norms + sq_norms.max())
+    neighbours = np.empty((n, k), dtype=np.int64)
+    sq_dists = np.empty((n, k), dtype=np.float64)
+    for start in range(0, n, CHUNK):
+        rows = np.arange(start, min(start + CHUNK, n))
+        expanded = sq_norms[rows, None] + sq_norms[None, :] - 2.0 * (centred[rows] @ centred.T)
+        expanded[np.arange(len(rows)), rows] = np.inf  # the point itself
+        kth = np.partition(expanded, k - 1, axis=1)[:, k - 1]
+        inside = expanded <= (kth + 2 * slack[rows])[:, None]
+        width = int(inside.sum(axis=1).max())
+        candidates = np.argpartition(np.where(inside, expanded, np.inf), width - 1, axis=1)[:, :width]
+        direct = ((X[candidates] - X[rows, None, :]) ** 2).sum(axis=2)
+        direct[~np.take_along_axis(inside, candidates, axis=1)] = np.inf
+        order = np.lexsort((candidates, direct), axis=1)[:, :k]
+        neighbours[rows] = np.take_along_axis(candidates, order, axis=1)
+        sq_dists[rows] = np.take_along_axis(direct, order, axis=1)
     return neighbours, sq_dists
 
 

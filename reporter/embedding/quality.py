@@ -9,7 +9,7 @@ from scipy.spatial import ConvexHull, QhullError, cKDTree
 from scipy.spatial.distance import pdist
 from sklearn.neighbors import NearestNeighbors
 
-from reporter.embedding import _kernels
+from reporter.embedding import accelerator
 from reporter.embedding.align import procrustes
 from reporter.embedding.neighbours import nearest_neighbours
 
@@ -147,8 +147,10 @@ def _ranks_by_counting(X, rows, cols, chunk=256):
     """Rank of ``cols[m]`` among the nearest points of ``rows[m]`` in X: 1 + how many others are nearer.
 
     ``rows`` in ascending order (as np.nonzero gives them); each row's distances are computed once,
-    as sklearn's euclidean_distances computes them (expanded, float64), and counted in C.
+    as sklearn's euclidean_distances computes them (expanded, float64), and counted in C where the
+    accelerator is in use (:mod:`reporter.embedding.accelerator`), else in NumPy the same way.
     """
+    kernels = accelerator.KERNELS
     sq_norms = np.einsum("ij,ij->i", X, X)
     unique, first = np.unique(rows, return_index=True)
     bounds = np.append(first, len(rows))
@@ -157,8 +159,16 @@ def _ranks_by_counting(X, rows, cols, chunk=256):
         u = unique[start:start + chunk]
         lo, hi = bounds[start], bounds[min(start + chunk, len(unique))]
         local = np.searchsorted(u, rows[lo:hi])
-        _kernels.count_nearer(X[u] @ X.T, sq_norms, u.astype(np.int64), local.astype(np.int64),
-                              np.ascontiguousarray(cols[lo:hi], dtype=np.int64), ranks[lo:hi])
+        dots = X[u] @ X.T
+        if kernels is not None:
+            kernels.count_nearer(dots, sq_norms, u.astype(np.int64), local.astype(np.int64),
+                                 np.ascontiguousarray(cols[lo:hi], dtype=np.int64), ranks[lo:hi])
+            continue
+        # The same sums in the same order as the C count: (|x|^2 - 2 x.y) + |y|^2.
+        distances = (sq_norms[u, None] - 2.0 * dots) + sq_norms[None, :]
+        distances[np.arange(len(u)), u] = np.inf  # the point itself is never nearer
+        reference = distances[local, cols[lo:hi]]
+        ranks[lo:hi] = (distances[local] < reference[:, None]).sum(axis=1) + 1
     return ranks
 
 
