@@ -8,9 +8,9 @@ TORCH_ENV := .cache/torch-venv
 
 .PHONY: demo test test-fast test-docker torch-env lock lint clean-venv
 
-$(VENV)/.installed: requirements/dev.txt pyproject.toml reporter/embedding/_kernels.c
+$(VENV)/.installed: requirements/dev.txt pyproject.toml setup.py reporter/embedding/_kernels.c
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "latentlapse needs Python 3.11 (mxnet 1.9.1 has no wheels for others): set PYTHON=python3.11")'
-	@$(PYTHON) -c 'import os, shutil, sys, sysconfig; cc = (sysconfig.get_config_var("CC") or "cc").split()[0]; headers = os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")); sys.exit(0 if shutil.which(cc) and headers else "latentlapse compiles reporter/embedding/_kernels.c: it needs a C compiler (" + cc + ") and Python 3.11'"'"'s headers (Python.h), e.g. apt install gcc python3-dev")'
+	@$(PYTHON) -c 'import os, shutil, sys, sysconfig; cc = (sysconfig.get_config_var("CC") or "cc").split()[0]; headers = os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")); shutil.which(cc) and headers or print("latentlapse: no C compiler (" + cc + ") or no Python.h: the optional C accelerator (reporter/embedding/_kernels.c) will be skipped and the reporter run on openTSNE'"'"'s path, slower (apt install gcc python3-dev for it)", file=sys.stderr)'
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	# Exactly the locked set (hashes checked), then the project itself without touching it.
