@@ -23,9 +23,10 @@ git -C "$repo" archive --format=tar HEAD | tar -x -C "$work" --one-top-level=src
     || { tail -n 30 "$work/build.log"; exit 1; }
 wheel=$(ls "$work"/dist/latentlapse-*.whl)
 sdist=$(ls "$work"/dist/latentlapse-*.tar.gz)
-unzip -l "$wheel" | grep -q 'reporter/embedding/_kernels.*\.so' || { echo "wheel-no-compiler: the wheel has no accelerator"; exit 1; }
-tar -tzf "$sdist" | grep -q 'reporter/embedding/_kernels.c' || { echo "wheel-no-compiler: the sdist has no _kernels.c"; exit 1; }
-tar -tzf "$sdist" | grep -q '/setup.py$' || { echo "wheel-no-compiler: the sdist has no setup.py"; exit 1; }
+unzip -l "$wheel" >"$work/wheel.list"; tar -tzf "$sdist" >"$work/sdist.list"  # (grep -q on a pipe: SIGPIPE)
+grep -q 'reporter/embedding/_kernels.*\.so' "$work/wheel.list" || { echo "wheel-no-compiler: the wheel has no accelerator"; exit 1; }
+grep -q 'reporter/embedding/_kernels\.c$' "$work/sdist.list" || { echo "wheel-no-compiler: the sdist has no _kernels.c"; exit 1; }
+grep -q '/setup\.py$' "$work/sdist.list" || { echo "wheel-no-compiler: the sdist has no setup.py"; exit 1; }
 "$work/build-env/bin/pip" wheel --quiet --disable-pip-version-check --no-deps pyinstrument-cext==0.2.4 -w "$work/wheelhouse"
 
 no_compiler() {  # a command with no C compiler in reach
