@@ -74,14 +74,15 @@ def store_for(args, size: int) -> Path:
     return folder / "tensors"
 
 
-def timed_report(store: Path, work: Path) -> dict:
-    """Run the instrumented reporter over a finished store; its per-frame stage times and peak memory."""
+def timed_report(store: Path, work: Path, env: dict | None = None) -> dict:
+    """Run the instrumented reporter over a finished store; its per-frame stage times and peak memory.
+    ``env``: variables to set for the reporter beside :func:`clean_env`'s (e.g. LATENTLAPSE_ENGINE)."""
     site, phases = work / "site", work / "phases.json"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     command = [PY, str(ROOT / "benchmarks" / "live.py"), "timed-reporter", str(phases),
                "--tensors", str(store), "--out", str(site), "--threads", "1"]
-    proc = subprocess.Popen(command, cwd=ROOT, env=clean_env(), stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(command, cwd=ROOT, env={**clean_env(), **(env or {})}, stdout=subprocess.DEVNULL,
                             stderr=open(work / "reporter.log", "w"))
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
