@@ -28,6 +28,9 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 KINDS = (str, int, float, bool)
+# The largest seed numpy's RandomState takes, and so MXNet, scikit-learn and openTSNE: the range of
+# the trainer's and the reporter's --seed.
+MAX_SEED = 2**32 - 1
 
 
 class OptionError(Exception):

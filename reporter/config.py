@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 
 from latentlapse.contract import TENSOR_NAMES
-from latentlapse.options import Option, OptionError, Options
+from latentlapse.options import MAX_SEED, Option, OptionError, Options
 from reporter import ReporterError
-
-# The largest seed scikit-learn and openTSNE take (numpy's RandomState range).
-MAX_SEED = 2**32 - 1
+from reporter.outputs.gif import DEFAULT_BUDGET, DEFAULT_DELAY_MS, MIN_DELAY_MS
+from reporter.outputs.video import DEFAULT_EVERY
 
 _ROLE_HELP = {
     "latent": "the bottleneck tensor",
@@ -41,10 +40,11 @@ OPTIONS = Options("REPORTER_", [
     Option("retries", int, 5, "tries to read a listed step before it is skipped with a note", metavar="N",
            minimum=1),
     Option("retry_delay", float, 1.0, "seconds between those tries", metavar="SECONDS", minimum=0),
-    Option("gif_delay_ms", int, 250, "display time of each GIF frame (>= 20 ms)", metavar="MS", minimum=1),
-    Option("gif_budget_mib", float, 5.0, "size the GIF must stay under (GitHub hot-links up to 5 MiB)",
-           metavar="MIB", above=0),
-    Option("mp4_every", int, 25, "rewrite latentlapse.mp4 every N frames (and when the run ends); each "
+    Option("gif_delay_ms", int, DEFAULT_DELAY_MS, f"display time of each GIF frame (>= {MIN_DELAY_MS} ms)",
+           metavar="MS", minimum=1),
+    Option("gif_budget_mib", float, DEFAULT_BUDGET / 2**20, "size the GIF must stay under (GitHub hot-links "
+           "up to 5 MiB)", metavar="MIB", above=0),
+    Option("mp4_every", int, DEFAULT_EVERY, "rewrite latentlapse.mp4 every N frames (and when the run ends); each "
            "update encodes N frames", metavar="N", minimum=1),
     Option("figure_frames", int, 6, "frames in the paper figure (figure.pdf/.svg/.png), evenly spaced in "
            "training steps", metavar="N", minimum=1),

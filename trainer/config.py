@@ -6,13 +6,10 @@ import os
 from dataclasses import asdict
 from datetime import datetime, timezone
 
-from latentlapse.options import Option, OptionError, Options
+from latentlapse.options import MAX_SEED, Option, OptionError, Options
 from trainer import TrainerError
 from trainer.datasets import DATASETS
 from trainer.hook import DEFAULT_TRAIN_SAVE_INTERVAL
-
-# The largest seed numpy's RandomState takes (MXNet's takes the same range).
-MAX_SEED = 2**32 - 1
 
 OPTIONS = Options("TRAINER_", [
     Option("out", str, "", "tensor store: a folder or s3://bucket/prefix", metavar="PATH",
