@@ -131,7 +131,7 @@ def test_rgb_channels_last_with_20_one_hot_classes(trials, tmp_path):
     trial = state["trial"]
     assert "one-hot" in trial["label_form"] and "20 classes" in trial["label_form"]
     assert "28 x 28 RGB images (channels last)" in trial["inputs_note"] and "255" in trial["inputs_note"]
-    from reporter.pictures.render import CLASS_COLOURS
+    from reporter.pictures.colours import CLASS_COLOURS
 
     picture = frame_pixels(out, state)
     # Every one of the 20 classes is drawn in its own colour (markers of classes 10-19 too).
@@ -251,7 +251,8 @@ def test_latents_with_another_n_than_the_labels_are_refused(trials, tmp_path):
 
 def test_frames_with_25_classes_no_labels_or_no_images_are_drawn(tmp_path):
     from reporter.outputs.gif import GifWriter
-    from reporter.pictures.render import CLASS_COLOURS, draw_frame
+    from reporter.pictures.colours import CLASS_COLOURS
+    from reporter.pictures.render import draw_frame
 
     rng = np.random.default_rng(0)
     labels = np.arange(250) % 25

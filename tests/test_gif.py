@@ -11,7 +11,8 @@ from reporter import ReporterError
 from reporter.outputs import gif_format as fmt
 from reporter.outputs.gif import MIN_SCALE, GifWriter, kept_frames
 from reporter.pictures.palette import default_palette, quantize
-from reporter.pictures.render import CLASS_COLOURS, draw_frame
+from reporter.pictures.colours import CLASS_COLOURS
+from reporter.pictures.render import draw_frame
 
 N_FRAMES = 10
 

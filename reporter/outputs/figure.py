@@ -27,7 +27,8 @@ from latentlapse.contract import RunInfo
 from latentlapse import report_layout as layout
 from reporter import ReporterError
 from reporter.state import load as load_state
-from reporter.pictures.render import BOX_LIMITS, class_colour, fit_to_box, scatter_by_class
+from reporter.pictures.colours import class_colour
+from reporter.pictures.render import BOX_LIMITS, fit_to_box, scatter_by_class
 from reporter.trial.steps import total_steps, training_step
 
 FIGURE_STEM = layout.FIGURE_STEM

@@ -3,17 +3,17 @@
 Anti-aliased markers on a white background are blends of a class colour with white, and text
 and probe images are greys; a palette of those holds nearly every pixel of a frame exactly, so
 class colours never flicker from frame to frame. The class colours themselves are defined once,
-in :data:`reporter.pictures.render.CLASS_COLOURS`.
+in :data:`reporter.pictures.colours.CLASS_COLOURS`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from reporter.pictures.render import CLASS_COLOURS
+from reporter.pictures.colours import CLASS_COLOURS
 
 BLEND_LEVELS = 12  # per class colour: 0/12 .. 11/12 of the way to white
-# Classes 10-19 (render.CLASS_COLOURS' second ten) get fewer blends, so the grey ramp that probe
+# Classes 10-19 (colours.CLASS_COLOURS' second ten) get fewer blends, so the grey ramp that probe
 # images and text need keeps 116 levels: their marker centres stay exact, edges map to the nearest.
 EXTRA_BLEND_LEVELS = 2
 FULL_BLEND_COLOURS = 10

@@ -29,6 +29,7 @@ from reporter.site import explore
 from reporter.site import downloads as site_outputs
 from reporter.site.charts import line_chart, x_domain
 from reporter.trial.modes import role_rows, site_notes
+from reporter.pictures.colours import CLASS_COLOURS
 from reporter.pictures.reconstruction import save_reconstruction_grid, to_rgb255
 from reporter.site.redact import HIDDEN, redact, redact_text
 from reporter.trial.steps import batch_steps, frame_train_step, total_steps
@@ -364,9 +365,8 @@ def _recon_view(out, step, class_names, dataset, label=None):
 
 
 def _class_hexes():
-    from reporter.pictures.render import CLASS_COLOURS as colours  # the frames' palette: the legend must match it
-
-    return [c if isinstance(c, str) else "#%02x%02x%02x" % to_rgb255(c) for c in colours]
+    # The frames' palette: the legend must match it.
+    return [c if isinstance(c, str) else "#%02x%02x%02x" % to_rgb255(c) for c in CLASS_COLOURS]
 
 
 def _palette(class_names):
