@@ -44,6 +44,6 @@ class OptionalBuildExt(build_ext):
 # at 1,000 points); -ffp-contract=off: no fused multiply-adds, the same rounding as NumPy's on every CPU.
 SOURCE = "reporter/embedding/_kernels.c"
 COMPILE_ARGS = ["-O3", "-fopenmp-simd", "-fno-wrapv", "-ffp-contract=off"]
-KERNELS = Extension("reporter.embedding._kernels", sources=[SOURCE], extra_compile_args=COMPILE_ARGS, optional=True)
+KERNELS = Extension("reporter.embedding._kernels", sources=[SOURCE], extra_compile_args=COMPILE_ARGS)
 
 setup(ext_modules=[KERNELS], cmdclass={"build_ext": OptionalBuildExt})

@@ -9,6 +9,7 @@ import sys
 
 from latentlapse.options import OptionError
 from reporter import ReporterError
+from reporter.embedding import accelerator
 
 
 def _quiet_third_parties() -> None:
@@ -85,8 +86,6 @@ def _shape(shape) -> str:
 
 def _engine() -> None:
     """One line for an engine setting that cannot hold (LATENTLAPSE_ENGINE), else the engine in the log."""
-    from reporter.embedding import accelerator
-
     if accelerator.PROBLEM:
         raise ReporterError(accelerator.PROBLEM)
     logging.getLogger("reporter").info("embedding engine: %s", accelerator.engine())

@@ -7,8 +7,7 @@ import os
 from latentlapse.contract import TENSOR_NAMES
 from latentlapse.options import MAX_SEED, Option, OptionError, Options
 from reporter import ReporterError
-from reporter.outputs.gif import DEFAULT_BUDGET, DEFAULT_DELAY_MS, MIN_DELAY_MS
-from reporter.outputs.video import DEFAULT_EVERY
+from reporter.outputs import defaults
 
 _ROLE_HELP = {
     "latent": "the bottleneck tensor",
@@ -40,11 +39,11 @@ OPTIONS = Options("REPORTER_", [
     Option("retries", int, 5, "tries to read a listed step before it is skipped with a note", metavar="N",
            minimum=1),
     Option("retry_delay", float, 1.0, "seconds between those tries", metavar="SECONDS", minimum=0),
-    Option("gif_delay_ms", int, DEFAULT_DELAY_MS, f"display time of each GIF frame (>= {MIN_DELAY_MS} ms)",
+    Option("gif_delay_ms", int, defaults.GIF_DELAY_MS, f"display time of each GIF frame (>= {defaults.GIF_MIN_DELAY_MS} ms)",
            metavar="MS", minimum=1),
-    Option("gif_budget_mib", float, DEFAULT_BUDGET / 2**20, "size the GIF must stay under (GitHub hot-links "
+    Option("gif_budget_mib", float, defaults.GIF_BUDGET / 2**20, "size the GIF must stay under (GitHub hot-links "
            "up to 5 MiB)", metavar="MIB", above=0),
-    Option("mp4_every", int, DEFAULT_EVERY, "rewrite latentlapse.mp4 every N frames (and when the run ends); each "
+    Option("mp4_every", int, defaults.MP4_EVERY, "rewrite latentlapse.mp4 every N frames (and when the run ends); each "
            "update encodes N frames", metavar="N", minimum=1),
     Option("figure_frames", int, 6, "frames in the paper figure (figure.pdf/.svg/.png), evenly spaced in "
            "training steps", metavar="N", minimum=1),

@@ -58,24 +58,22 @@ def built() -> bool:
 
 
 @contextmanager
-def opentsne_path():
-    """Run the block on openTSNE's path whether or not the accelerator is built (tests, benchmarks)."""
+def _using(kernels):
     global KERNELS
-    saved, KERNELS = KERNELS, None
+    saved, KERNELS = KERNELS, kernels
     try:
         yield
     finally:
         KERNELS = saved
 
 
-@contextmanager
+def opentsne_path():
+    """Run a ``with`` block on openTSNE's path whether or not the accelerator is built (tests, benchmarks)."""
+    return _using(None)
+
+
 def accelerated_path():
-    """Run the block with the C accelerator; raises RuntimeError where it is not built."""
-    global KERNELS
+    """Run a ``with`` block with the C accelerator; raises RuntimeError where it is not built."""
     if _built is None:
         raise RuntimeError("the C accelerator (reporter/embedding/_kernels.c) is not built")
-    saved, KERNELS = KERNELS, _built
-    try:
-        yield
-    finally:
-        KERNELS = saved
+    return _using(_built)

@@ -61,13 +61,11 @@ def affinities(latents, perplexity=PERPLEXITY, guess=None):
     perplexity = usable_perplexity(n, perplexity)
     neighbours, sq_dists = nearest_neighbours(latents, neighbour_count(n, perplexity), guess)
     kernels = accelerator.KERNELS
-    if kernels is None:
+    if kernels is None:  # openTSNE's (P + P^T) / 2, normalised
         P = joint_probabilities_nn(neighbours, np.sqrt(sq_dists), [perplexity], symmetrize=True, n_jobs=1)
-        P = sp.csr_matrix(P, dtype=np.float64)
         P.sort_indices()
     else:
         P = _accelerated(kernels, neighbours, sq_dists, perplexity)
-    P /= P.sum()
     return P, neighbours
 
 
@@ -84,4 +82,5 @@ def _accelerated(kernels, neighbours, sq_dists, perplexity):
     P = sp.csr_matrix((np.frombuffer(data, dtype=np.float64), np.frombuffer(indices, dtype=np.int32),
                        np.frombuffer(indptr, dtype=np.int32)), shape=(n, n))
     P.has_sorted_indices = True
+    P /= P.sum()
     return P

@@ -173,16 +173,18 @@ class Descent:
     On openTSNE's path it is ``TSNEEmbedding.optimize`` (learning rate N / exaggeration, MOMENTUM,
     MIN_GAIN, steps of at most MAX_STEP, the layout kept centred), its optimizer kept from one
     :meth:`run` to the next; with the accelerator each step is one C call with the same arithmetic.
-    Gains and momentum carry over from one :meth:`run` to the next on both. The engine is the one
-    in use when the descent is made.
+    Gains and momentum carry over from one :meth:`run` to the next on both (openTSNE's optimizer
+    holds them on its path, ``update`` and ``gains`` here with the accelerator). The engine is the
+    one in use when the descent is made.
     """
 
     def __init__(self, init):
         self.embedding = np.array(init, dtype=np.float64, order="C")
         self._kernels = accelerator.KERNELS
         self._optimizer = None
-        self.update = np.zeros_like(self.embedding)
-        self.gains = np.ones_like(self.embedding)
+        if self._kernels is not None:
+            self.update = np.zeros_like(self.embedding)
+            self.gains = np.ones_like(self.embedding)
 
     def run(self, P, objective, n_iter, exaggeration=1.0):
         """``n_iter`` steps down ``objective`` (an openTSNE-style KL gradient) under affinities P."""

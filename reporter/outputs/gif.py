@@ -41,12 +41,13 @@ from PIL import Image
 
 from latentlapse.atomic import write_bytes
 from reporter import ReporterError
+from reporter.outputs import defaults
 from reporter.outputs import gif_format as fmt
 from reporter.pictures.palette import Quantizer, default_palette, quantize  # noqa: F401 (re-exported)
 
-DEFAULT_BUDGET = 5 * 1024 * 1024  # GitHub's image proxy drops hot-linked images above ~5 MiB
-DEFAULT_DELAY_MS = 250
-MIN_DELAY_MS = 20  # browsers slow down shorter delays to 100 ms
+DEFAULT_BUDGET = defaults.GIF_BUDGET
+DEFAULT_DELAY_MS = defaults.GIF_DELAY_MS
+MIN_DELAY_MS = defaults.GIF_MIN_DELAY_MS
 #: The smallest scale a GIF is stored at: 675 px of the drawn 900. GitHub shows pull-request
 #: images at most ~700 px wide, so at this scale the GIF is shown at its own pixel size, and the
 #: frame's smallest text (class names, drawn >= 12 px high at 900 px) stays >= 9 px high, the

@@ -35,13 +35,14 @@ import numpy as np
 from PIL import Image
 
 from latentlapse import report_layout as layout
+from reporter.outputs import defaults
 from reporter import ReporterError
 from latentlapse.atomic import write_bytes
 from latentlapse.atomic import write_json as atomic_json
 
 MP4_FILE = layout.MP4
 SEGMENT_DIR = layout.VIDEO_WORK
-DEFAULT_EVERY = 25  # frames per segment: the video is at most this many frames behind
+DEFAULT_EVERY = defaults.MP4_EVERY
 CRF = 20  # x264 quality (lower is better): the small class-coloured markers stay crisp
 MAX_CRF = 32  # the most a long run's video is coarsened to stay under MAX_BYTES
 PLANNING_FRACTION = 0.8  # plan for 80 % of MAX_BYTES: the first frames are not the run's average

@@ -30,7 +30,7 @@ from reporter.site import downloads as site_outputs
 from reporter.site.charts import line_chart, x_domain
 from reporter.trial.modes import role_rows, site_notes
 from reporter.pictures.colours import CLASS_COLOURS
-from reporter.pictures.reconstruction import save_reconstruction_grid, to_rgb255
+from reporter.pictures.reconstruction import save_reconstruction_grid
 from reporter.site.redact import HIDDEN, redact, redact_text
 from reporter.trial.steps import batch_steps, frame_train_step, total_steps
 from reporter.state import FINAL_STATUSES, LIVE_STATUSES, SILENT_AFTER_SECONDS, ReportState
@@ -196,7 +196,7 @@ def _context(out: Path, state: ReportState, run: dict, frames: list, now: dateti
                 {k: v[k] for k in ("number", "step", "label", "png", "alt", "cursor_x", "explore", "gap")}
                 for v in frame_views
             ], "probes": explore.PROBES_JS if (out / explore.PROBES_JS).is_file() else None,
-             "colours": _class_hexes()}
+             "colours": list(CLASS_COLOURS)}
         ),
     }
 
@@ -364,16 +364,9 @@ def _recon_view(out, step, class_names, dataset, label=None):
     }
 
 
-def _class_hexes():
-    # The frames' palette: the legend must match it.
-    return [c if isinstance(c, str) else "#%02x%02x%02x" % to_rgb255(c) for c in CLASS_COLOURS]
-
-
 def _palette(class_names):
-    hexes = _class_hexes()
-    if not hexes or not class_names:
-        return []
-    return [{"name": n, "colour": hexes[i % len(hexes)]} for i, n in enumerate(class_names)]
+    """The legend's colours: the frames' own (CLASS_COLOURS, hex), so the two always match."""
+    return [{"name": n, "colour": CLASS_COLOURS[i % len(CLASS_COLOURS)]} for i, n in enumerate(class_names or [])]
 
 
 def _skipped_view(s):
