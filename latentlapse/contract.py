@@ -20,18 +20,48 @@ DIGEST_DIR = "latentlapse-digests"
 # What smdebug (and we) write into a tensor store; --overwrite deletes these and nothing else.
 RUN_ENTRIES = ("index", "events", "collections", END_MARKER, "framework", RUN_FILE, DIGEST_DIR)
 
-# The tensors a frame needs, by role, as the trainer's hook names them (mxnet 1.9.1, smdebug
-# 1.0.34). Anchored at both ends: smdebug's include regexes match anywhere in a name
-# (re.search) and the reporter's match whole names, so one anchored form means the same to both.
-# The bottleneck is anchored on the block path: ".*dense0_output_0" also matches the decoder's
-# first Dense layer.
-TENSOR_NAMES = {
-    "latent": r"^convolutionalautoencoder\d+_hybridsequential0_dense0_output_0$",  # (N, 20)
-    "labels": r"^convolutionalautoencoder\d+_input_1$",    # the network's second input
-    "inputs": r"^convolutionalautoencoder\d+_input_0$",    # images (N, 1, 28, 28)
-    "recon": r"^l2loss\d+_input_0$",                       # reconstructions
-    "loss": r"^l2loss\d+_output_0$",                       # per-sample loss (N,)
-}
+@dataclass(frozen=True)
+class Role:
+    """One tensor a frame uses: its name in our trainer's store and how people call it.
+
+    ``pattern`` is anchored at both ends: smdebug's include regexes match anywhere in a name
+    (re.search) and the reporter's match whole names, so one anchored form means the same to both.
+    """
+
+    name: str          # the role: --<name>-regex, the key everywhere
+    pattern: str       # the tensor our trainer's hook saves (mxnet 1.9.1, smdebug 1.0.34)
+    words: str         # in a sentence: "the <words> are ..."
+    noun: str          # short, in a caption: "inputs", "reconstructions"
+    help: str          # --help of the --<name>-regex option
+    hints: tuple       # name fragments that make another trainer's tensor a likelier candidate (lower-case)
+    each_step: bool = True   # saved at every EVAL step (the probe images: once, they never change)
+    required: bool = False   # the report cannot do without it
+
+
+# The tensors a frame needs, in the order the reporter lists them. The bottleneck is anchored on
+# the block path: ".*dense0_output_0" also matches the decoder's first Dense layer.
+ROLES = (
+    Role("latent", r"^convolutionalautoencoder\d+_hybridsequential0_dense0_output_0$",  # (N, 20)
+         "latent vectors (the bottleneck)", "latents", "the bottleneck tensor",
+         ("latent", "bottleneck", "encoder", "embed", "code", "z_", "mu"), required=True),
+    Role("labels", r"^convolutionalautoencoder\d+_input_1$",  # the network's second input
+         "class labels", "labels",
+         "the labels tensor (integers, whole floats, one-hot or class scores; 'none': no labels)",
+         ("label", "target", "class", "input_1", "_y")),
+    Role("inputs", r"^convolutionalautoencoder\d+_input_0$",  # images (N, 1, 28, 28)
+         "input images", "inputs", "the input images tensor ('none': no images)",
+         ("input_0", "image", "_x", "data"), each_step=False),
+    Role("recon", r"^l2loss\d+_input_0$",  # reconstructions
+         "reconstructions", "reconstructions", "the reconstructions tensor ('none': no reconstructions)",
+         ("recon", "decoder", "output", "loss_input_0", "l2loss")),
+    Role("loss", r"^l2loss\d+_output_0$",  # per-sample loss (N,)
+         "per-sample loss", "loss", "the per-sample loss tensor ('none': no loss)", ("loss",)),
+)
+ROLE = {r.name: r for r in ROLES}
+# Regex by role, as the trainer's hook names the tensors.
+TENSOR_NAMES = {r.name: r.pattern for r in ROLES}
+# The roles read at every step (the probe images are read where they were saved).
+STEP_ROLES = tuple(r.name for r in ROLES if r.each_step)
 
 
 @dataclass

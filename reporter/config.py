@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import os
 
-from latentlapse.contract import TENSOR_NAMES
+from latentlapse.contract import ROLES
 from latentlapse.options import MAX_SEED, Option, OptionError, Options
 from reporter import ReporterError
 from reporter.outputs import defaults
-
-_ROLE_HELP = {
-    "latent": "the bottleneck tensor",
-    "labels": "the labels tensor (integers, whole floats, one-hot or class scores; 'none': no labels)",
-    "inputs": "the input images tensor ('none': no images)",
-    "recon": "the reconstructions tensor ('none': no reconstructions)",
-    "loss": "the per-sample loss tensor ('none': no loss)",
-}
 
 OPTIONS = Options("REPORTER_", [
     Option("tensors", str, "", "the trainer's tensor store: a folder or s3://bucket/prefix "
@@ -49,8 +41,8 @@ OPTIONS = Options("REPORTER_", [
            "training steps", metavar="N", minimum=1),
     Option("figure_width", str, "single", "width of the paper figure: single (3.5 in, one column) or double "
            "(7 in)", metavar="WIDTH"),
-] + [Option(f"{role}_regex", str, pattern, f"regex of {_ROLE_HELP[role]}", metavar="REGEX")
-     for role, pattern in TENSOR_NAMES.items()] + [
+] + [Option(f"{role.name}_regex", str, role.pattern, f"regex of {role.help}", metavar="REGEX")
+     for role in ROLES] + [
     Option("image_shape", str, "", "how to reshape each input/reconstruction to a picture: HxW, HxWxC "
            "(channels last) or CxHxW (channels first)", metavar="SHAPE",
            default_text="from the tensor's shape; a flat vector of square length is a square image"),
@@ -66,7 +58,7 @@ class ReporterConfig(OPTIONS.dataclass("ReporterOptions", __name__)):
 
     def names(self) -> dict[str, str]:
         """The tensor-name regexes by role."""
-        return {role: getattr(self, f"{role}_regex") for role in TENSOR_NAMES}
+        return {role.name: getattr(self, f"{role.name}_regex") for role in ROLES}
 
 
 class BadOption(ReporterError, OptionError):

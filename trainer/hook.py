@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from latentlapse.contract import TENSOR_NAMES
+from latentlapse.contract import ROLES
 
 COLLECTION = "latentlapse"
 # The probe images are the same at every EVAL step: saved at the first one only, which halves
@@ -18,8 +18,8 @@ PROBE_IMAGES_COLLECTION = "latentlapse_probe_images"
 
 # The tensors a frame needs, by the same anchored regexes the reporter looks them up with
 # (latentlapse.contract); the probe images have a collection of their own.
-INCLUDE_REGEX = [TENSOR_NAMES[role] for role in ("latent", "labels", "recon", "loss")]
-PROBE_IMAGES_REGEX = [TENSOR_NAMES["inputs"]]
+INCLUDE_REGEX = [r.pattern for r in ROLES if r.each_step]
+PROBE_IMAGES_REGEX = [r.pattern for r in ROLES if not r.each_step]
 
 # Every EVAL step is one forward call over the whole probe set: save each (one EVAL step = one frame).
 EVAL_SAVE_INTERVAL = 1

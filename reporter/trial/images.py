@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from latentlapse.contract import ROLE
 from reporter import ReporterError
 
 #: A flat vector longer than this is not drawn as a bar code (a strip wider than a frame's panel).
@@ -33,7 +34,6 @@ MAX_BARCODE_VALUES = 1024
 BARCODE_ASPECT = 4
 #: Tolerance when deciding whether values lie within [0, 1] or [0, 255] (float rounding).
 RANGE_SLACK = 1e-3
-ROLE_WORDS = {"inputs": "inputs", "recon": "reconstructions"}
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,7 @@ def image_view(array, n: int, *, role: str = "inputs", image_shape: tuple | None
     """
     a = np.asarray(array)
     option = f"--{role}-regex"
-    what = ROLE_WORDS.get(role, role)
+    what = ROLE[role].noun if role in ROLE else role
     if a.ndim == 0 or a.shape[0] != n:
         raise ReporterError(f"{role} has shape {a.shape} but the latents hold {n} points: check {option}")
     per_sample = int(np.prod(a.shape[1:], dtype=np.int64))

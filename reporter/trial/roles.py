@@ -14,28 +14,17 @@ import re
 import numpy as np
 from dataclasses import dataclass, field
 
+from latentlapse.contract import ROLE, ROLES as CONTRACT_ROLES
 from reporter import ReporterError
+from reporter.trial.labels import to_classes
 
-ROLES = ("latent", "labels", "inputs", "recon", "loss")
-REQUIRED = ("latent",)
+# The roles and their words are the contract's (latentlapse.contract.ROLES): the trainer saves them.
+ROLES = tuple(r.name for r in CONTRACT_ROLES)
+REQUIRED = tuple(r.name for r in CONTRACT_ROLES if r.required)
 OFF = "none"
-ROLE_WORDS = {
-    "latent": "latent vectors (the bottleneck)",
-    "labels": "class labels",
-    "inputs": "input images",
-    "recon": "reconstructions",
-    "loss": "per-sample loss",
-}
+ROLE_WORDS = {r.name: r.words for r in CONTRACT_ROLES}
 # A (N, K) tensor with more columns than this is not suggested as one-hot labels or class scores.
 MAX_SCORE_CLASSES = 100
-# Name fragments that make a tensor a likelier candidate for a role (checked lower-case).
-HINTS = {
-    "latent": ("latent", "bottleneck", "encoder", "embed", "code", "z_", "mu"),
-    "labels": ("label", "target", "class", "input_1", "_y"),
-    "inputs": ("input_0", "image", "_x", "data"),
-    "recon": ("recon", "decoder", "output", "loss_input_0", "l2loss"),
-    "loss": ("loss",),
-}
 
 
 @dataclass
@@ -143,7 +132,7 @@ def _score(role: str, name: str, shape: list[int]):
     per_point = 1
     for d in shape[1:]:
         per_point *= d
-    hint = sum(1.0 for h in HINTS[role] if h in name.lower())
+    hint = sum(1.0 for h in ROLE[role].hints if h in name.lower())
     if role == "latent":
         if len(shape) < 2 or per_point < 2 or per_point > 4096:
             return None
@@ -197,8 +186,6 @@ def probe_arrays(values: dict, names: dict, where: str = "this step") -> dict:
         ``label_form``, ``inputs`` and ``recon`` as saved (or None), ``loss`` (N,) or None
         (a per-point loss of any rank is averaged per point; a single number is kept as it is).
     """
-    from reporter.trial.labels import to_classes
-
     latent = values["latent"]
     if latent.ndim == 0 or latent.shape[0] == 0:
         raise ReporterError(f"{where}: {names['latent']} has shape {latent.shape}: no points to embed; "

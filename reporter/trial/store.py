@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from latentlapse.contract import RUN_FILE, RunInfo
+from latentlapse.contract import RUN_FILE, STEP_ROLES, RunInfo
 from latentlapse.contract import TENSOR_NAMES as DEFAULT_NAMES  # by role; the trainer's hook saves these
 from reporter import ReporterError
-from reporter.trial.modes import FrameSource
 from reporter.trial.integrity import DigestCheck, StepDamaged
+from reporter.trial.modes import FrameSource
+from reporter.trial.roles import ROLES, probe_arrays, resolve
 
 log = logging.getLogger("reporter.trial.store")
 
@@ -146,8 +147,6 @@ class TensorStore:
 
     def resolve_names(self) -> dict[str, str | None]:
         """Match each role's regex to one tensor (see reporter/trial/roles.py); {} while nothing is saved yet."""
-        from reporter.trial.roles import resolve
-
         if not list(self.trial.tensor_names()):
             return {}  # nothing saved yet: the caller waits and asks again
         self.frames.check_worker(self._retry(lambda: self.trial.workers(), default=[]))
@@ -216,8 +215,6 @@ class TensorStore:
         Raises StepUnreadable when the step stays unreadable after every retry, ReporterError
         when the tensors do not fit together (see reporter.trial.roles.probe_arrays).
         """
-        from reporter.trial.roles import probe_arrays
-
         from smdebug import modes
 
         # Decided by eval_steps() in the loop; a caller that names a step directly means EVAL by default.
@@ -226,14 +223,14 @@ class TensorStore:
 
         def read():
             values = {}
-            for role in ("latent", "labels", "recon", "loss"):
+            for role in STEP_ROLES:
                 name = self.names.get(role)
                 values[role] = None if name is None else np.asarray(
                     self.trial.tensor(name).value(step, mode=mode, worker=worker))
             values["inputs"] = self._probe_images(step) if self.names.get("inputs") else None
             # The trainer digests what it writes at EVAL steps (one worker): check those.
             values["checked"] = mode == modes.EVAL and self.digests.check(step, {
-                self.names[role]: values[role] for role in ("latent", "labels", "recon", "loss")
+                self.names[role]: values[role] for role in STEP_ROLES
                 if values[role] is not None})
             return values
 
@@ -320,7 +317,7 @@ class TensorStore:
     # -- checking -----------------------------------------------------------------------------
 
     def damage(self, step: int, mode, error: Exception | None = None,
-               roles=("latent", "labels", "inputs", "recon", "loss")) -> str | None:
+               roles=ROLES) -> str | None:
         """Why the event files holding ``roles`` at ``step`` are damaged, in words; None if they look whole.
 
         smdebug's index says where each tensor's record starts and how long it is: an event file
