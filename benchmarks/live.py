@@ -245,7 +245,7 @@ STAGES = {
                 ("reporter.rules", "dead_units")],
     "alerts": [("reporter.rules", "evaluate")],
     "draw": [("reporter.pictures.render", "draw_frame")],
-    "frame files": [("reporter.pictures.render", "save_png"), ("reporter.pictures.reconstruction", "save_reconstruction_grid"),
+    "frame files": [("reporter.pictures.png", "save_png"), ("reporter.pictures.reconstruction", "save_reconstruction_grid"),
                     ("reporter.frame", "_csv"), ("reporter.frame", "_npz"),
                     ("latentlapse.atomic", "write_text"), ("latentlapse.atomic", "write_bytes")],
     "gif": [("reporter.outputs.gif", "GifWriter.append")],

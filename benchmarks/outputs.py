@@ -36,7 +36,7 @@ import imageio.v2 as iio2  # noqa: E402
 
 from gif import iter_frames  # noqa: E402
 from reporter.outputs.gif import GifWriter  # noqa: E402
-from reporter.pictures.render import save_png  # noqa: E402
+from reporter.pictures.png import save_png  # noqa: E402
 from reporter.outputs.video import VideoWriter  # noqa: E402
 
 DELAY_MS = 250

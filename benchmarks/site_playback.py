@@ -33,7 +33,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from reporter.site import explore  # noqa: E402
-from reporter.pictures.render import draw_frame, save_png  # noqa: E402
+from reporter.pictures.png import save_png  # noqa: E402
+from reporter.pictures.render import draw_frame  # noqa: E402
 from reporter.site.page import write_site  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"

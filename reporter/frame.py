@@ -22,7 +22,8 @@ from reporter.embedding.embed import Embedder
 from reporter.embedding.quality import FRAME_SAMPLE, knn_accuracy, neighbourhood_preservation, trustworthiness
 from reporter.pictures.reconstruction import save_reconstruction_grid
 from reporter.pictures.colours import CLASS_COLOURS
-from reporter.pictures.render import draw_frame, save_png
+from reporter.pictures.png import save_png
+from reporter.pictures.render import draw_frame
 from reporter.rules import dead_units
 from reporter.site.explore import write_frame as write_explore_frame
 from reporter.state import FrameRecord, frame_paths

@@ -11,8 +11,9 @@ from PIL import Image
 
 from reporter import ReporterError
 from reporter.pictures.colours import CLASS_COLOURS
+from reporter.pictures.png import save_png
 from reporter.pictures.render import (AXIS_COLOUR, BANNER_COLOUR, BAR_DONE, BAR_TRACK, BOX_LIMITS,
-                                      draw_frame, fit_to_box, save_png, stable_limits)
+                                      draw_frame, fit_to_box, stable_limits)
 from reporter.trial.steps import step_text
 
 N_PER_CLASS = 20

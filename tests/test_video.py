@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from reporter import ReporterError
-from reporter.pictures.render import save_png
+from reporter.pictures.png import save_png
 from reporter.outputs.video import MP4_FILE, SEGMENT_DIR, VideoWriter, even_frame
 
 W, H = 161, 91  # odd on purpose: yuv420p needs even sides

@@ -29,7 +29,8 @@ from reporter import ReporterError
 from reporter.state import load as load_state
 from reporter.pictures.colours import class_colour
 from reporter.pictures.render import BOX_LIMITS, fit_to_box, scatter_by_class
-from reporter.trial.steps import total_steps, training_step
+from reporter.trial.labels import class_names
+from reporter.trial.steps import frame_train_step, total_steps
 
 FIGURE_STEM = layout.FIGURE_STEM
 FIGURE_FILES = layout.FIGURES
@@ -107,10 +108,7 @@ def frames_by_step(frames: list[dict], run: dict | None) -> dict[int, dict]:
     """Frame records by training step (the first frame of a step, should one repeat)."""
     by_step: dict[int, dict] = {}
     for record in frames:
-        step = record.get("train_step")
-        if step is None:  # a report written before frames knew their training step
-            step = training_step(int(record["step"]), int(record["global_step"]), run)
-        by_step.setdefault(int(step), record)
+        by_step.setdefault(frame_train_step(record, run), record)
     return by_step
 
 
@@ -152,8 +150,8 @@ def load_panels(out: Path, frames: list[dict], run: dict | None, steps: list[int
     names = RunInfo.from_json(run).class_names if run else None
     if labels_max < 0:  # a trial without labels: every point -1, drawn in the one colour
         names = ["no labels"]
-    elif not (isinstance(names, list) and len(names) > labels_max):
-        names = [str(i) for i in range(labels_max + 1)]
+    else:
+        names = class_names(labels_max + 1, names)
     return panels, [str(n) for n in names], total_steps(run)
 
 

@@ -22,9 +22,7 @@ close the script or the page's inline data block.
 from __future__ import annotations
 
 import base64
-import io
 import json
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +30,7 @@ import numpy as np
 from latentlapse import atomic
 from latentlapse import report_layout as layout
 from reporter import ReporterError
+from reporter.pictures.png import encode_levels_png, encode_png
 from reporter.trial.steps import step_text, training_step
 
 FOLDER = layout.EXPLORE
@@ -199,36 +198,6 @@ def probe_views(inputs, reconstructions, n: int):
         except ReporterError:
             recon_view = None
     return inputs_view, recon_view if recon_view is not None and recon_view.shown else None
-
-
-def encode_png(pixels: np.ndarray) -> bytes:
-    """A grey (H, W) or RGB (H, W, 3) uint8 picture as a PNG (zlib level 3)."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(pixels, "L" if pixels.ndim == 2 else "RGB").save(buf, format="PNG", compress_level=3)
-    return buf.getvalue()
-
-
-def encode_levels_png(indices: np.ndarray, levels: int) -> bytes:
-    """A grey (H, W) picture of level numbers (:func:`to_levels` with ``indices``) as a 4-bit palette PNG.
-
-    The palette holds the ``levels`` (at most 16) evenly spaced greys, so the browser shows the
-    same pixels as an 8-bit grey PNG, for half the bytes to compress (measured on a 1,000-point
-    reconstruction sheet: 13 ms and 149 KB at zlib level 3, instead of 47 ms and 143 KB as 8-bit
-    grey at level 6). Compressed with zlib's run-length strategy (the sheets are mostly runs of
-    background): on a 10,000-point sheet 77 ms and 1.35 MB, against 128 ms and 1.45 MB at level 1
-    with the default strategy (and about twice that time at level 3).
-    """
-    from PIL import Image
-
-    if not 2 <= levels <= 16:
-        raise ValueError(f"a 4-bit palette holds 2 to 16 levels, got {levels}")
-    buf = io.BytesIO()
-    image = Image.fromarray(indices, "P")
-    image.putpalette([round(i * 255.0 / (levels - 1)) for i in range(levels) for _ in range(3)])
-    image.save(buf, format="PNG", compress_level=1, compress_type=zlib.Z_RLE, bits=4)
-    return buf.getvalue()
 
 
 # -- the files ------------------------------------------------------------------------------

@@ -87,6 +87,24 @@ def _rows(a: np.ndarray, name: str) -> Classes:
     return Classes(values, form, k)
 
 
+def checked_classes(labels, n: int, n_names: int | None = None, where: str = "") -> np.ndarray:
+    """``labels`` as (n,) int64 classes, checked again where they are drawn (after :func:`to_classes`).
+
+    Raises ReporterError, in one line that names ``where`` and the option to fix, when there are
+    not ``n`` of them, when one is not a whole number, or (given ``n_names``) one has no name.
+    """
+    head = f"{where}: " if where else ""
+    lab = np.asarray(labels).reshape(-1)
+    if lab.shape[0] != n:
+        raise ReporterError(f"{head}{lab.shape[0]} labels for {n} points: check the --labels-regex option")
+    if not np.all(np.isfinite(lab.astype(np.float64))) or np.any(lab != np.round(lab)):
+        raise ReporterError(f"{head}labels must be whole numbers: check the --labels-regex option")
+    lab = lab.astype(np.int64)
+    if n_names is not None and n and (lab.min() < 0 or lab.max() >= n_names):
+        raise ReporterError(f"{head}labels run from {lab.min()} to {lab.max()} but there are {n_names} class names")
+    return lab
+
+
 def class_names(n_classes: int, known=None) -> list[str]:
     """Legend names: the run's own (``latentlapse-run.json``) when it names enough, else the indices."""
     if isinstance(known, (list, tuple)) and len(known) >= n_classes:
