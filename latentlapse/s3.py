@@ -29,6 +29,11 @@ _CREDENTIAL_ERRORS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidTok
                       "ExpiredToken", "AuthorizationHeaderMalformed", "InvalidClientTokenId"}
 
 
+def is_s3(path) -> bool:
+    """Whether ``path`` names an S3 location (``s3://...``) rather than a local folder."""
+    return str(path).startswith("s3://")
+
+
 def split_url(url: str) -> Optional[Tuple[str, str]]:
     """``s3://bucket/prefix`` as ``(bucket, prefix)`` (no slashes at the prefix's ends), else None."""
     parsed = urlparse(url)

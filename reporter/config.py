@@ -6,6 +6,7 @@ import os
 
 from latentlapse.contract import ROLES
 from latentlapse.options import MAX_SEED, Option, OptionError, Options
+from latentlapse.s3 import is_s3
 from reporter import ReporterError
 from reporter.outputs import defaults
 
@@ -109,7 +110,7 @@ def from_args(argv: list[str] | None = None, environ: dict | None = None) -> Rep
         raise BadOption("no tensor store given: pass --tensors PATH (the trainer's --out) "
                         "or set REPORTER_TENSORS")
     if not config.out:
-        if config.tensors.startswith("s3://"):
+        if is_s3(config.tensors):
             raise BadOption("--out is needed for an s3:// store: pass the folder to write the site into")
         config.out = os.path.join(os.path.dirname(os.path.abspath(config.tensors)), "site")
     if config.runs_index:
@@ -128,6 +129,6 @@ def from_args(argv: list[str] | None = None, environ: dict | None = None) -> Rep
         parse_image_shape(config.image_shape)
     except ReporterError as exc:  # the shape rules are reporter.trial.images'; a bad option all the same
         raise BadOption(str(exc)) from None
-    if not config.tensors.startswith("s3://"):
+    if not is_s3(config.tensors):
         config.tensors = os.path.abspath(config.tensors)
     return config

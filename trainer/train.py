@@ -21,6 +21,7 @@ from mxnet import autograd, gluon
 
 from latentlapse import atomic
 from latentlapse.contract import DIGEST_DIR, RUN_ENTRIES, RUN_FILE, RunInfo
+from latentlapse.s3 import is_s3
 from trainer import TrainerError, __version__, data
 from trainer.config import TrainerConfig
 from trainer.digests import write_step_digests
@@ -43,7 +44,7 @@ def _now() -> str:
 
 def prepare_store(out: str, overwrite: bool) -> None:
     """Refuse a store that already holds a run (unless ``overwrite``); make sure it can be written."""
-    if out.startswith("s3://"):
+    if is_s3(out):
         from trainer import s3
 
         s3.preflight(out)
@@ -84,7 +85,7 @@ def write_run_file(out: str, info: RunInfo) -> None:
 
 def write_beside(out: str, relative: str, info: dict) -> None:
     """Write JSON to ``relative`` inside the store (a folder or ``s3://``), atomically."""
-    if out.startswith("s3://"):
+    if is_s3(out):
         from trainer import s3
 
         s3.write_json(out.rstrip("/") + "/" + relative, info)

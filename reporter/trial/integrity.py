@@ -14,6 +14,7 @@ from pathlib import Path
 
 from latentlapse.contract import RunInfo
 from latentlapse.digests import digest_file, mismatch
+from latentlapse.s3 import is_s3
 
 NOT_MATCHING = "data does not match what the trainer wrote"
 
@@ -73,7 +74,7 @@ class DigestCheck:
     def _read(self, relative: str) -> dict | None:
         """The digest file at ``relative`` in the store, None if it is missing; read the same way
         from a folder and from S3, so a damaged file is a damaged step on both."""
-        if self.store.startswith("s3://"):
+        if is_s3(self.store):
             from reporter.trial import s3
 
             body = s3.read_bytes(f"{self.store}/{relative}")

@@ -19,6 +19,7 @@ import numpy as np
 
 from latentlapse.contract import RUN_FILE, STEP_ROLES, RunInfo
 from latentlapse.contract import TENSOR_NAMES as DEFAULT_NAMES  # by role; the trainer's hook saves these
+from latentlapse.s3 import is_s3
 from reporter import ReporterError
 from reporter.trial.integrity import DigestCheck, StepDamaged
 from reporter.trial.modes import FrameSource
@@ -71,10 +72,6 @@ def transient_errors() -> tuple[type[BaseException], ...]:
     except ImportError:  # a local-only install
         return errors
     return errors + (BotoCoreError, ClientError)
-
-
-def is_s3(path: str) -> bool:
-    return str(path).startswith("s3://")
 
 
 def _smdebug_quiet() -> None:
