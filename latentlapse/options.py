@@ -23,7 +23,7 @@ import argparse
 import dataclasses
 import math
 import os
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
@@ -84,6 +84,11 @@ class Option:
         The only values allowed.
     required : bool
         Shown as required in the usage line and in ``--help``; missing, it is an error.
+    parse : callable, optional
+        The parse hook: the checked value in, the value the config holds out (``"28x28"`` in,
+        ``(28, 28, 1, 0)`` out). It refuses a value by raising OptionError or ValueError with
+        one line that names the option and says what to pass. The default is not parsed:
+        declare it as the hook would give it.
     """
 
     name: str
@@ -98,6 +103,7 @@ class Option:
     above: Optional[float] = None
     choices: Optional[Tuple[str, ...]] = None
     required: bool = False
+    parse: Optional[Callable[[Any], Any]] = None
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -156,7 +162,7 @@ class Option:
         return "a finite number"
 
     def convert(self, raw: Any, source: str) -> Any:
-        """``raw`` (a string from the command line or a variable) as this option's value.
+        """``raw`` (a string from the command line or a variable) as the value the config holds.
 
         Parameters
         ----------
@@ -170,6 +176,16 @@ class Option:
         OptionError
             One line naming ``source`` and what to pass.
         """
+        value = self._checked(raw, source)
+        if self.parse is None:
+            return value
+        try:
+            return self.parse(value)
+        except ValueError as exc:
+            raise OptionError(str(exc)) from None
+
+    def _checked(self, raw: Any, source: str) -> Any:
+        """``raw`` as this option's kind, within its bounds and choices."""
         if self.kind is bool:
             return raw if isinstance(raw, bool) else parse_bool(str(raw), source)
         if self.kind is str:

@@ -26,19 +26,16 @@ def _quiet_third_parties() -> None:
 
 def list_tensors(argv: list[str]) -> int:
     """Print every tensor of a trial with its shape, modes and steps, then which tensor each role would take."""
-    from latentlapse.options import OneLineParser
-    from reporter.config import OPTIONS
+    from reporter.config import TENSORS_OPTIONS
     from reporter.trial.roles import ROLES, describe, resolve
     from reporter.trial.store import DEFAULT_NAMES, TensorStore
 
-    p = OneLineParser(prog="python -m reporter tensors",
-                      description="List the tensors of a smdebug trial (a folder or s3:// URL) and "
-                                  "which tensor each role (latent, labels, ...) would take.")
-    p.add_argument("path")
-    for role in ROLES:
-        p.add_argument(f"--{role}-regex", default=DEFAULT_NAMES[role], metavar="REGEX",
-                       help=OPTIONS.by_name[f"{role}_regex"].help)
+    p = TENSORS_OPTIONS.parser(prog="python -m reporter tensors", usage="%(prog)s PATH [options]",
+                               description="List the tensors of a smdebug trial (a folder or s3:// URL) and "
+                                           "which tensor each role (latent, labels, ...) would take.")
+    p.add_argument("path", help="the tensor store: a folder or s3://bucket/prefix")
     args = p.parse_args(argv)
+    options = {**TENSORS_OPTIONS.defaults(), **TENSORS_OPTIONS.values(args, environ={})}
     store = TensorStore(args.path)
     store.open(timeout=0)
     rows = store.inventory()
@@ -49,7 +46,7 @@ def list_tensors(argv: list[str]) -> int:
     workers = sorted(store.trial.workers())
     if len(workers) > 1:
         print(f"\nworkers: {', '.join(workers)} (the report shows {workers[0]} unless --worker says otherwise)")
-    patterns = {role: getattr(args, f"{role}_regex") for role in ROLES}
+    patterns = {role: options[f"{role}_regex"] for role in ROLES}
     try:
         roles = resolve(patterns, DEFAULT_NAMES, rows)
     except ReporterError as exc:
@@ -64,22 +61,19 @@ def list_tensors(argv: list[str]) -> int:
 
 def make_figure(argv: list[str]) -> int:
     """Re-make a report's paper figure from its frames (no tensor store needed)."""
-    from latentlapse.options import OneLineParser
-    from reporter.outputs.figure import DEFAULT_PANELS, FIGURE_FILES, parse_steps, write_figure
+    from reporter.config import FIGURE_OPTIONS
+    from reporter.outputs.figure import FIGURE_FILES, write_figure
 
-    p = OneLineParser(prog="python -m reporter figure",
-                      description="Re-make figure.pdf/.svg/.png of a report from its frames.")
-    p.add_argument("--report", required=True, help="the report folder (the reporter's --out)")
-    p.add_argument("--steps", help="training steps to show, e.g. 0,200,500,937 (default: evenly spaced)")
-    p.add_argument("--frames", type=int, default=DEFAULT_PANELS,
-                   help=f"how many evenly spaced frames when --steps is not given (default {DEFAULT_PANELS})")
-    p.add_argument("--figure-width", default="single", help="single (3.5 in) or double (7 in)")
-    args = p.parse_args(argv)
-    steps = parse_steps(args.steps) if args.steps is not None else None
-    shown = write_figure(args.report, steps=steps, k=args.frames, width=args.figure_width)
+    p = FIGURE_OPTIONS.parser(prog="python -m reporter figure",
+                              description="Re-make figure.pdf/.svg/.png of a report from its frames.")
+    options = {**FIGURE_OPTIONS.defaults(), **FIGURE_OPTIONS.values(p.parse_args(argv), environ={})}
+    shown = write_figure(options["report"], steps=options["steps"], k=options["frames"],
+                         width=options["figure_width"])
     print(f"reporter: figure of training steps {', '.join(map(str, shown))}: "
-          + ", ".join(os.path.join(args.report, f) for f in FIGURE_FILES))
+          + ", ".join(os.path.join(options["report"], f) for f in FIGURE_FILES))
     return 0
+
+
 def _shape(shape) -> str:
     return "x".join(str(d) for d in shape) if shape is not None else "?"
 

@@ -10,6 +10,23 @@ from latentlapse.s3 import is_s3
 from reporter import ReporterError
 from reporter.outputs import defaults
 
+def _parsed_by(module: str, function: str):
+    """The parse hook that hands a value to ``module.function``, whose ReporterError is the option's error.
+
+    The module is imported when a value is given, not when the options are: --help and every
+    start read this file, and those modules bring numpy (27 ms against 127, ``python -X importtime``).
+    """
+    def parse(value):
+        import importlib
+
+        try:
+            return getattr(importlib.import_module(module), function)(value)
+        except ReporterError as exc:
+            raise BadOption(str(exc)) from None
+
+    return parse
+
+
 OPTIONS = Options("REPORTER_", [
     Option("tensors", str, "", "the trainer's tensor store: a folder or s3://bucket/prefix "
            "(required, unless --training-job names it)", metavar="PATH"),
@@ -18,7 +35,7 @@ OPTIONS = Options("REPORTER_", [
     Option("training_job", str, None, "a SageMaker training job whose debugger output to follow "
            "(instead of --tensors)", metavar="NAME"),
     Option("runs_index", str, None, "also keep this index.html of every report in its folder up to date "
-           "(e.g. out/index.html)", metavar="PATH"),
+           "(e.g. out/index.html)", metavar="PATH", parse=_parsed_by("reporter.site.runs_index", "check_path")),
     Option("follow", bool, False, "keep reading until training ends, then finish the last frame and exit"),
     Option("wait_timeout", float, 600.0, "seconds to wait for a trial to appear, and for a silent store "
            "before giving up (exit 3)", metavar="SECONDS", above=0),
@@ -38,19 +55,36 @@ OPTIONS = Options("REPORTER_", [
            "up to 5 MiB)", metavar="MIB", above=0),
     Option("mp4_every", int, defaults.MP4_EVERY, "rewrite latentlapse.mp4 every N frames (and when the run ends); each "
            "update encodes N frames", metavar="N", minimum=1),
-    Option("figure_frames", int, 6, "frames in the paper figure (figure.pdf/.svg/.png), evenly spaced in "
+    Option("figure_frames", int, defaults.FIGURE_PANELS, "frames in the paper figure (figure.pdf/.svg/.png), evenly spaced in "
            "training steps", metavar="N", minimum=1),
-    Option("figure_width", str, "single", "width of the paper figure: single (3.5 in, one column) or double "
-           "(7 in)", metavar="WIDTH"),
+    Option("figure_width", str, "single", "width of the paper figure: "
+           + " or ".join(f"{name} ({inches:g} in)" for name, inches in defaults.FIGURE_WIDTHS_INCHES.items()),
+           metavar="WIDTH", choices=tuple(defaults.FIGURE_WIDTHS_INCHES)),
 ] + [Option(f"{role.name}_regex", str, role.pattern, f"regex of {role.help}", metavar="REGEX")
      for role in ROLES] + [
-    Option("image_shape", str, "", "how to reshape each input/reconstruction to a picture: HxW, HxWxC "
+    Option("image_shape", str, None, "how to reshape each input/reconstruction to a picture: HxW, HxWxC "
            "(channels last) or CxHxW (channels first)", metavar="SHAPE",
-           default_text="from the tensor's shape; a flat vector of square length is a square image"),
+           default_text="from the tensor's shape; a flat vector of square length is a square image",
+           parse=_parsed_by("reporter.trial.images", "parse_image_shape")),
     Option("mode", str, "", "the smdebug mode whose steps become frames", metavar="MODE",
            choices=("", "eval", "train", "predict"), default_text="eval when the trial has EVAL steps"),
     Option("worker", str, "", "in a multi-worker trial, the worker whose points are shown", metavar="NAME",
            default_text="the first, e.g. worker_0"),
+])
+
+
+# ``python -m reporter tensors PATH``: the report's own role regexes (no variables: a listing reads
+# only what it is given).
+TENSORS_OPTIONS = Options(None, OPTIONS.pick([f"{role.name}_regex" for role in ROLES], env=False))
+
+# ``python -m reporter figure --report DIR``: re-make a finished report's paper figure.
+FIGURE_OPTIONS = Options(None, [
+    Option("report", str, None, "the report folder (the reporter's --out)", metavar="DIR", required=True),
+    Option("steps", str, None, "training steps to show, e.g. 0,200,500,937", metavar="LIST",
+           default_text="evenly spaced", parse=_parsed_by("reporter.outputs.figure", "parse_steps")),
+    Option("frames", int, defaults.FIGURE_PANELS, "how many evenly spaced frames when --steps is not given",
+           minimum=1),
+    *OPTIONS.pick(["figure_width"], env=False),
 ])
 
 
@@ -113,22 +147,6 @@ def from_args(argv: list[str] | None = None, environ: dict | None = None) -> Rep
         if is_s3(config.tensors):
             raise BadOption("--out is needed for an s3:// store: pass the folder to write the site into")
         config.out = os.path.join(os.path.dirname(os.path.abspath(config.tensors)), "site")
-    if config.runs_index:
-        from reporter.site.runs_index import check_path
-
-        config.runs_index = check_path(config.runs_index)
-    from reporter.outputs.figure import check_width
-
-    try:
-        check_width(config.figure_width)
-    except ReporterError as exc:  # the widths are reporter.outputs.figure's: checked there, a bad option all the same
-        raise BadOption(str(exc)) from None
-    from reporter.trial.images import parse_image_shape
-
-    try:
-        parse_image_shape(config.image_shape)
-    except ReporterError as exc:  # the shape rules are reporter.trial.images'; a bad option all the same
-        raise BadOption(str(exc)) from None
     if not is_s3(config.tensors):
         config.tensors = os.path.abspath(config.tensors)
     return config

@@ -24,7 +24,6 @@ from reporter.config import ReporterConfig
 from reporter.frame import make_frame, resume_embedder, write_frame_files
 from reporter.reserve import Reserve, is_disk_full
 from reporter.site.runs_index import RunsIndex
-from reporter.trial.images import parse_image_shape
 from reporter.trial.modes import trial_facts
 from reporter.state import (FAILED, FINISHED, HEARTBEAT_SECONDS, RUNNING, STALLED, STATE_FILE, STOPPED,
                             FrameRecord, GifInfo, ReportState, SkippedStep, now_iso)
@@ -113,7 +112,7 @@ class Report:
         self._stop: int | None = None          # a stop signal that came during a frame
         self._publishing = False               # a frame is being written: finish it first
         self._inventory_at = 0.0                # when the tensor table was last listed (monotonic)
-        self.image_shape = parse_image_shape(config.image_shape)  # --image-shape, read once
+        self.image_shape = config.image_shape  # --image-shape, as parse_image_shape read it
         self._ending = False
 
     # -- status and saving ---------------------------------------------------------------------

@@ -91,16 +91,17 @@ def test_the_cli_remakes_it_at_chosen_steps_from_the_report_alone(report):
     assert titles == ["step 0", "step 200", "step 500", "step 937 of 937"]
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--steps", "0,210"], "training step 210 has no frame in this report: its frames are at steps 0, 25,"),
-    (["--frames", "0"], "a figure of 0 frames is empty: ask for 1 or more frames"),
-    (["--figure-width", "triple"], "--figure-width 'triple' is not a width: use single (3.5 in) or double (7 in)"),
-    (["--steps", "early"], "--steps 'early' is not a list of training steps"),
+@pytest.mark.parametrize("args, code, words", [
+    (["--steps", "0,210"], 1, "training step 210 has no frame in this report: its frames are at steps 0, 25,"),
+    # bad option values: exit 2, as for the reporter's own options (the same declarations)
+    (["--frames", "0"], 2, "--frames must be a positive integer, got 0"),
+    (["--figure-width", "triple"], 2, "unknown figure width 'triple' for --figure-width: pass one of single, double"),
+    (["--steps", "early"], 2, "--steps 'early' is not a list of training steps"),
 ])
-def test_bad_input_is_one_line_and_a_non_zero_exit(report, args, words):
+def test_bad_input_is_one_line_and_a_non_zero_exit(report, args, code, words):
     before = (report / "state.json").read_bytes()
     done = figure_cli("--report", str(report), *args)
-    assert done.returncode == 1
+    assert done.returncode == code
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("reporter: error: ")
     assert words in done.stderr
     assert (report / "state.json").read_bytes() == before

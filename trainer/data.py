@@ -7,7 +7,6 @@ a download from public mirrors into the cache, checked before it is kept.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import io
@@ -244,20 +243,28 @@ def load(
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m trainer.data DIR``: write a dataset's four checked IDX files into DIR."""
-    parser = argparse.ArgumentParser(prog="python -m trainer.data", description=main.__doc__)
+    from latentlapse.options import OptionError, Options
+    from trainer.config import OPTIONS  # not at the top: trainer.config takes DATASETS from here
+
+    options = Options(None, OPTIONS.pick(["dataset"], env=False))
+    parser = options.parser(prog="python -m trainer.data", usage="%(prog)s DIR [options]", description=main.__doc__)
     parser.add_argument("dir", help="folder to write the .gz IDX files into")
-    parser.add_argument("--dataset", default="mnist", choices=sorted(DATASETS))
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+        dataset_name = {**options.defaults(), **options.values(args, environ={})}["dataset"]
+    except OptionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        dataset = load(args.dataset)
+        dataset = load(dataset_name)
         raw = {f"{split}_{kind}": encode_idx(getattr(dataset, f"{split}_{kind}"))
                for split in ("train", "test") for kind in ("images", "labels")}
         _store(Path(args.dir), raw)
     except TrainerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"{args.dataset}: wrote {len(raw)} files to {args.dir}")
+    print(f"{dataset_name}: wrote {len(raw)} files to {args.dir}")
     return 0
 
 

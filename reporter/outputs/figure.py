@@ -26,6 +26,7 @@ from latentlapse import atomic
 from latentlapse.contract import RunInfo
 from latentlapse import report_layout as layout
 from reporter import ReporterError
+from reporter.outputs import defaults
 from reporter.state import load as load_state
 from reporter.pictures.colours import class_colour
 from reporter.pictures.render import BOX_LIMITS, fit_to_box, scatter_by_class
@@ -34,8 +35,8 @@ from reporter.trial.steps import frame_train_step, total_steps
 
 FIGURE_STEM = layout.FIGURE_STEM
 FIGURE_FILES = layout.FIGURES
-WIDTHS_INCHES = {"single": 3.5, "double": 7.0}
-DEFAULT_PANELS = 6
+WIDTHS_INCHES = defaults.FIGURE_WIDTHS_INCHES
+DEFAULT_PANELS = defaults.FIGURE_PANELS
 PNG_DPI = 300
 FONT_POINTS = 7.0  # a figure caption's size in most journals is 8-9 pt; panel text a little less
 MARKER_AREA = 1.2  # points^2: 1,000 points per panel of ~1 in stay separable
