@@ -78,6 +78,17 @@ def _shape(shape) -> str:
     return "x".join(str(d) for d in shape) if shape is not None else "?"
 
 
+def limit_threads(threads: int) -> None:
+    """--threads for the matrix products: the variable for libraries not loaded yet, threadpoolctl for
+    those already loaded (a parse hook may have imported numpy, whose BLAS then started one thread
+    per core: the frames' last digits depended on the machine)."""
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    if "numpy" in sys.modules:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=int(os.environ["OMP_NUM_THREADS"]))
+
+
 def _engine() -> None:
     """One line for an engine setting that cannot hold (LATENTLAPSE_ENGINE), else the engine in the log."""
     if accelerator.PROBLEM:
@@ -98,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         from reporter.config import from_args
 
         config = from_args(argv)
-        os.environ.setdefault("OMP_NUM_THREADS", str(config.threads))
+        limit_threads(config.threads)
         _engine()
         from reporter.pipeline import run
 

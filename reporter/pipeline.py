@@ -22,9 +22,15 @@ from latentlapse.contract import RunInfo
 from reporter import ReporterError
 from reporter.config import ReporterConfig
 from reporter.frame import make_frame, resume_embedder, write_frame_files
+from reporter.outputs.gif import GifWriter
+from reporter.outputs.publish import publish
+from reporter.outputs.video import VideoWriter
 from reporter.reserve import Reserve, is_disk_full
+from reporter.rules import evaluate
+from reporter.site.page import write_site
 from reporter.site.runs_index import RunsIndex
 from reporter.trial.modes import trial_facts
+from reporter.trial.sagemaker_job import JobWatcher
 from reporter.state import (FAILED, FINISHED, HEARTBEAT_SECONDS, RUNNING, STALLED, STATE_FILE, STOPPED,
                             FrameRecord, GifInfo, ReportState, SkippedStep, now_iso)
 from reporter.state import load as load_saved_state
@@ -48,6 +54,8 @@ def load_state(out: Path, tensors: str) -> ReportState:
         if state.tensors != tensors:
             raise ReporterError(f"{out} holds the report of another tensor store ({state.tensors}): "
                                 "choose a new --out folder")
+        if state.alerts is None:  # unreadable: the same rules on the recorded frames (the last latents are gone)
+            state.alerts = evaluate(state.frame_dicts())
         return state
     if out.exists() and not out.is_dir():
         raise ReporterError(f"--out {out} is a file: choose a folder")
@@ -77,8 +85,6 @@ class Report:
     """One output folder being kept up to date from one tensor store."""
 
     def __init__(self, config: ReporterConfig):
-        from reporter.outputs.gif import GifWriter
-
         self.config = config
         self.out = Path(config.out)
         self.state = load_state(self.out, config.tensors)
@@ -88,8 +94,6 @@ class Report:
         self.runs_index = RunsIndex(config.runs_index) if config.runs_index else None
         self.job = None
         if config.training_job:
-            from reporter.trial.sagemaker_job import JobWatcher
-
             self.job = JobWatcher(config.training_job)
         # The embedding's memory of the last frames (layout, latents, neighbours), from their files.
         self.embedder = resume_embedder(self.out, self.state.frames, config.seed)
@@ -100,8 +104,6 @@ class Report:
         if self.gif.frames > len(self.state.frames):
             # Killed between publishing the GIF and recording the frame: the state is the truth.
             self.gif.truncate(len(self.state.frames))
-        from reporter.outputs.video import VideoWriter
-
         self.video = VideoWriter(self.out, fps=1000.0 / config.gif_delay_ms, every=config.mp4_every,
                                  threads=config.threads)
         self.reserve = Reserve(self.out)
@@ -125,8 +127,6 @@ class Report:
 
     def save(self) -> None:
         """state.json last: everything it names is already on disk. Then the site."""
-        from reporter.site.page import write_site
-
         self.state.updated = now_iso()
         self.saved_at = time.monotonic()
         atomic.write_json(self.out / STATE_FILE, self.state.to_json())
@@ -184,8 +184,6 @@ class Report:
 
     def add_frame(self, probe: ProbeStep) -> FrameRecord:
         """Make one EVAL step's frame, write its files, then publish it (GIF, state); return its record."""
-        from reporter.rules import evaluate
-
         n = probe.latents.shape[0]
         independent = self.store.frames.independent  # TRAIN batches: other points at every step
         if self.n_points is not None and n != self.n_points and not independent:
@@ -224,8 +222,6 @@ class Report:
 
     def publish_outputs(self, complete: bool) -> None:
         """The MP4 and, once ``complete``, the paper figure (reporter/outputs/publish.py)."""
-        from reporter.outputs.publish import publish
-
         publish(self.out, self.state, self.video, self.run_info, complete=complete,
                 figure_frames=self.config.figure_frames, figure_width=self.config.figure_width)
 
@@ -310,10 +306,8 @@ class Report:
     def _follow(self) -> int:
         config = self.config
         self.out.mkdir(parents=True, exist_ok=True)
-        # ~20 s of imports on a busy 2-core machine: pay them while the trainer starts, not on frame 0.
-        import reporter.embedding.embed  # noqa: F401
-        import reporter.pictures.render  # noqa: F401
-        import reporter.site.page  # noqa: F401
+        # smdebug takes seconds to import on a busy 2-core machine (reporter/trial/store.py imports it
+        # when a store is opened): pay it while the trainer starts, not on frame 0.
         import smdebug.trials  # noqa: F401
         self.store.open(timeout=config.wait_timeout if config.follow else 0, poll=config.poll_interval,
                         on_wait=lambda: log.info("waiting up to %.0f s for a trial at %s",

@@ -211,7 +211,7 @@ class ReportState:
         for key in ("video", "figure"):
             values[key] = OutputInfo.from_json(values[key]) if values.get(key) else None
         if values.get("alerts") is not None and not isinstance(values["alerts"], list):
-            values["alerts"] = None  # recomputed by the site from the frames
+            values["alerts"] = None  # re-evaluated from the frames when the report is loaded (pipeline.load_state)
         values["tensors_inventory"] = list(values.get("tensors_inventory") or [])
         values["trial"] = dict(values.get("trial") or {})
         return cls(**values)

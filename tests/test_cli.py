@@ -75,3 +75,18 @@ def test_python_dash_m_latentlapse_is_the_same_command():
                           timeout=60, cwd=ROOT)
     assert done.returncode == 0 and done.stdout.startswith("latentlapse ")
     assert set(cli.COMMANDS) == set(cli.SUMMARY)
+
+
+def test_threads_hold_for_blas_even_when_an_option_loaded_numpy_first():
+    # --image-shape's parse hook imports numpy before the reporter sets OMP_NUM_THREADS: BLAS must
+    # still run on --threads threads (its thread count changes the frames' last digits).
+    code = ("import json, sys; from reporter.cli import limit_threads; from reporter.config import from_args; "
+            "config = from_args(['--tensors', 'x', '--image-shape', '28x28', '--threads', '1']); "
+            "assert 'numpy' in sys.modules; limit_threads(config.threads); "
+            "from threadpoolctl import threadpool_info; "
+            "print(json.dumps([p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas']))")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    counts = json.loads(done.stdout)
+    assert counts and set(counts) == {1}

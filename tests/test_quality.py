@@ -119,7 +119,8 @@ def test_plane_neighbours_give_sklearns_figures():
 
 
 def test_one_plane_search_gives_the_same_three_figures(digits):
-    from reporter.embedding.quality import neighbourhood_preservation, plane_neighbours
+    from reporter.embedding.neighbours import plane_neighbours
+    from reporter.embedding.quality import neighbourhood_preservation
 
     X, y = digits
     Y = PCA(n_components=2, random_state=0).fit_transform(X)

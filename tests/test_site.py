@@ -14,7 +14,8 @@ from PIL import Image
 from reporter import ReporterError
 from reporter.site.charts import line_chart, log_ticks, nice_ticks
 from reporter.site.redact import HIDDEN, redact, redact_text
-from reporter.site.page import save_reconstruction_grid, template_dir, write_site
+from reporter.pictures.reconstruction import save_reconstruction_grid
+from reporter.site.page import template_dir, write_site
 from site_fixture import CLASS_NAMES, build_output, mnist_rows
 
 EVIL = "<script>alert(1)</script>"

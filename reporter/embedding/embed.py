@@ -40,8 +40,7 @@ from openTSNE import initialization
 from reporter.embedding.affinity import PERPLEXITY, affinities, neighbour_count
 from reporter.embedding.align import procrustes
 from reporter.embedding.gradients import Descent, anchored, kl_objective
-from reporter.embedding.neighbours import nearest_neighbours
-from reporter.embedding.quality import plane_neighbours
+from reporter.embedding.neighbours import nearest_neighbours, plane_neighbours
 
 # openTSNE's own schedule for a t-SNE from scratch.
 EARLY_EXAGGERATION = 12.0
@@ -117,7 +116,7 @@ def neighbourhood_kept(layout, neighbours, k=NEIGHBOURHOOD, layout_neighbours=No
     neighbours : np.ndarray of int, shape (N, >= k)
         Nearest latent neighbours of each point, nearest first (from :func:`affinities`).
     layout_neighbours : np.ndarray of int, shape (N, >= k), optional
-        The layout's own (:func:`reporter.embedding.quality.plane_neighbours`), if known.
+        The layout's own (:func:`reporter.embedding.neighbours.plane_neighbours`), if known.
 
     Returns
     -------
@@ -305,7 +304,7 @@ class Embedder:
 
     def layout_neighbours(self):
         """The NEIGHBOURHOOD nearest other points of every point of ``layout`` in the plane
-        (:func:`reporter.embedding.quality.plane_neighbours`), or None without a finite layout. Kept until
+        (:func:`reporter.embedding.neighbours.plane_neighbours`), or None without a finite layout. Kept until
         the layout changes: the next frame and this frame's quality figures need the same lists."""
         if self.layout is None or not np.isfinite(self.layout).all():
             return None

@@ -5,13 +5,12 @@ compares. All are pure functions of arrays.
 """
 
 import numpy as np
-from scipy.spatial import ConvexHull, QhullError, cKDTree
+from scipy.spatial import ConvexHull, QhullError
 from scipy.spatial.distance import pdist
-from sklearn.neighbors import NearestNeighbors
 
 from reporter.embedding import accelerator
 from reporter.embedding.align import procrustes
-from reporter.embedding.neighbours import nearest_neighbours
+from reporter.embedding.neighbours import nearest_neighbours, plane_neighbours_of
 
 # A frame's trustworthiness is exact up to this many probe points and estimated from this many
 # points' neighbourhoods beyond (error measured in docs/benchmarks.md, "Scale").
@@ -54,10 +53,9 @@ def knn_accuracy(X, labels, k=10, neighbours=None):
         neighbours = np.asarray(neighbours)[:, :k]
     elif X.shape[1] <= 3:
         # A k-d tree is exact and fast in the plane (4x cheaper than sklearn's search at 10,000 points).
-        neighbours = _embedded_neighbours(X, k, np.arange(n))
+        neighbours = plane_neighbours_of(X, k, np.arange(n))
     else:
-        # kneighbors() without a query leaves each point out of its own neighbour list.
-        neighbours = NearestNeighbors(n_neighbors=k).fit(X).kneighbors(return_distance=False)
+        neighbours, _ = nearest_neighbours(X, k)
     neighbour_codes = codes[neighbours]
     # One vote per neighbour, plus a bonus below one full vote that favours nearer ranks:
     # it can only break ties, never overturn a majority.
@@ -94,7 +92,7 @@ def trustworthiness(X, Y, k=10, latent_neighbours=None, sample=None, embedded_ne
         seeded choice; the ranks are still among all N points): the cost falls to about
         sample / N of the exact figure's.
     embedded_neighbours : np.ndarray of int, shape (N, >= k), optional
-        Every point's nearest other points in Y, as :func:`plane_neighbours` finds them, if known.
+        Every point's nearest other points in Y, as :func:`reporter.embedding.neighbours.plane_neighbours` finds them, if known.
 
     Returns
     -------
@@ -114,7 +112,7 @@ def trustworthiness(X, Y, k=10, latent_neighbours=None, sample=None, embedded_ne
     if embedded_neighbours is not None and embedded_neighbours.shape[0] == n and embedded_neighbours.shape[1] >= k:
         embedded = np.asarray(embedded_neighbours)[points, :k]
     else:
-        embedded = _embedded_neighbours(Y, k, points)
+        embedded = plane_neighbours_of(Y, k, points)
     # Rank (from 1) of each embedded neighbour in the latent list; 0 where it is beyond the list.
     match = latent_neighbours[points][:, None, :] == embedded[:, :, None]
     ranks = np.where(match.any(axis=2), match.argmax(axis=2) + 1, 0)
@@ -123,24 +121,6 @@ def trustworthiness(X, Y, k=10, latent_neighbours=None, sample=None, embedded_ne
         ranks[far_rows, far_cols] = _ranks_by_counting(X, points[far_rows], embedded[far_rows, far_cols])
     penalty = np.maximum(ranks - k, 0).sum() * (n / len(points))
     return float(1.0 - penalty * (2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0))))
-
-
-def plane_neighbours(Y, k=10):
-    """Every point's k nearest other points in a 2-D embedding, nearest first (a k-d tree).
-
-    One search a frame serves its 10-NN accuracy, trustworthiness and neighbourhood preservation.
-    """
-    Y = np.asarray(Y, dtype=np.float64)
-    return _embedded_neighbours(Y, min(k, len(Y) - 1), np.arange(len(Y)))
-
-
-def _embedded_neighbours(Y, k, points):
-    """The k nearest other points of ``points`` in the embedding (itself left out even among duplicates)."""
-    _, near = cKDTree(Y).query(Y[points], k + 1)
-    itself = near == points[:, None]
-    # Drop the point itself where it was found, else the (k+1)-th neighbour.
-    itself[~itself.any(axis=1), k] = True
-    return near[~itself].reshape(len(points), k)
 
 
 def _ranks_by_counting(X, rows, cols, chunk=256):
@@ -236,7 +216,7 @@ def neighbourhood_preservation(previous, current, k=10, current_neighbours=None,
     k : int
         Neighbourhood size (clipped to N - 1).
     current_neighbours, previous_neighbours : np.ndarray of int, shape (N, >= k), optional
-        ``current``'s and ``previous``'s :func:`plane_neighbours`, if known.
+        ``current``'s and ``previous``'s :func:`reporter.embedding.neighbours.plane_neighbours`, if known.
 
     Returns
     -------
@@ -253,7 +233,7 @@ def neighbourhood_preservation(previous, current, k=10, current_neighbours=None,
     def known(neighbours, layout):
         if neighbours is not None and np.shape(neighbours)[0] == len(layout) and np.shape(neighbours)[1] >= k:
             return np.asarray(neighbours)[:, :k]
-        return _embedded_neighbours(layout, k, everyone)
+        return plane_neighbours_of(layout, k, everyone)
 
     before, after = known(previous_neighbours, previous), known(current_neighbours, current)
     # Neither list repeats a point, so a point in both shows up as two equal neighbours once sorted.

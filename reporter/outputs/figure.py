@@ -20,7 +20,11 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from latentlapse import atomic
 from latentlapse.contract import RunInfo
@@ -171,10 +175,6 @@ def draw_figure(panels: list[Panel], class_names: list[str], *, width: str = "si
     total : int, optional
         Train steps of the whole run: the last panel's title then says "of N".
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-
     inches = check_width(width)
     cols = min(len(panels), COLUMNS[width])
     rows = math.ceil(len(panels) / cols)
@@ -212,8 +212,6 @@ def draw_figure(panels: list[Panel], class_names: list[str], *, width: str = "si
 
 def render_files(fig) -> dict[str, bytes]:
     """The figure as PDF (TrueType fonts), SVG (text as paths) and 300 dpi PNG bytes."""
-    import matplotlib
-
     files = {}
     settings = {"pdf.fonttype": 42, "ps.fonttype": 42, "svg.fonttype": "path",
                 "svg.hashsalt": "latentlapse"}

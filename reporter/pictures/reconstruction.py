@@ -9,10 +9,12 @@ neighbour magnification) and the class colours match the frames'.
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image, ImageColor, ImageDraw, ImageFont
 
 from latentlapse import atomic
 from reporter import ReporterError
 from reporter.pictures.png import encode_png
+from reporter.trial.images import ImageView, probe_pictures
 from reporter.trial.labels import checked_classes
 
 
@@ -40,10 +42,6 @@ def save_reconstruction_grid(path, inputs, recons, labels, class_names, *, colou
     list of int
         The probe index shown for each column.
     """
-    from PIL import Image, ImageColor, ImageDraw, ImageFont
-
-    from reporter.trial.images import ImageView, probe_pictures
-
     if not isinstance(inputs, ImageView):
         x, r = np.asarray(inputs), np.asarray(recons)
         if len(x) != len(r):

@@ -27,6 +27,7 @@ from matplotlib.patches import Rectangle
 
 from reporter import ReporterError
 from reporter.pictures.colours import CLASS_COLOURS, UNLABELLED_COLOUR, class_colour
+from reporter.trial.images import ImageView, probe_pictures
 from reporter.trial.labels import checked_classes
 from reporter.trial.steps import step_text
 
@@ -102,8 +103,6 @@ def stable_limits(embeddings, margin: float = 0.05) -> tuple[float, float, float
 
 def _pictures(inputs, reconstructions, n: int):
     """The frame's pictures as reporter.trial.images views (arrays of any layout are read here), or None."""
-    from reporter.trial.images import ImageView, probe_pictures
-
     if inputs is None or isinstance(inputs, ImageView):
         shown = inputs if inputs is not None and inputs.shown else None
         recon = reconstructions if shown is not None and reconstructions is not None and reconstructions.shown else None

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PIL import Image
+
 from latentlapse import report_layout as layout
 from latentlapse.report_layout import FIGURES as FIGURE_FILES
 from reporter.state import ReportState
@@ -59,8 +61,6 @@ def gif_view(out: Path, state: ReportState, run: dict, dataset: str, frames: lis
            f"{counted} over {_span(frames, run)}, "
            + ("points coloured by class" if (state.trial.get("roles") or {}).get("labels", "") is not None
               else "points in one colour (no labels)"))
-    from PIL import Image
-
     with Image.open(path) as im:
         width, height = im.size
     md_alt = alt.replace("[", "(").replace("]", ")")

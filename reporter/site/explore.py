@@ -30,7 +30,10 @@ import numpy as np
 from latentlapse import atomic
 from latentlapse import report_layout as layout
 from reporter import ReporterError
+from reporter.embedding.neighbours import nearest_neighbours
 from reporter.pictures.png import encode_levels_png, encode_png
+from reporter.pictures.render import fit_to_box
+from reporter.trial.images import image_view
 from reporter.trial.steps import step_text, training_step
 
 FOLDER = layout.EXPLORE
@@ -95,8 +98,6 @@ def quantise_coordinates(embedding: np.ndarray) -> np.ndarray:
 
     Rows holding NaN/Inf become :data:`MISSING_COORD`.
     """
-    from reporter.pictures.render import fit_to_box
-
     y = fit_to_box(np.asarray(embedding, dtype=np.float64))
     finite = np.isfinite(y).all(axis=1)
     q = np.full(y.shape, MISSING_COORD, dtype=np.int16)
@@ -114,22 +115,14 @@ def latent_neighbours(latents: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray:
     -------
     array (N, k) of int64
     """
-    from scipy.spatial import cKDTree
-
     X = np.asarray(latents, dtype=np.float64).reshape(len(latents), -1)
     out = np.full((len(X), k), -1, dtype=np.int64)
     finite = np.flatnonzero(np.isfinite(X).all(axis=1))
-    kk = min(k + 1, len(finite))
-    if kk < 2:
+    kk = min(k, len(finite) - 1)
+    if kk < 1:
         return out
-    _, near = cKDTree(X[finite]).query(X[finite], k=kk)
-    # Drop each point itself (an exact duplicate may come before it), keep the order of the rest.
-    near = finite[near.reshape(len(finite), kk)]
-    other = near != finite[:, None]
-    order = np.argsort(~other, axis=1, kind="stable")[:, :k]
-    picked = np.take_along_axis(near, order, axis=1)
-    picked[~np.take_along_axis(other, order, axis=1)] = -1
-    out[finite, : picked.shape[1]] = picked
+    near, _ = nearest_neighbours(X[finite], kk)
+    out[finite, :kk] = finite[near]
     return out
 
 
@@ -181,8 +174,6 @@ def probe_views(inputs, reconstructions, n: int):
 
     Returns (inputs view or None, reconstructions view or None); None where nothing can be shown.
     """
-    from reporter.trial.images import image_view
-
     if inputs is None:
         return None, None
     try:

@@ -30,14 +30,12 @@ from reporter.site import downloads as site_outputs
 from reporter.site.charts import line_chart, x_domain
 from reporter.trial.modes import role_rows, site_notes
 from reporter.pictures.colours import CLASS_COLOURS
-from reporter.pictures.reconstruction import save_reconstruction_grid
 from reporter.site.redact import HIDDEN, redact, redact_text
 from reporter.trial.steps import batch_steps, frame_train_step, total_steps
 from reporter.state import FINAL_STATUSES, LIVE_STATUSES, SILENT_AFTER_SECONDS, ReportState
 
 __all__ = [
     "write_site",
-    "save_reconstruction_grid",
     "template_dir",
     "redact",
     "HIDDEN",
@@ -148,9 +146,7 @@ def _context(out: Path, state: ReportState, run: dict, frames: list, now: dateti
     gaps = gap_texts(state.skipped, len(frames))
     for i, view in enumerate(frame_views):
         view["gap"] = gaps[i]
-    alerts = state.alerts
-    if alerts is None:
-        alerts = rules.evaluate(frames)
+    alerts = state.alerts or []  # the loop's (reporter/pipeline.py), re-evaluated there when unreadable
     recon_step = steps[-1] if steps else None  # the grid is redrawn with every frame
     dataset = DATASET_NAMES.get(str(run.get("dataset", "")), run.get("dataset") or "unknown dataset")
     palette = _palette(class_names)
