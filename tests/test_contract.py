@@ -69,7 +69,8 @@ def test_every_image_that_runs_the_entrypoint_can_import_latentlapse():
         stage = named[name]
         assert "COPY docker/compose_entrypoint.py /usr/local/bin/latentlapse-compose" in stage
         assert "latentlapse-compose --check-imports" in stage, name
+    assert "COPY latentlapse/ /src/latentlapse/" in named["source"]
     for build in ("trainer-build", "reporter-build"):  # the wheel installed into those images holds it
-        assert "COPY latentlapse/ /src/latentlapse/" in named[build]
+        assert "COPY --from=source /src /src" in named[build]
     assert "COPY latentlapse/ /opt/latentlapse/latentlapse/" in named["s3server"]
     assert "!latentlapse/" in (ROOT / ".dockerignore").read_text().splitlines()
