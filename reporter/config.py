@@ -49,6 +49,9 @@ OPTIONS = Options("REPORTER_", [
            "training steps", metavar="N", minimum=1),
     Option("figure_width", str, "single", "width of the paper figure: single (3.5 in, one column) or double "
            "(7 in)", metavar="WIDTH"),
+    Option("final_cut", str, "on", "when the run ends, re-embed all frames together (the final cut, in final/) "
+           "and rebuild the GIF, MP4, figure and map from it; off: the run's end is instant",
+           metavar="on|off", choices=("on", "off")),
 ] + [Option(f"{role}_regex", str, pattern, f"regex of {_ROLE_HELP[role]}", metavar="REGEX")
      for role, pattern in TENSOR_NAMES.items()] + [
     Option("image_shape", str, "", "how to reshape each input/reconstruction to a picture: HxW, HxWxC "

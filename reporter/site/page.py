@@ -206,7 +206,8 @@ def _header(state, run, frames, status, dataset, now):
     config = run.get("config") or {}
     since = _parse_time(state.status_since)
     text = {"running": "Running", "finished": "Finished", "stalled": "Stalled", "failed": "Failed",
-            "stopped": "Stopped", "waiting": "Waiting for the trainer"}
+            "stopped": "Stopped", "waiting": "Waiting for the trainer",
+            "finishing": "Finishing: the live outputs are complete, the final cut is being made"}
     status_text = text.get(status, status.capitalize())
     if status == "stalled" and since:
         minutes = max(0, int((now - since).total_seconds() // 60))
