@@ -137,6 +137,9 @@ def make_final_cut(out, state: ReportState, store, run_info, config, *, heartbea
     video.update([r.png for r in records], final=True)
     video.discard_segments()
     dicts = [r.to_json() for r in records]
+    # What the live frames' records hold of the clock (when each was published, how long it took)
+    # is left out of cut.json: the cut of a store is the same bytes whenever it is made.
+    timeless = [{k: v for k, v in d.items() if k not in ("published", "embed_seconds")} for d in dicts]
     live_figure = state.figure
     steps = (live_figure.steps if live_figure and live_figure.steps and not live_figure.error
              else figure_steps(partial, dicts, run_info, k=config.figure_frames))
@@ -152,7 +155,7 @@ def make_final_cut(out, state: ReportState, store, run_info, config, *, heartbea
         "video": {"path": layout.MP4, "frames": video.frames, "bytes": video.bytes},
         "figure": {"path": FIGURE_FILES[0], "steps": shown},
         "quality": {"live": _medians(state.frames), "final": _medians(records)},
-        "frame_records": dicts,
+        "frame_records": timeless,
     }
     atomic.write_json(partial / layout.FINAL_INFO, info)
     # The swap: the old cut aside, the new one in, the old one gone. A kill between the two
@@ -186,8 +189,11 @@ def options_of(config) -> dict:
     return {"final_cut": config.final_cut, "seed": config.seed, **asdict(CutSettings())}
 
 
-def plan_final_cut(report) -> bool:
-    """Whether a finished :class:`reporter.pipeline.Report` gets its final cut; ``state.final`` says so."""
+def plan_final_cut(report, again: bool = False) -> bool:
+    """Whether a finished :class:`reporter.pipeline.Report` gets its final cut; ``state.final`` says so.
+
+    A rerun of a finished report keeps the cut it has, unless ``again`` (the ``cut`` subcommand).
+    """
     state, config = report.state, report.config
     if config.final_cut == OFF:
         state.final = FinalCutInfo(status=OFF, options=options_of(config))
@@ -198,7 +204,7 @@ def plan_final_cut(report) -> bool:
         state.final = FinalCutInfo(status=SKIPPED, options=options_of(config), error=f"no final cut: {why}")
         return False
     made = state.final
-    if (made is not None and made.status == MADE and made.options == options_of(config)
+    if (not again and made is not None and made.status == MADE and made.options == options_of(config)
             and made.frames == len(state.frames) and (report.out / layout.FINAL / layout.FINAL_INFO).is_file()):
         return False  # a rerun of a finished report: its cut is there already
     state.final = FinalCutInfo(status=MAKING, options=options_of(config), frames=len(state.frames))
@@ -257,11 +263,12 @@ def cut_report(config) -> int:
     if not report.store.resolve_names():
         raise ReporterError(f"{config.tensors}: the tensor names cannot be resolved; check the --*-regex options")
     report.run_info = report.store.run_info()
+    report._ending = True  # noqa: SLF001 - a finished report keeps no reserve of space
     config.final_cut = ON
-    if plan_final_cut(report):
+    if plan_final_cut(report, again=True):
         run_final_cut(report)
-    report._ending = True  # noqa: SLF001 - a finished report keeps no reserve
     report.save()
+    report.reserve.release()
     final = report.state.final
     if final.status == SKIPPED:
         raise ReporterError(f"{config.out}: {final.error}")
