@@ -4,6 +4,7 @@
     latentlapse train --out STORE [...]                        the trainer (python -m trainer)
     latentlapse tensors STORE                                  what a store holds, and each tensor's role
     latentlapse figure --report SITE [--steps ...]             re-make a report's paper figure
+    latentlapse cut --tensors STORE --out SITE                 a finished report's final cut
     latentlapse --version
 
 Each subcommand hands its arguments to the service's own command line, unchanged, so options,
@@ -22,12 +23,14 @@ COMMANDS = {
     "report": ("reporter.cli", [], "reporter"),
     "tensors": ("reporter.cli", ["tensors"], "reporter"),
     "figure": ("reporter.cli", ["figure"], "reporter"),
+    "cut": ("reporter.cli", ["cut"], "reporter"),
     "train": ("trainer.cli", [], "trainer"),
 }
 SUMMARY = {
     "report": "follow a tensor store and keep its time-lapse site up to date",
     "tensors": "list a store's tensors and the role each would take",
     "figure": "re-make a finished report's paper figure",
+    "cut": "make a finished report's final cut (all frames re-embedded together, in final/)",
     "train": "train the autoencoder and write its tensor store",
 }
 EXIT_USAGE = 2

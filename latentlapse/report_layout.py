@@ -23,14 +23,18 @@ FIGURES = tuple(f"{FIGURE_STEM}.{ext}" for ext in ("pdf", "svg", "png"))  # the 
 FRAMES = "frames"                    # frame-NNNN.png/.csv/.npz: every frame, exact
 EXPLORE = "explore"                  # the site's data files for point inspection
 ASSETS = "assets"                    # the site's styles and script
+FINAL = "final"                      # the final cut (reporter/final_cut.py): its GIF, MP4, figure, frames, explore/
+FINAL_INFO = "cut.json"              # inside FINAL: the cut's settings, steps and quality beside the live frames'
 
 # -- work files: hidden, never part of what people take away -------------------------------------
 RESERVE = ".latentlapse-reserve"     # space kept for the final "failed" state (reporter/reserve.py)
 VIDEO_WORK = ".video"                # the MP4's encoded segments while the run grows (reporter/outputs/video.py)
+FINAL_PARTIAL = ".final.partial"     # the final cut being made; renamed to FINAL when complete
+FINAL_OLD = ".final.old"             # a previous FINAL moved aside while the new one takes its place
 
 # Entries the reporter writes at the top of its folder; any other (visible) one means the folder
 # is not a report.
-OWN_ENTRIES = frozenset({STATE, PAGE, RUN, METRICS, GIF, MP4, RECONSTRUCTION, *FIGURES, FRAMES, EXPLORE, ASSETS})
+OWN_ENTRIES = frozenset({STATE, PAGE, RUN, METRICS, GIF, MP4, RECONSTRUCTION, *FIGURES, FRAMES, EXPLORE, ASSETS, FINAL})
 # What one save rewrites (the reserve holds at least twice their size).
 SAVED_EACH_FRAME = (STATE, PAGE, METRICS, RUN)
 
@@ -41,10 +45,11 @@ def frame_stem(index: int) -> str:
 
 
 # -- the report's status (state.json's "status") --------------------------------------------------
-# "waiting" and "running"/"stalled" are live; the rest are final.
-WAITING, RUNNING, STALLED = "waiting", "running", "stalled"
+# "waiting" and "running"/"stalled"/"finishing" are live; the rest are final. "finishing": training
+# has ended and every live output is complete; the final cut is being made.
+WAITING, RUNNING, STALLED, FINISHING = "waiting", "running", "stalled", "finishing"
 FINISHED, FAILED, STOPPED = "finished", "failed", "stopped"
-LIVE_STATUSES = (RUNNING, STALLED)
+LIVE_STATUSES = (RUNNING, STALLED, FINISHING)
 FINAL_STATUSES = (FINISHED, FAILED, STOPPED)
 # Statuses a healthcheck reports as unhealthy.
 UNHEALTHY_STATUSES = (STALLED, FAILED)

@@ -1,5 +1,6 @@
 """``python -m reporter``: follow a tensor store; ``python -m reporter tensors PATH``: list its tensors;
-``python -m reporter figure --report DIR``: re-make a report's paper figure."""
+``python -m reporter figure --report DIR``: re-make a report's paper figure;
+``python -m reporter cut --tensors STORE --out DIR``: make a finished report's final cut."""
 
 from __future__ import annotations
 
@@ -106,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
             return list_tensors(argv[1:])
         if argv[:1] == ["figure"]:
             return make_figure(argv[1:])
+        if argv[:1] == ["cut"]:
+            from reporter.final_cut import main as cut
+
+            _engine()
+            return cut(argv[1:])
         from reporter.config import from_args
 
         config = from_args(argv)

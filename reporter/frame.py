@@ -119,13 +119,33 @@ def make_frame(probe: ProbeStep, embedder, *, index: int, run_info: RunInfo | No
             record.neighbourhood_preservation = round(float(
                 neighbourhood_preservation(layout, embedding, current_neighbours=near_2d,
                                            previous_neighbours=layout_2d)), 4)
-    pictures = probe_pictures(probe.inputs, probe.reconstructions, len(probe.latents), image_shape)
-    picture = draw_frame(embedding, probe.labels, class_names, pictures[0], pictures[1],
-                         step=train_step, total_steps=total, eval_loss=eval_loss,
-                         train_loss=train_loss, nonfinite=not latents_finite,
-                         title=f"latentlapse · {(run_info.dataset if run_info and run_info.dataset else 'trial')}")
+    picture, pictures = draw_record(record, embedding, probe, run_info=run_info, image_shape=image_shape,
+                                    nonfinite=not latents_finite)
     return Frame(record, picture, embedding, latents_finite, class_names, pictures,
                  embedder.neighbours if latents_finite else None)
+
+
+def draw_record(record: FrameRecord, embedding: np.ndarray, probe: ProbeStep, *, run_info: RunInfo | None,
+                image_shape: tuple | None = None, nonfinite: bool = False):
+    """Draw a frame's picture from its record and an embedding of its probe set.
+
+    The live frames and the final cut (reporter/final_cut.py) draw with this one function, so a
+    cut frame differs from its live one only in where the points are.
+
+    Returns
+    -------
+    (np.ndarray, tuple)
+        The RGB picture (H, W, 3) uint8, and the probe step's (inputs, reconstructions) views
+        (:func:`reporter.trial.images.probe_pictures`).
+    """
+    pictures = probe_pictures(probe.inputs, probe.reconstructions, len(probe.latents), image_shape)
+    eval_loss = float(np.mean(probe.losses)) if probe.losses is not None else None
+    train_loss = float(np.mean([v for _, v in probe.train_losses])) if probe.train_losses else None
+    picture = draw_frame(embedding, probe.labels, class_names_of(run_info, probe.labels), pictures[0], pictures[1],
+                         step=record.train_step, total_steps=record.total_steps, eval_loss=eval_loss,
+                         train_loss=train_loss, nonfinite=nonfinite,
+                         title=f"latentlapse · {(run_info.dataset if run_info and run_info.dataset else 'trial')}")
+    return picture, pictures
 
 
 def write_frame_files(out: Path, frame: Frame, probe: ProbeStep) -> None:

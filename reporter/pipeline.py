@@ -31,7 +31,7 @@ from reporter.site.page import write_site
 from reporter.site.runs_index import RunsIndex
 from reporter.trial.modes import trial_facts
 from reporter.trial.sagemaker_job import JobWatcher
-from reporter.state import (FAILED, FINISHED, HEARTBEAT_SECONDS, RUNNING, STALLED, STATE_FILE, STOPPED,
+from reporter.state import (FAILED, FINISHED, FINISHING, HEARTBEAT_SECONDS, RUNNING, STALLED, STATE_FILE, STOPPED,
                             FrameRecord, GifInfo, ReportState, SkippedStep, now_iso)
 from reporter.state import load as load_saved_state
 from reporter.trial.store import ProbeStep, StepUnreadable, TensorStore
@@ -143,12 +143,17 @@ class Report:
         Signals no longer interrupt; the space kept in reserve is given back first (a full disk
         still gets its "failed" page), and the folder keeps no reserve once the report has ended.
         """
+        from reporter.final_cut import plan_final_cut, run_final_cut
+
         self._ending = True
         self.reserve.release()
+        cutting = False
         if status == FINISHED:
             self.publish_outputs(complete=True)
             self.refresh_inventory()
-        self.set_status(status)
+            cutting = plan_final_cut(self)
+        # The live outputs are complete: "finishing" while the final cut is made (reporter/final_cut.py).
+        self.set_status(FINISHING if cutting else status)
         self.state.reason = reason
         try:
             self.save()
@@ -158,6 +163,9 @@ class Report:
             return code
         if status == FINISHED:
             self.video.discard_segments()  # work files out of the shared folder (reporter/outputs/video.py)
+            if cutting:
+                run_final_cut(self)  # never raises: a failed cut keeps this finished report
+                self.save()
         if status != FINISHED:
             # The status is on the page first; then the MP4 and figure of the frames kept, if they can be.
             try:

@@ -18,10 +18,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from latentlapse import report_layout as layout
-from latentlapse.report_layout import FAILED, FINAL_STATUSES, FINISHED, LIVE_STATUSES, RUNNING, STALLED, STOPPED, WAITING
+from latentlapse.report_layout import (FAILED, FINAL_STATUSES, FINISHED, FINISHING, LIVE_STATUSES, RUNNING, STALLED,
+                                       STOPPED, WAITING)
 from reporter import ReporterError
 
-__all__ = ["FAILED", "FINAL_STATUSES", "FINISHED", "LIVE_STATUSES", "RUNNING", "STALLED", "STOPPED", "WAITING"]
+__all__ = ["FAILED", "FINAL_STATUSES", "FINISHED", "FINISHING", "LIVE_STATUSES", "RUNNING", "STALLED", "STOPPED",
+           "WAITING"]
 
 STATE_FILE = layout.STATE
 STATE_FORMAT = 1
@@ -166,6 +168,18 @@ class OutputInfo(_Record):
 
 
 @dataclass
+class FinalCutInfo(_Record):
+    """The final cut of a finished report (reporter/final_cut.py): what was asked and how it went."""
+
+    status: str = "off"                 # "off", "making", "made", "skipped" or "failed"
+    options: dict = field(default_factory=dict)  # the cut's settings (reporter.embedding.final_cut.CutSettings)
+    error: str | None = None            # "failed": the one line; "skipped": why
+    frames: int = 0                     # frames in the cut
+
+    WHAT: ClassVar[str] = "final"
+
+
+@dataclass
 class ReportState:
     """The whole of ``state.json``.
 
@@ -187,6 +201,7 @@ class ReportState:
     alerts: list | None = field(default_factory=list)        # reporter.rules.evaluate's records
     tensors_inventory: list = field(default_factory=list)    # reporter.trial.store.TensorStore.inventory rows
     trial: dict = field(default_factory=dict)                # where the frames come from: roles, mode, worker, notes
+    final: FinalCutInfo | None = None                        # the final cut (reporter/final_cut.py)
 
     @classmethod
     def new(cls, tensors: str) -> "ReportState":
@@ -214,6 +229,7 @@ class ReportState:
             values["alerts"] = None  # re-evaluated from the frames when the report is loaded (pipeline.load_state)
         values["tensors_inventory"] = list(values.get("tensors_inventory") or [])
         values["trial"] = dict(values.get("trial") or {})
+        values["final"] = FinalCutInfo.from_json(values["final"]) if values.get("final") else None
         return cls(**values)
 
     def to_json(self) -> dict:
@@ -226,6 +242,7 @@ class ReportState:
             "video": self.video.to_json() if self.video else None,
             "figure": self.figure.to_json() if self.figure else None,
             "alerts": self.alerts, "tensors_inventory": self.tensors_inventory, "trial": self.trial,
+            "final": self.final.to_json() if self.final else None,
         }
 
     # -- what the loop asks ----------------------------------------------------------------------

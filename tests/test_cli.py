@@ -44,7 +44,7 @@ def test_an_unknown_command_is_one_line_and_exit_2():
     done = latentlapse("reprot", check=False)
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
-        "latentlapse: error: unknown command 'reprot': use one of report, tensors, figure, train (latentlapse --help)"]
+        "latentlapse: error: unknown command 'reprot': use one of report, tensors, figure, cut, train (latentlapse --help)"]
 
 
 def test_tensors_names_the_roles_of_a_real_pytorch_trial():

@@ -357,10 +357,10 @@ def _embed(latents, previous, before, guess, settings, seed, previous_plane=None
         gradient = anchored(kl, previous, anchor) if anchor > 0 else kl
     init -= init.mean(axis=0)
     embedding = Descent(init).run(P, gradient, warm_iter)
-    return _same_spread(procrustes(embedding, previous), previous), neighbours
+    return same_spread(procrustes(embedding, previous), previous), neighbours
 
 
-def _same_spread(layout, reference):
+def same_spread(layout, reference):
     """``layout`` scaled about its centroid to the root-mean-square radius of ``reference``.
 
     The overall size of a t-SNE layout says nothing about the data (it grows with every

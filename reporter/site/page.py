@@ -166,6 +166,7 @@ def _context(out: Path, state: ReportState, run: dict, frames: list, now: dateti
                             for name, title, made in (("video", "The video", state.video),
                                                       ("figure", "The paper figure", state.figure))
                             if made is not None and made.error],
+        "final": _final_view(out, state),
         "frames": frame_views,
         "latest": frame_views[-1] if frame_views else None,
         "loss_chart": loss,
@@ -202,7 +203,8 @@ def _header(state, run, frames, status, dataset, now):
     config = run.get("config") or {}
     since = _parse_time(state.status_since)
     text = {"running": "Running", "finished": "Finished", "stalled": "Stalled", "failed": "Failed",
-            "stopped": "Stopped", "waiting": "Waiting for the trainer"}
+            "stopped": "Stopped", "waiting": "Waiting for the trainer",
+            "finishing": "Finishing: the live outputs are complete, the final cut is being made"}
     status_text = text.get(status, status.capitalize())
     if status == "stalled" and since:
         minutes = max(0, int((now - since).total_seconds() // 60))
@@ -393,6 +395,34 @@ def _inventory_row(t):
         "shape": " × ".join(str(s) for s in shape) if isinstance(shape, (list, tuple)) else str(shape or "?"),
         "modes": ", ".join(str(m) for m in t.get("modes") or []),
         "steps": t.get("steps", ""),
+    }
+
+
+def _final_view(out, state):
+    """The final cut's section: its outputs beside the live ones, or one line on where it stands."""
+    made = state.final
+    if made is None or made.status == "off":
+        return None
+    info_path = out / layout.FINAL / layout.FINAL_INFO
+    if made.status != "made" or not info_path.is_file():
+        line = {"making": "The final cut is being made: all frames re-embedded together; the live outputs "
+                          "are complete meanwhile.",
+                "skipped": made.error, "failed": made.error}.get(made.status) or f"The final cut: {made.status}."
+        return {"made": False, "line": redact_text(line) if line else line}
+    info = json.loads(info_path.read_text())
+    final = f"{layout.FINAL}/"
+    rows = [("the time-lapse GIF", layout.GIF), ("the video (MP4)", layout.MP4),
+            *((f"the paper figure ({name.rsplit('.', 1)[1].upper()})", name) for name in layout.FIGURES)]
+    quality = info.get("quality") or {}
+    live_q, final_q = quality.get("live") or {}, quality.get("final") or {}
+    gif_width = state.gif.width if state.gif else None
+    return {
+        "made": True, "frames": info.get("frames"), "gif": final + layout.GIF, "width": gif_width,
+        "knn_final": final_q.get("knn_2d"), "knn_live": live_q.get("knn_2d"),
+        "trust_final": final_q.get("trustworthiness"), "trust_live": live_q.get("trustworthiness"),
+        "rows": [{"what": what, "final": final + name if (out / layout.FINAL / name).is_file() else None,
+                  "live": name if (out / name).is_file() else None} for what, name in rows],
+        "explore": final + layout.EXPLORE + "/", "frames_dir": final + layout.FRAMES + "/",
     }
 
 
