@@ -28,7 +28,17 @@ import numpy as np
 from latentlapse import atomic
 from latentlapse import report_layout as layout
 from reporter import ReporterError
-from reporter.state import FinalCutInfo, ReportState
+from reporter.config import from_args
+from reporter.embedding.affinity import PERPLEXITY, neighbour_count
+from reporter.embedding.embed import finite_rows
+from reporter.embedding.final_cut import CutSettings, final_cut
+from reporter.embedding.neighbours import nearest_neighbours, plane_neighbours
+from reporter.embedding.quality import FRAME_SAMPLE, knn_accuracy, neighbourhood_preservation, trustworthiness
+from reporter.frame import Frame, class_names_of, draw_record, write_frame_files
+from reporter.outputs.figure import FIGURE_FILES, figure_steps, write_figure
+from reporter.outputs.gif import GifWriter
+from reporter.outputs.video import VideoWriter
+from reporter.state import FINISHED, FINISHING, HEARTBEAT_SECONDS, FinalCutInfo, ReportState
 
 log = logging.getLogger("reporter")
 
@@ -52,10 +62,6 @@ def _load_frames(out: Path, state: ReportState):
 
 def _quality(record, probe, embedding, before):
     """The record of a cut frame: the live one with the 2-D figures measured on the cut layout."""
-    from reporter.embedding.embed import finite_rows
-    from reporter.embedding.quality import (FRAME_SAMPLE, knn_accuracy, neighbourhood_preservation,
-                                            plane_neighbours, trustworthiness)
-
     record = replace(record)
     if not finite_rows(probe.latents).all():
         return record, None
@@ -93,15 +99,6 @@ def make_final_cut(out, state: ReportState, store, run_info, config, *, heartbea
     Exception
         Anything: the caller keeps the live report and records the line.
     """
-    from reporter.embedding.affinity import PERPLEXITY, neighbour_count
-    from reporter.embedding.embed import finite_rows
-    from reporter.embedding.final_cut import CutSettings, final_cut
-    from reporter.embedding.neighbours import nearest_neighbours
-    from reporter.frame import Frame, class_names_of, draw_record, write_frame_files
-    from reporter.outputs.figure import FIGURE_FILES, figure_steps, write_figure
-    from reporter.outputs.gif import GifWriter
-    from reporter.outputs.video import VideoWriter
-
     beat = heartbeat or (lambda: None)
     out = Path(out)
     settings = CutSettings()
@@ -182,8 +179,6 @@ def _medians(records) -> dict:
 
 def options_of(config) -> dict:
     """What state.final records of the options the cut was made with."""
-    from reporter.embedding.final_cut import CutSettings
-
     return {"final_cut": config.final_cut, "seed": config.seed, **asdict(CutSettings())}
 
 
@@ -215,8 +210,6 @@ def run_final_cut(report) -> None:
 
     Any failure keeps the finished live report: ``state.final`` records the line, and stderr has it.
     """
-    from reporter.state import FINISHED, FINISHING, HEARTBEAT_SECONDS
-
     state, config = report.state, report.config
     if report.state.status != FINISHING:
         report.set_status(FINISHING)
@@ -251,8 +244,6 @@ def _error_line(exc: Exception) -> str:
 def cut_report(config) -> int:
     """``python -m reporter cut``: the final cut of an existing finished report; the exit code."""
     from reporter.pipeline import Report
-    from reporter.state import FINISHED, FINISHING
-
     report = Report(config)
     if report.state.status not in (FINISHED, FINISHING):
         raise ReporterError(f"{config.out} is {report.state.status}, not finished: the final cut is made "
@@ -275,6 +266,4 @@ def cut_report(config) -> int:
 
 def main(argv: list[str]) -> int:
     """``python -m reporter cut --tensors STORE --out SITE [the report's options]``."""
-    from reporter.config import from_args
-
     return cut_report(from_args(argv))

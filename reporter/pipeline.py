@@ -21,6 +21,7 @@ from latentlapse import report_layout as layout
 from latentlapse.contract import RunInfo
 from reporter import ReporterError
 from reporter.config import ReporterConfig
+from reporter.final_cut import plan_final_cut, run_final_cut
 from reporter.frame import make_frame, resume_embedder, write_frame_files
 from reporter.outputs.gif import GifWriter
 from reporter.outputs.publish import publish
@@ -143,8 +144,6 @@ class Report:
         Signals no longer interrupt; the space kept in reserve is given back first (a full disk
         still gets its "failed" page), and the folder keeps no reserve once the report has ended.
         """
-        from reporter.final_cut import plan_final_cut, run_final_cut
-
         self._ending = True
         self.reserve.release()
         cutting = False
