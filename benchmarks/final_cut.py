@@ -1,0 +1,149 @@
+"""The final cut (reporter/embedding/final_cut.py) against the seed's per-frame t-SNE and the live frames.
+
+On the runs and seeds of benchmarks/embedding.py (its cached real training runs, its seed method,
+its summary; nothing copied): per run and embedder seed, the seed's sklearn t-SNE from scratch
+on every frame, the live frames (``reporter.embedding.embed.Embedder``, one frame after the
+other) and the final cut of those live frames. Per method the medians over frames of 10-NN
+accuracy in 2-D, trustworthiness, jitter (frames 1..n) and seconds per frame (the cut: its
+whole time over its frames). Then a cost line: the cut of a longer run, made by repeating the
+run's frames (the cost does not depend on what the latents are; linear in frames by design),
+in seconds per frame. ``--spring`` adds a sweep of the spring on the first run and seed.
+
+    .venv/bin/python benchmarks/final_cut.py --run mnist:0 --run fashion-mnist:1 --run mnist:2 \
+        --steps 937 --eval-every 25 --seeds 0,1 --long-frames 376
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import embedding as base  # noqa: E402  benchmarks/embedding.py: the runs, the seed, the summary
+
+from reporter.embedding.embed import Embedder  # noqa: E402
+from reporter.embedding.final_cut import CutSettings, final_cut  # noqa: E402
+from reporter.embedding.quality import jitter, knn_accuracy, trustworthiness  # noqa: E402
+
+
+def rows_of(latents, labels, layouts, seconds):
+    rows, previous = [], None
+    for f, (x, y) in enumerate(zip(latents, layouts)):
+        rows.append({"frame": f, "wall": seconds[f], "cpu": seconds[f],
+                     "jitter": jitter(previous, y) if previous is not None else None,
+                     "knn_2d": knn_accuracy(y, labels), "trustworthiness": trustworthiness(x, y)})
+        previous = y
+    return rows
+
+
+def timed(fn):
+    started = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - started
+
+
+def one(frames, seed, settings, n):
+    """Seed, live and cut rows of one run and embedder seed."""
+    from threadpoolctl import threadpool_limits
+
+    latents, labels = frames["latents"][:n], frames["labels"]
+    with threadpool_limits(1):
+        seed_layouts, seed_seconds = zip(*(timed(lambda x=x: base.seed_method(x, seed)) for x in latents))
+        embedder = Embedder(seed)
+        live, live_seconds = zip(*(timed(lambda x=x: embedder.embed(x).copy()) for x in latents))
+        cut, cut_total = timed(lambda: final_cut(list(latents), list(live), settings))
+    result = {"rows": {
+        "seed": rows_of(latents, labels, seed_layouts, seed_seconds),
+        "live": rows_of(latents, labels, live, live_seconds),
+        "final": rows_of(latents, labels, cut, [cut_total / len(latents)] * len(latents)),
+    }}
+    return base.summary(result), list(live)
+
+
+def cost(frames, live, seed, settings, n_frames):
+    """Seconds per frame of the cut of ``n_frames`` frames (the run's frames repeated)."""
+    from threadpoolctl import threadpool_limits
+
+    k = len(live)
+    latents = [frames["latents"][i % k] for i in range(n_frames)]
+    layouts = [live[i % k] for i in range(n_frames)]
+    with threadpool_limits(1):
+        _, seconds = timed(lambda: final_cut(latents, layouts, settings))
+    return seconds / n_frames
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--run", action="append", metavar="DATASET:SEED", help="as benchmarks/embedding.py")
+    p.add_argument("--steps", type=int, default=937)
+    p.add_argument("--eval-every", type=int, default=25)
+    p.add_argument("--probe-size", type=int, default=1000)
+    p.add_argument("--warmup-steps", type=int, default=200)
+    p.add_argument("--train-threads", type=int, default=1)
+    p.add_argument("--cache-dir", default=str(base.ROOT / ".cache" / "benchmarks"))
+    p.add_argument("--retrain", action="store_true")
+    p.add_argument("--seeds", default="0,1", help="embedder seeds, comma-separated")
+    p.add_argument("--frames", type=int, default=0, help="only the first N frames (0: all)")
+    p.add_argument("--long-frames", type=int, default=376, help="frames of the cost line (0: skip it)")
+    p.add_argument("--spring", default="", help="springs to sweep on the first run and seed, e.g. 0.003,0.01,0.1")
+    p.add_argument("--json", help="also write the figures to this JSON file")
+    args = p.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+    settings = CutSettings()
+    table = ["| run | seed | method | 10-NN 2-D | trustworthiness | jitter | s / frame |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    versus = ["| run | seed | 10-NN final - seed | trustworthiness final - seed | jitter final / seed "
+              "| jitter live / seed | s / frame (final cut) |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    out, first = {}, None
+    for spec in args.run or ["mnist:0"]:
+        dataset, _, train_seed = spec.partition(":")
+        run_args = argparse.Namespace(**{**vars(args), "dataset": dataset, "train_seed": int(train_seed)})
+        frames = base.load_frames(run_args)
+        n = min(len(frames["latents"]), args.frames) if args.frames else len(frames["latents"])
+        for seed in seeds:
+            s, live = one(frames, seed, settings, n)
+            out[f"{spec} seed {seed}"] = s
+            first = first or (frames, live, seed, n)
+            for name in ("seed", "live", "final"):
+                m = s[name]
+                table.append(f"| {spec} | {seed} | {name} | {m['knn_2d']:.4f} | {m['trustworthiness']:.4f} | "
+                             f"{m['jitter']:.4f} | {m['wall']:.2f} |")
+            sd, fc, lv = s["seed"], s["final"], s["live"]
+            versus.append(f"| {spec} | {seed} | {fc['knn_2d'] - sd['knn_2d']:+.4f} | "
+                          f"{fc['trustworthiness'] - sd['trustworthiness']:+.4f} | {fc['jitter'] / sd['jitter']:.2f} | "
+                          f"{lv['jitter'] / sd['jitter']:.2f} | {fc['wall']:.2f} |")
+            print(table[-3], table[-2], table[-1], versus[-1], sep="\n", flush=True)
+    print(f"\n{n} frames x {first[0]['latents'].shape[1]} points, one thread, "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}\n")
+    print("\n".join(table), "\n")
+    print("\n".join(versus), "\n")
+    if args.long_frames:
+        frames, live, seed, n = first
+        short = cost(frames, live, seed, settings, n)
+        long = cost(frames, live, seed, settings, args.long_frames)
+        out["cost"] = {"frames": [n, args.long_frames], "seconds_per_frame": [short, long]}
+        print(f"cost: {short:.2f} s a frame at {n} frames, {long:.2f} s a frame at {args.long_frames} "
+              f"({long / short:.2f}x)\n", flush=True)
+    if args.spring:
+        frames, live, seed, n = first
+        sweep = ["| spring | jitter final / seed | 10-NN final - seed |", "| --- | --- | --- |"]
+        for spring in [float(v) for v in args.spring.split(",")]:
+            s, _ = one(frames, seed, CutSettings(spring=spring), n)
+            sweep.append(f"| {spring:g} | {s['final']['jitter'] / s['seed']['jitter']:.2f} | "
+                         f"{s['final']['knn_2d'] - s['seed']['knn_2d']:+.4f} |")
+            print(sweep[-1], flush=True)
+        print("\n".join(sweep))
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
