@@ -29,7 +29,8 @@ LIVE_OUTPUTS = (layout.GIF, layout.MP4, *layout.FIGURES, layout.RECONSTRUCTION)
 
 
 def report(tensors, out, *extra) -> int:
-    return run(from_args(["--tensors", str(tensors), "--out", str(out), "--retry-delay", "0.2", *extra],
+    return run(from_args(["--tensors", str(tensors), "--out", str(out), "--retry-delay", "0.2", "--final-cut", "on",
+                          *extra],
                          environ={}))
 
 
@@ -123,7 +124,7 @@ def test_the_same_store_gives_the_same_bytes_by_the_pipeline_and_by_the_subcomma
 
 def test_killed_during_the_cut_keeps_the_live_outputs_and_a_rerun_makes_the_same_cut(finished, small_run, tmp_path):
     out = tmp_path / "site"
-    proc = subprocess.Popen([PYTHON, "-m", "reporter", "--tensors", str(small_run), "--out", str(out)],
+    proc = subprocess.Popen([PYTHON, "-m", "reporter", "--tensors", str(small_run), "--out", str(out), "--final-cut", "on"],
                             cwd=ROOT, env=trainer_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
