@@ -33,8 +33,7 @@ from reporter.embedding.affinity import PERPLEXITY, neighbour_count
 from reporter.embedding.embed import finite_rows
 from reporter.embedding.final_cut import CutSettings, final_cut
 from reporter.embedding.neighbours import nearest_neighbours, plane_neighbours
-from reporter.embedding.quality import FRAME_SAMPLE, knn_accuracy, neighbourhood_preservation, trustworthiness
-from reporter.frame import Frame, class_names_of, draw_record, write_frame_files
+from reporter.frame import Frame, class_names_of, draw_record, measure_layout, write_frame_files
 from reporter.outputs.figure import FIGURE_FILES, figure_steps, write_figure
 from reporter.outputs.gif import GifWriter
 from reporter.outputs.video import VideoWriter
@@ -60,20 +59,13 @@ def _load_frames(out: Path, state: ReportState):
     return latents, live
 
 
-def _quality(record, probe, embedding, before):
+def _measured(record, probe, embedding, near, before):
     """The record of a cut frame: the live one with the 2-D figures measured on the cut layout."""
     record = replace(record)
-    if not finite_rows(probe.latents).all():
-        return record, None
-    near_2d = plane_neighbours(embedding, 10)
-    if probe.labels is not None:
-        record.knn_2d = round(float(knn_accuracy(embedding, probe.labels, neighbours=near_2d)), 4)
-    record.trustworthiness = round(float(trustworthiness(probe.latents, embedding, sample=FRAME_SAMPLE,
-                                                         embedded_neighbours=near_2d)), 4)
-    if before is not None and np.isfinite(before).all():
-        record.neighbourhood_preservation = round(float(
-            neighbourhood_preservation(before, embedding, current_neighbours=near_2d)), 4)
-    return record, near_2d
+    if near is not None:
+        measure_layout(record, probe.latents, probe.labels, embedding, near=near,
+                       near_2d=plane_neighbours(embedding, 10), previous=before)
+    return record
 
 
 def make_final_cut(out, state: ReportState, store, run_info, config, *, heartbeat=None) -> dict:
@@ -117,11 +109,12 @@ def make_final_cut(out, state: ReportState, store, run_info, config, *, heartbea
         probe = store.read_probe_step(record.step, since_global_step=last_global)
         probe = replace(probe, latents=x)  # the latents the live frame was embedded from, exactly
         last_global = record.global_step
-        cut_record, _ = _quality(record, probe, embedding, before)
         finite = bool(finite_rows(x).all())
-        picture, pictures = draw_record(cut_record, embedding, probe, run_info=run_info,
-                                        image_shape=_image_shape(config), nonfinite=not finite)
+        # One latent search a frame, for its trustworthiness and the map's pinned points.
         near = nearest_neighbours(np.ascontiguousarray(x), neighbour_count(len(x), PERPLEXITY))[0] if finite else None
+        cut_record = _measured(record, probe, embedding, near, before)
+        picture, pictures = draw_record(cut_record, embedding, probe, run_info=run_info,
+                                        image_shape=config.image_shape, nonfinite=not finite)
         write_frame_files(partial, Frame(cut_record, picture, embedding, finite,
                                          class_names_of(run_info, probe.labels), pictures, near), probe)
         gif.append(picture)
@@ -162,10 +155,6 @@ def make_final_cut(out, state: ReportState, store, run_info, config, *, heartbea
     partial.rename(final)
     shutil.rmtree(old, ignore_errors=True)
     return info
-
-
-def _image_shape(config):
-    return config.image_shape  # parsed by the option's hook (reporter/config.py)
 
 
 def _medians(records) -> dict:

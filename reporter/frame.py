@@ -112,13 +112,8 @@ def make_frame(probe: ProbeStep, embedder, *, index: int, run_info: RunInfo | No
         near_2d = embedder.layout_neighbours()  # once for the three figures in the plane and the next frame
         if probe.labels is not None:
             record.knn_latent = round(float(knn_accuracy(probe.latents, probe.labels, neighbours=near)), 4)
-            record.knn_2d = round(float(knn_accuracy(embedding, probe.labels, neighbours=near_2d)), 4)
-        record.trustworthiness = round(float(trustworthiness(probe.latents, embedding, latent_neighbours=near,
-                                                             sample=FRAME_SAMPLE, embedded_neighbours=near_2d)), 4)
-        if layout is not None and not independent and np.isfinite(layout).all():
-            record.neighbourhood_preservation = round(float(
-                neighbourhood_preservation(layout, embedding, current_neighbours=near_2d,
-                                           previous_neighbours=layout_2d)), 4)
+        measure_layout(record, probe.latents, probe.labels, embedding, near=near, near_2d=near_2d,
+                       previous=None if independent else layout, previous_2d=layout_2d)
     picture, pictures = draw_record(record, embedding, probe, run_info=run_info, image_shape=image_shape,
                                     nonfinite=not latents_finite)
     return Frame(record, picture, embedding, latents_finite, class_names, pictures,
@@ -146,6 +141,24 @@ def draw_record(record: FrameRecord, embedding: np.ndarray, probe: ProbeStep, *,
                          train_loss=train_loss, nonfinite=nonfinite,
                          title=f"latentlapse · {(run_info.dataset if run_info and run_info.dataset else 'trial')}")
     return picture, pictures
+
+
+def measure_layout(record: FrameRecord, latents, labels, embedding, *, near, near_2d,
+                   previous=None, previous_2d=None) -> None:
+    """The figures of a frame's 2-D layout, into ``record``: 10-NN in 2-D, trustworthiness, neighbourhood preservation.
+
+    ``near`` and ``near_2d`` are the latents' and the layout's nearest neighbours (the searches
+    are made once a frame); ``previous`` is the last frame's layout, with its own neighbours.
+    The live frames and the final cut measure their layouts here, the same way.
+    """
+    if labels is not None:
+        record.knn_2d = round(float(knn_accuracy(embedding, labels, neighbours=near_2d)), 4)
+    record.trustworthiness = round(float(trustworthiness(latents, embedding, latent_neighbours=near,
+                                                         sample=FRAME_SAMPLE, embedded_neighbours=near_2d)), 4)
+    if previous is not None and np.isfinite(previous).all():
+        record.neighbourhood_preservation = round(float(
+            neighbourhood_preservation(previous, embedding, current_neighbours=near_2d,
+                                       previous_neighbours=previous_2d)), 4)
 
 
 def write_frame_files(out: Path, frame: Frame, probe: ProbeStep) -> None:
