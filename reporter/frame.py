@@ -187,8 +187,8 @@ def write_frame_files(out: Path, frame: Frame, probe: ProbeStep) -> None:
                         frame.class_names if labels is not None else ["unlabelled"], step=probe.step,
                         global_step=probe.global_step, train_step=record.train_step,
                         label=step_text(record.train_step, record.total_steps) if record.train_step is not None else None,
-                        latents=probe.latents, losses=probe.losses, neighbours=frame.neighbours,
-                        views=views)
+                        latents=probe.latents, inputs=probe.inputs, losses=probe.losses,
+                        neighbours=frame.neighbours, views=views)
 
 
 def _csv(embedding: np.ndarray, labels: np.ndarray | None) -> str:

@@ -202,6 +202,7 @@ class Report:
                            image_shape=self.image_shape, independent=independent)
         write_frame_files(self.out, frame, probe)
         self.state.trial = trial_facts(self.store.roles, self.store.frames, frame.pictures, probe.label_form)
+        self.state.trial["seed"] = self.config.seed  # the embedding's: latentlapse compare shows it
         if self.gif.frames == 0 and self.run_info:
             self.gif.expected_frames = self.run_info.expected_frames
         self.gif.append(frame.picture)

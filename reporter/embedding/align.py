@@ -47,3 +47,50 @@ def procrustes(Y, reference):
     U, _, Vt = np.linalg.svd(Yc.T @ Rc)
     rotation = U @ Vt
     return Yc @ rotation + ref_mean
+
+
+def similarity(Y, reference, reflect=None):
+    """Rotate, optionally reflect, scale and translate ``Y`` onto ``reference`` (orthogonal Procrustes with scale).
+
+    Where :func:`procrustes` keeps one run's frames at their own scale, two runs' maps have no
+    common scale: ``latentlapse compare`` scales each onto the comparison's reference too.
+
+    Parameters
+    ----------
+    Y, reference : array_like, shape (N, 2)
+        The same points in the same order; finite.
+    reflect : bool, optional
+        Force a mirror image (True) or forbid one (False); None: whichever fits better. A run
+        is given one handedness for all its frames, so its panel cannot flip from step to step.
+
+    Returns
+    -------
+    aligned : np.ndarray, shape (N, 2), float64
+    residual : float
+        ``|aligned - reference| / |reference - its centroid|``: 0 where ``Y`` is a rotated,
+        scaled copy of ``reference``, 1 where it explains none of it.
+    reflected : bool
+        Whether the result is a mirror image of ``Y``.
+    """
+    Y = np.asarray(Y, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    if Y.shape != reference.shape or Y.ndim != 2 or Y.shape[1] != 2:
+        raise ValueError(f"similarity needs two (N, 2) arrays of the same shape, got {Y.shape} and {reference.shape}")
+    if not (np.isfinite(Y).all() and np.isfinite(reference).all()):
+        raise ValueError("similarity needs finite coordinates")
+    Yc = Y - Y.mean(axis=0)
+    Rc = reference - reference.mean(axis=0)
+    U, S, Vt = np.linalg.svd(Yc.T @ Rc)
+    mirror = np.linalg.det(U @ Vt) < 0        # the unconstrained best is a reflection
+    if reflect is not None and bool(reflect) != mirror:
+        U = U.copy()
+        U[:, -1] *= -1                         # the best of the other handedness (Kabsch)
+        S = S * np.array([1.0, -1.0])
+        mirror = bool(reflect)
+    rotation = U @ Vt
+    spread = float((Yc ** 2).sum())
+    scale = float(S.sum()) / spread if spread > 0 else 1.0
+    aligned = scale * (Yc @ rotation) + reference.mean(axis=0)
+    total = float((Rc ** 2).sum())
+    residual = float(np.sqrt(((aligned - reference) ** 2).sum() / total)) if total > 0 else 0.0
+    return aligned, residual, bool(mirror)

@@ -18,7 +18,7 @@ FRAME_SAMPLE = 2000
 
 
 def knn_accuracy(X, labels, k=10, neighbours=None):
-    """Leave-one-out k-nearest-neighbour label accuracy.
+    """Leave-one-out k-nearest-neighbour label accuracy: the mean of :func:`knn_hits`.
 
     Each point is classified by a majority vote of its ``k`` nearest other points (Euclidean);
     a tie goes to the tied class whose members rank nearer. The point itself never votes, even
@@ -40,6 +40,16 @@ def knn_accuracy(X, labels, k=10, neighbours=None):
     -------
     float
         Fraction of points whose vote matches their own label, in [0, 1].
+    """
+    return float(np.mean(knn_hits(X, labels, k, neighbours)))
+
+
+def knn_hits(X, labels, k=10, neighbours=None):
+    """Whether each point's leave-one-out k-NN vote (as :func:`knn_accuracy` counts it) is its own label.
+
+    Returns
+    -------
+    np.ndarray of bool, shape (N,)
     """
     X = np.asarray(X, dtype=np.float64)
     labels = np.asarray(labels)
@@ -63,7 +73,7 @@ def knn_accuracy(X, labels, k=10, neighbours=None):
     votes = np.zeros((n, classes.size))
     rows = np.repeat(np.arange(n), k)
     np.add.at(votes, (rows, neighbour_codes.ravel()), 1.0 + np.tile(rank_bonus, n))
-    return float(np.mean(votes.argmax(axis=1) == codes))
+    return votes.argmax(axis=1) == codes
 
 
 def trustworthiness(X, Y, k=10, latent_neighbours=None, sample=None, embedded_neighbours=None):

@@ -5,7 +5,8 @@ images. So every data file is a small script that hands one JSON object to a fun
 registered (``latentlapseExplore``), and pictures are PNG sprite sheets shown through ``<img>``
 or CSS backgrounds. Files:
 
-``explore/probes.js``     once: point count, labels, class names, the sprite sheet's layout.
+``explore/probes.js``     once: point count, labels, class names, the sprite sheet's layout, and a
+                          digest of each probe input's values (runs are compared by these).
 ``explore/probes.png``    once: every probe image, row-major in a grid of ``cols`` columns.
 ``explore/frame-NNNN.js`` per frame: 2-D coordinates (as in the PNG frame: each frame fitted to
                           the box [-1, 1]), per-point loss, nearest latent neighbours.
@@ -22,6 +23,7 @@ close the script or the page's inline data block.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from pathlib import Path
 
@@ -52,6 +54,8 @@ NEIGHBOURS = 5
 RECON_LEVELS = 16
 # Pictures converted at once when a sprite sheet is made.
 SPRITE_BLOCK = 1024
+# Hex digits of a probe input's digest: 64 bits, no accidental match among millions of images.
+DIGEST_HEX = 16
 
 _JS_ESCAPES = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
 
@@ -78,6 +82,29 @@ def json_for_script(obj) -> str:
 def data_script(payload: dict) -> str:
     """The text of one data file: a call of the page's registered function with ``payload``."""
     return f"{CALLBACK}({json_for_script(payload)});\n"
+
+
+def read_data_script(path) -> dict:
+    """The payload of a data file :func:`data_script` wrote.
+
+    Raises
+    ------
+    ValueError
+        If the file is not one (OSError if it cannot be read).
+    """
+    text = Path(path).read_text(encoding="utf-8").strip()
+    head, tail = f"{CALLBACK}(", ");"
+    if not (text.startswith(head) and text.endswith(tail)):
+        raise ValueError(f"{path} is not a latentlapse data file")
+    payload = json.loads(text[len(head):-len(tail)])
+    if not isinstance(payload, dict):
+        raise ValueError(f"{path} holds no payload object")
+    return payload
+
+
+def unpack(text: str, dtype: str) -> np.ndarray:
+    """The array :func:`pack` wrote (1-D)."""
+    return np.frombuffer(base64.b64decode(text), dtype=dtype)
 
 
 def frame_files(index: int) -> dict[str, str]:
@@ -194,6 +221,18 @@ def probe_views(inputs, reconstructions, n: int):
 # -- the files ------------------------------------------------------------------------------
 
 
+def probe_digests(inputs, n: int) -> list[str] | None:
+    """A short digest of each probe input's values (as float64, little-endian), None without inputs.
+
+    Two runs hold the same probe image where the digests agree, whatever its index or the run's
+    name: ``latentlapse compare`` matches runs' points by these.
+    """
+    if inputs is None or len(inputs) != n:
+        return None
+    rows = np.ascontiguousarray(np.asarray(inputs).reshape(n, -1), dtype="<f8")
+    return [hashlib.sha256(row.tobytes()).hexdigest()[:DIGEST_HEX] for row in rows]
+
+
 def write_probes(out_dir, labels, inputs, class_names, *, inputs_view=None) -> dict:
     """Write ``explore/probes.js`` (and ``probes.png`` when the inputs are pictures); return the payload."""
     out = Path(out_dir)
@@ -204,6 +243,7 @@ def write_probes(out_dir, labels, inputs, class_names, *, inputs_view=None) -> d
         "kind": "probes", "format": FORMAT, "n": int(len(labels)), "labels": labels.tolist(),
         "classes": [str(c) for c in class_names], "sprite": None,
         "note": inputs_view.note if inputs_view is not None else "no pictures of the probe points",
+        "digests": probe_digests(inputs, len(labels)),
     }
     if inputs_view is not None:
         pictures = view_pixels(inputs_view)
@@ -250,7 +290,8 @@ def write_frame(out_dir, index: int, embedding, labels, class_names, *, step: in
         does); else they are searched here.
     views : (ImageView or None, ImageView or None), optional
         The inputs' and reconstructions' views as :func:`probe_views` makes them, if the caller
-        has them (the frame does): ``inputs`` and ``reconstructions`` are then not looked at.
+        has them (the frame does): ``inputs`` is then only digested (``probes.js``), and
+        ``reconstructions`` not looked at.
     """
     out = Path(out_dir)
     n = len(embedding)
