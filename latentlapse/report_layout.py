@@ -39,6 +39,15 @@ OWN_ENTRIES = frozenset({STATE, PAGE, RUN, METRICS, GIF, MP4, RECONSTRUCTION, *F
 SAVED_EACH_FRAME = (STATE, PAGE, METRICS, RUN)
 
 
+# -- a comparison's folder (latentlapse compare, reporter/compare/) --------------------------------
+COMPARE_INFO = "compare.json"         # what was compared and how: runs, shared points, timeline, residuals
+COMPARE_GIF = "comparison.gif"        # every run side by side, in step
+COMPARE_MP4 = "comparison.mp4"
+COMPARE_DATA = "data"                 # the map's data: probes.js/png, run-K/frame-NNNN.js (aligned)
+# A comparison's figure is FIGURES (runs as rows, training steps as columns); its page is PAGE
+# and its styles and scripts ASSETS.
+
+
 def frame_stem(index: int) -> str:
     """Frame ``index``'s files without their extension, relative to the report folder."""
     return f"{FRAMES}/frame-{index:04d}"

@@ -57,3 +57,29 @@ def small_run(tmp_path_factory, mnist_cache) -> Path:
     done = run_trainer("--out", str(out), *SMALL_RUN)
     assert done.returncode == 0, done.stderr
     return out
+
+
+def run_reporter(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``python -m reporter`` as a user would, one thread; return the finished process."""
+    env = {k: v for k, v in trainer_env().items() if not k.startswith("OMP_")}
+    env.update({"OMP_NUM_THREADS": "1"})
+    return subprocess.run([PYTHON, "-m", "reporter", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def two_reports(tmp_path_factory, small_run) -> tuple[Path, Path]:
+    """Two finished reports of one probe set: the small run (trainer seed 3) and one with trainer seed 4."""
+    base = tmp_path_factory.mktemp("two-reports")
+    other = base / "seed-4" / "tensors"
+    options = list(SMALL_RUN)
+    options[options.index("--seed") + 1] = "4"
+    done = run_trainer("--out", str(other), *options)
+    assert done.returncode == 0, done.stderr
+    reports = []
+    for name, store in (("seed-3", small_run), ("seed-4", other)):
+        out = base / name / "site"
+        done = run_reporter("--tensors", str(store), "--out", str(out))
+        assert done.returncode == 0, done.stderr
+        reports.append(out)
+    return tuple(reports)
