@@ -159,7 +159,7 @@ def _video(out: Path, work: Path, drawn: _Drawn, canvas, n_frames: int, fps: flo
     except Exception as exc:  # noqa: BLE001 - the MP4 is one output among several: the rest goes on
         if drawn.failure is not None:
             raise
-        return _could_not_make("the comparison's MP4", layout.COMPARE_MP4, out, exc)
+        return _could_not_make("the MP4", [layout.COMPARE_MP4], out, exc)
     return {"path": layout.COMPARE_MP4, "frames": n_frames, "bytes": len(data), "crf": crf, "error": None}
 
 
@@ -171,18 +171,24 @@ def _figure(out: Path, comparison, titles: list[str], width: str, k: int) -> dic
         for name, data in files.items():
             atomic.write_bytes(out / name, data)
     except Exception as exc:  # noqa: BLE001 - as for the MP4
-        return _could_not_make("the comparison's figure", layout.FIGURES[0], out, exc)
+        return _could_not_make("the paper figure", list(layout.FIGURES), out, exc)
     return {"path": layout.FIGURES[0], "files": list(layout.FIGURES), "bytes": len(files[layout.FIGURES[0]]),
             "ticks": [comparison.ticks[t] for t in ticks],
             "labels": [tick_text(comparison, comparison.ticks[t]) for t in ticks],
             "rows": list(titles), "width": width, "error": None}
 
 
-def _could_not_make(what: str, path: str, out: Path, exc: Exception) -> dict:
+def _could_not_make(what: str, names: list[str], out: Path, exc: Exception) -> dict:
+    """The record of an output that could not be made (a report's words for it); an earlier
+    comparison's file of that name is removed, so the folder shows no picture of other runs."""
     line = f"{what} could not be made: {cannot_make_reason(exc, out)}"
     log.error("%s", line)
     log.debug("%s", what, exc_info=exc)
-    return {"path": path, "error": line}
+    for name in names:
+        stale = out / name
+        if stale.is_file() or stale.is_symlink():
+            stale.unlink()
+    return {"path": names[0], "error": line}
 
 
 def figure_ticks(comparison, k: int, width: str = FIGURE_WIDTH) -> list[int]:

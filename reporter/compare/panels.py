@@ -83,15 +83,19 @@ def tick_done(comparison, key: float) -> float:
     return min(max(float(key) / float(end), 0.0), 1.0) if end else 1.0
 
 
-def frame_caption(record, shown: int, total: int) -> str:
-    """A panel's caption: the frame's own step and loss (and how many points, when some are missing)."""
+def frame_caption(record, shown: int, total: int) -> list[str]:
+    """A panel's caption, in parts: the frame's own step, its loss, how many points when some are missing."""
     step = record.train_step if record.train_step is not None else record.step
     words = [step_text(step, record.total_steps)]
     if record.eval_loss is not None and math.isfinite(record.eval_loss):
         words.append(f"eval loss {record.eval_loss:.4g}")
     if shown < total:
         words.append(f"{shown} of {total} points")
-    return " \u00b7 ".join(words)
+    return words
+
+
+def _shown(layout: np.ndarray) -> int:
+    return int(np.isfinite(layout).all(axis=1).sum())
 
 
 def wrap(text: str, width: float, measure, max_lines: int = MAX_TITLE_LINES) -> list[str]:
@@ -150,7 +154,14 @@ class ComparisonCanvas:
         wrapped = [wrap(t, side, measure(title_font)) for t in titles]
         title_lines = max(len(w) for w in wrapped)
         title_h = title_lines * TITLE_PX * LINE
-        caption_h = CAPTION_PX * LINE + 4
+        # A caption is one line where every frame's fits the panel, else one part per line.
+        captions = [frame_caption(f.record, _shown(y), len(y))
+                    for run in runs for f, y in zip(run.report.frames, run.layouts)]
+        self.caption_joint = " \u00b7 "
+        if any(measure(caption_font)(self.caption_joint.join(c)) > side for c in captions):
+            self.caption_joint = "\n"
+        caption_lines = max(len(c) for c in captions) if self.caption_joint == "\n" else 1
+        caption_h = caption_lines * CAPTION_PX * LINE + 4
         block = title_h + caption_h + side
 
         names = list(comparison.classes) or ["no labels"]
@@ -180,8 +191,8 @@ class ComparisonCanvas:
             for j, line in enumerate(lines):
                 fig.text(*px.point(left, top + (j + 0.5) * TITLE_PX * LINE), line, fontproperties=title_font,
                          va="center", ha="left")
-            caption = fig.text(*px.point(left, top + title_h + CAPTION_PX * LINE / 2), "",
-                               fontproperties=caption_font, va="center", ha="left", color=TEXT_GREY)
+            caption = fig.text(*px.point(left, top + title_h), "", fontproperties=caption_font,
+                               va="top", ha="left", color=TEXT_GREY, linespacing=LINE)
             ax = fig.add_axes(px.box(left, top + title_h + caption_h, side, side))
             points = map_points(ax, limits, area, colours=[])
             dynamic.extend([points, *ax.spines.values(), caption])  # the spines over the points
@@ -224,7 +235,8 @@ class ComparisonCanvas:
             order = self.order[finite[self.order]]
             points.set_offsets(layout[order] if len(order) else np.zeros((0, 2)))
             points.set_facecolors(self.colours[order])
-            caption.set_text(frame_caption(run.report.frames[f].record, len(order), len(layout)))
+            caption.set_text(self.caption_joint.join(
+                frame_caption(run.report.frames[f].record, len(order), len(layout))))
             caption.set_color(TEXT_GREY if len(order) == len(layout) else BANNER_COLOUR)
         canvas = self.fig.canvas
         canvas.restore_region(self.background)
