@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from latentlapse import report_layout as layout
+from reporter import ReporterError
 from reporter.compare.comparison import compare
 from reporter.compare.outputs import draw_comparison_figure, figure_ticks, write_outputs
 from reporter.compare.panels import ComparisonCanvas, columns_for
@@ -213,6 +214,25 @@ def test_a_figure_that_cannot_be_written_leaves_the_gif_and_the_mp4(tmp_path, co
 def test_one_title_per_run(tmp_path, comparison):
     with pytest.raises(ValueError, match="1 titles for 2 runs"):
         write_outputs(tmp_path, comparison, ["only one"])
+
+
+@pytest.mark.parametrize("option, words", [
+    ({"delay_ms": 10}, "delay of 10 ms is too short"),
+    ({"figure_width": "wide"}, "is not a width"),
+    ({"figure_panels": 0}, "a figure of 0 frames is empty"),
+])
+def test_bad_options_are_one_line_and_write_nothing(tmp_path, comparison, option, words):
+    with pytest.raises(ReporterError, match=words):
+        write_outputs(tmp_path / "c", comparison, TITLES, **option)
+    assert not [p for p in (tmp_path / "c").glob("*") if not p.name.startswith(".")]
+
+
+def test_a_live_comparison_can_leave_the_figure_for_the_end(tmp_path, comparison):
+    result = write_outputs(tmp_path, comparison, TITLES, figure=False, delay_ms=500)
+    assert result["figure"] is None and not (tmp_path / "figure.pdf").exists()
+    assert result["gif"]["kept"] == 4 and result["video"]["frames"] == 4
+    with Image.open(tmp_path / layout.COMPARE_GIF) as im:
+        assert im.info["duration"] == 500
 
 
 def test_gif_frames_read_back_as_rgb(written):
