@@ -5,6 +5,7 @@
     latentlapse tensors STORE                                  what a store holds, and each tensor's role
     latentlapse figure --report SITE [--steps ...]             re-make a report's paper figure
     latentlapse cut --tensors STORE --out SITE                 a finished report's final cut
+    latentlapse compare SITE SITE [...] [--follow]             two to eight reports side by side, in step
     latentlapse --version
 
 Each subcommand hands its arguments to the service's own command line, unchanged, so options,
@@ -24,6 +25,7 @@ COMMANDS = {
     "tensors": ("reporter.cli", ["tensors"], "reporter"),
     "figure": ("reporter.cli", ["figure"], "reporter"),
     "cut": ("reporter.cli", ["cut"], "reporter"),
+    "compare": ("reporter.cli", ["compare"], "reporter"),
     "train": ("trainer.cli", [], "trainer"),
 }
 SUMMARY = {
@@ -31,6 +33,7 @@ SUMMARY = {
     "tensors": "list a store's tensors and the role each would take",
     "figure": "re-make a finished report's paper figure",
     "cut": "make a finished report's final cut (all frames re-embedded together, in final/)",
+    "compare": "compare two to eight reports of one probe set: aligned maps side by side, in step",
     "train": "train the autoencoder and write its tensor store",
 }
 EXIT_USAGE = 2

@@ -107,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
             return list_tensors(argv[1:])
         if argv[:1] == ["figure"]:
             return make_figure(argv[1:])
+        if argv[:1] == ["compare"]:
+            from reporter.compare.cli import main as compare
+
+            return compare(argv[1:])
         if argv[:1] == ["cut"]:
             from reporter.final_cut import main as cut
 

@@ -92,6 +92,21 @@ FIGURE_OPTIONS = Options(None, [
 ])
 
 
+# ``latentlapse compare REPORT REPORT ...``: two to eight reports side by side (reporter/compare/).
+COMPARE_OPTIONS = Options(None, [
+    Option("out", str, None, "folder for the comparison", metavar="DIR",
+           default_text="compare/NAME beside the runs' folders"),
+    Option("match", str, "step", "how the runs' frames are put in step: by training step, or by the share of "
+           "each run's training done (runs of different lengths)", metavar="HOW", choices=("step", "share")),
+    Option("follow", bool, False, "keep the comparison up to date while a run still trains; end with the last run"),
+    Option("poll_interval", float, 5.0, "seconds between two looks at the reports while following",
+           metavar="SECONDS", above=0),
+    Option("wait_timeout", float, 600.0, "seconds to wait, while following, for a report to have its first frame",
+           metavar="SECONDS", minimum=0),
+    *OPTIONS.pick(["gif_delay_ms", "threads"], env=False),
+])
+
+
 class ReporterConfig(OPTIONS.dataclass("ReporterOptions", __name__)):
     """The reporter's options as attributes (``config.follow``), declared in OPTIONS above."""
 

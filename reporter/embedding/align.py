@@ -50,7 +50,7 @@ def procrustes(Y, reference):
 
 
 def similarity(Y, reference, reflect=None):
-    """Rotate, optionally reflect, scale and translate ``Y`` onto ``reference`` (orthogonal Procrustes with scale).
+    """Rotate, optionally reflect, scale and translate ``Y`` onto ``reference``: orthogonal Procrustes, same spread.
 
     Where :func:`procrustes` keeps one run's frames at their own scale, two runs' maps have no
     common scale: ``latentlapse compare`` scales each onto the comparison's reference too.
@@ -68,7 +68,8 @@ def similarity(Y, reference, reflect=None):
     aligned : np.ndarray, shape (N, 2), float64
     residual : float
         ``|aligned - reference| / |reference - its centroid|``: 0 where ``Y`` is a rotated,
-        scaled copy of ``reference``, 1 where it explains none of it.
+        scaled copy of ``reference``; sqrt(2) for two unrelated maps (the most, as the best
+        rotation never anti-correlates them).
     reflected : bool
         Whether the result is a mirror image of ``Y``.
     """
@@ -88,9 +89,10 @@ def similarity(Y, reference, reflect=None):
         S = S * np.array([1.0, -1.0])
         mirror = bool(reflect)
     rotation = U @ Vt
-    spread = float((Yc ** 2).sum())
-    scale = float(S.sum()) / spread if spread > 0 else 1.0
+    spread, total = float((Yc ** 2).sum()), float((Rc ** 2).sum())
+    # The spread of the reference, not the least-squares scale: that one shrinks a map in
+    # proportion to how little it agrees, so a run unlike the reference would look small.
+    scale = float(np.sqrt(total / spread)) if spread > 0 else 1.0
     aligned = scale * (Yc @ rotation) + reference.mean(axis=0)
-    total = float((Rc ** 2).sum())
     residual = float(np.sqrt(((aligned - reference) ** 2).sum() / total)) if total > 0 else 0.0
     return aligned, residual, bool(mirror)

@@ -120,12 +120,14 @@ def pack(array: np.ndarray, dtype: str) -> str:
     return base64.b64encode(np.ascontiguousarray(array, dtype=dtype).tobytes()).decode("ascii")
 
 
-def quantise_coordinates(embedding: np.ndarray) -> np.ndarray:
+def quantise_coordinates(embedding: np.ndarray, fitted: bool = False) -> np.ndarray:
     """Fit an (N, 2) embedding to the box [-1, 1] as the PNG frames are, as int16 (N*2,).
 
-    Rows holding NaN/Inf become :data:`MISSING_COORD`.
+    Rows holding NaN/Inf become :data:`MISSING_COORD`. ``fitted``: the coordinates are already
+    where they should be drawn (a comparison's, aligned onto its reference run), so they are only
+    quantised; points beyond the box are clamped to the int16 range.
     """
-    y = fit_to_box(np.asarray(embedding, dtype=np.float64))
+    y = np.asarray(embedding, dtype=np.float64) if fitted else fit_to_box(np.asarray(embedding, dtype=np.float64))
     finite = np.isfinite(y).all(axis=1)
     q = np.full(y.shape, MISSING_COORD, dtype=np.int16)
     q[finite] = np.clip(np.round(y[finite] * COORD_SCALE), -32767, 32767).astype(np.int16)

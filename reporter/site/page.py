@@ -116,12 +116,12 @@ def write_site(out_dir, state: dict, run: RunInfo | dict | None, *, now: datetim
     now = now or datetime.now(timezone.utc)
     templates = template_dir()
 
-    asset_versions = _copy_assets(templates / "static", out / layout.ASSETS)
+    asset_versions = copy_assets(templates / "static", out / layout.ASSETS)
     public_run = redact(run.to_json()) if run is not None else None
     if public_run is not None:
-        _write_if_changed(out / RUN_JSON, json.dumps(public_run, indent=2, sort_keys=True, default=str) + "\n")
+        write_if_changed(out / RUN_JSON, json.dumps(public_run, indent=2, sort_keys=True, default=str) + "\n")
     frames = state.frame_dicts()
-    _write_if_changed(out / METRICS_CSV, _metrics_csv(frames))
+    write_if_changed(out / METRICS_CSV, _metrics_csv(frames))
 
     html = templates_of(templates).get_template("index.html.j2").render(
         **_context(out, state, public_run or {}, frames, now, asset_versions)
@@ -149,7 +149,7 @@ def _context(out: Path, state: ReportState, run: dict, frames: list, now: dateti
     alerts = state.alerts or []  # the loop's (reporter/pipeline.py), re-evaluated there when unreadable
     recon_step = steps[-1] if steps else None  # the grid is redrawn with every frame
     dataset = DATASET_NAMES.get(str(run.get("dataset", "")), run.get("dataset") or "unknown dataset")
-    palette = _palette(class_names)
+    palette = class_palette(class_names)
     return {
         "title": f"latentlapse · {dataset}",
         "header": _header(state, run, frames, status, dataset, now),
@@ -187,7 +187,7 @@ def _context(out: Path, state: ReportState, run: dict, frames: list, now: dateti
         "written": _when(now),
         "version": __version__,
         "explore": _explore_view(out, palette, frame_views),
-        "data_json": _script_json(
+        "data_json": script_json(
             {"live": live, "refresh": REFRESH_SECONDS, "updated": _epoch(state.updated),
              "silentAfter": SILENT_AFTER_SECONDS, "frames": [
                 {k: v[k] for k in ("number", "step", "label", "png", "alt", "cursor_x", "explore", "gap")}
@@ -362,7 +362,7 @@ def _recon_view(out, step, class_names, dataset, label=None):
     }
 
 
-def _palette(class_names):
+def class_palette(class_names):
     """The legend's colours: the frames' own (CLASS_COLOURS, hex), so the two always match."""
     return [{"name": n, "colour": CLASS_COLOURS[i % len(CLASS_COLOURS)]} for i, n in enumerate(class_names or [])]
 
@@ -478,7 +478,7 @@ def _metrics_csv(frames) -> str:
     return buf.getvalue()
 
 
-def _copy_assets(src: Path, dst: Path) -> dict:
+def copy_assets(src: Path, dst: Path) -> dict:
     """Copy static files when their bytes changed; return a short content hash per file."""
     versions = {}
     for f in sorted(src.iterdir()):
@@ -491,12 +491,12 @@ def _copy_assets(src: Path, dst: Path) -> dict:
     return versions
 
 
-def _write_if_changed(path: Path, text: str) -> None:
+def write_if_changed(path: Path, text: str) -> None:
     if not path.is_file() or path.read_text(encoding="utf-8") != text:
         atomic.write_text(path, text)
 
 
-def _script_json(obj) -> Markup:
+def script_json(obj) -> Markup:
     # Inline JSON must not close its <script>: <, >, & (and U+2028/9) as JSON unicode escapes.
     return Markup(explore.json_for_script(obj))
 

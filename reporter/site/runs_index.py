@@ -42,6 +42,9 @@ REFRESH_EVERY = 30.0
 # The page reloads itself this often while a run listed in it is live.
 PAGE_REFRESH_SECONDS = 15
 DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+# The runs index says what it is in its first lines (runs.html.j2), so a rebuild never replaces someone else's page.
+MARK = '<meta name="generator" content="latentlapse runs index">'
+
 
 
 @dataclass
@@ -122,6 +125,15 @@ def render_index(rows: list[RunRow], *, written: datetime | None = None) -> str:
         live=any(r.status in LIVE_STATUSES for r in rows), refresh_seconds=PAGE_REFRESH_SECONDS,
         written=written.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
     )
+
+
+def is_runs_index(path) -> bool:
+    """Whether ``path`` is a runs index this module wrote (so it may be rebuilt from its folder)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return MARK in f.read(4096)
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def write_runs_index(path) -> Path:

@@ -2,6 +2,8 @@
 // copy buttons. Reads its data from the inline JSON block (no fetch, so the page works from
 // file://). Where we are lives in the URL hash (#frame=7, #frame=latest, &play=1, &speed=4,
 // &pin=17, &classes=2,5) so a reload keeps it; "latest" follows new frames as they arrive.
+// A comparison's page (latentlapse compare) has no PNG scrubber: its timeline's entries are the
+// comparison's steps, each with its own caption, and the map has one panel per run.
 (function () {
   "use strict";
   var dataNode = document.getElementById("site-data");
@@ -71,10 +73,9 @@
   function showFrame(index) {
     current = index;
     var f = frames[current];
-    img.src = f.png;
-    img.alt = f.alt;
+    if (img) { img.src = f.png; img.alt = f.alt; }
     slider.value = String(current + 1);
-    caption.textContent = "Frame " + f.number + " of " + frames.length + ", " + f.label + (f.gap ? " · " + f.gap : "");
+    caption.textContent = f.caption || ("Frame " + f.number + " of " + frames.length + ", " + f.label + (f.gap ? " · " + f.gap : ""));
     var cursors = document.querySelectorAll(".chart-cursor");
     for (var i = 0; i < cursors.length; i++) {
       cursors[i].setAttribute("x1", f.cursor_x);
@@ -83,13 +84,13 @@
     writeHash();
     // Warm the cache for the next frame so playing does not flicker.
     var next = frames[(current + 1) % frames.length];
-    if (next) { var pre = new Image(); pre.src = next.png; }
+    if (next && next.png) { var pre = new Image(); pre.src = next.png; }
   }
 
   function setPosition(p) {
     position = p;
     var whole = Math.floor(p + 1e-9);
-    if (whole !== current || img.getAttribute("src") !== frames[whole].png) showFrame(whole);
+    if (whole !== current || (img && img.getAttribute("src") !== frames[whole].png)) showFrame(whole);
     if (map) map.setPosition(p);
   }
 
@@ -129,7 +130,7 @@
     return tag === "TEXTAREA" || (tag === "INPUT" && target.type !== "range") || tag === "SELECT";
   }
 
-  if (img && slider && frames.length) {
+  if ((img || data.panels) && slider && frames.length) {
     byId("controls").hidden = false;
     var start = readHash();
     speed = start.speed;
@@ -145,6 +146,7 @@
       var ok = window.latentlapseMap.init({
         probes: data.probes,
         frames: frames.map(function (f) { return f.explore || null; }),
+        panels: data.panels || null,
         colours: data.colours || [],
         pin: start.pin,
         classes: start.classes,
