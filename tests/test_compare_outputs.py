@@ -68,6 +68,9 @@ def test_the_gif_has_a_frame_per_tick_side_by_side_under_the_budget(written, com
     assert gif["kept_ticks"] == [0, 1, 2, 3] and gif["error"] is None
     assert gif["bytes"] == (out / layout.COMPARE_GIF).stat().st_size < 5 * 2**20
     assert frames[0].shape == (gif["height"], gif["width"], 3) and gif["width"] == 900  # one run's frame width
+    assert gif["caption"].startswith(f"4 frames, 900 \u00d7 {gif['height']} px, ")
+    assert [f["path"] for f in result["files"]] == [layout.COMPARE_GIF, layout.COMPARE_MP4, *layout.FIGURES]
+    assert result["problems"] == []
     # Two panels side by side: class colours in the left and the right half, none in the gutter.
     points = class_pixels(frames[-1])
     left, right = points[:, :440].sum(), points[:, 460:].sum()
@@ -197,6 +200,8 @@ def test_without_ffmpeg_the_gif_and_the_figure_are_still_made(tmp_path, comparis
     (out / layout.COMPARE_MP4).write_bytes(b"an earlier comparison's video")
     result = write_outputs(out, comparison, TITLES)
     assert result["video"]["error"].startswith(f"the MP4 could not be made: cannot run {exe}")
+    assert result["problems"] == [result["video"]["error"]]
+    assert [f["path"] for f in result["files"]] == [layout.COMPARE_GIF, *layout.FIGURES]
     assert not (out / layout.COMPARE_MP4).exists()   # not the earlier one either
     assert len(gif_frames(out / layout.COMPARE_GIF)) == len(comparison.ticks) == result["gif"]["kept"]
     assert result["figure"]["error"] is None and (out / "figure.png").is_file()

@@ -42,6 +42,14 @@ log = logging.getLogger("reporter.compare")
 
 FIGURE_WIDTH = "double"  # runs as rows and six steps as columns need a page's width
 FIGURE_COLUMNS = {"single": 3, "double": 6}
+#: What each file is, for the page's list of downloads.
+WHAT = {
+    layout.COMPARE_GIF: "every run's map side by side at each step, for a pull request",
+    layout.COMPARE_MP4: "the same frames as an H.264 video, for a pull request or a slide",
+    layout.FIGURES[0]: "runs as rows, steps as columns: vector, fonts embedded, for a paper",
+    layout.FIGURES[1]: "the same figure as SVG",
+    layout.FIGURES[2]: "the same figure as a 300 dpi PNG",
+}
 
 
 def write_outputs(out_dir, comparison, titles: list[str], *, delay_ms: int = defaults.GIF_DELAY_MS,
@@ -78,10 +86,12 @@ def write_outputs(out_dir, comparison, titles: list[str], *, delay_ms: int = def
     Returns
     -------
     dict
-        ``{"gif": {...}, "video": {...}, "figure": {...}}``: each with its ``path`` (relative to
-        ``out_dir``) and ``error`` (None, or the line that says why it could not be made and
-        what to do). The GIF: ``frames`` (ticks), ``kept`` and ``kept_ticks`` (the tick indices
-        it holds), ``bytes``, ``width``, ``height``, ``scale``, ``note``. The video: ``frames``,
+        ``{"gif": {...}, "video": {...}, "figure": {...}, "files": [...], "problems": [...]}``:
+        each output with its ``path`` (relative to ``out_dir``) and ``error`` (None, or the line
+        that says why it could not be made and what to do). ``files``: ``{"path", "what"}`` of
+        each file made, for the page; ``problems``: the error lines. The GIF: ``frames``
+        (ticks), ``kept`` and ``kept_ticks`` (the tick indices it holds), ``bytes``, ``width``,
+        ``height``, ``scale``, ``note``, ``caption`` ("N of M frames, W × H px, size"). The video: ``frames``,
         ``bytes``, ``crf``. The figure: ``files``, ``bytes`` (of the PDF), ``ticks`` (the keys
         shown), ``labels`` (their text), ``rows`` (the runs' titles), ``width``; None when
         ``figure`` is False.
@@ -114,11 +124,20 @@ def write_outputs(out_dir, comparison, titles: list[str], *, delay_ms: int = def
         results["video"] = _video(out, work, drawn, canvas, len(ticks), 1000.0 / delay_ms, threads)
         drawn.finish()  # the ticks the encoder did not take, if it stopped early, into the GIF
         atomic.write_bytes(out / layout.COMPARE_GIF, (work / layout.COMPARE_GIF).read_bytes())
+        caption = f"{gif.frames_text}, {gif.size[0]} \u00d7 {gif.size[1]} px, {_size(gif.bytes)}"
         results["gif"] = {"path": layout.COMPARE_GIF, "frames": gif.frames, "kept": gif.kept,
                           "kept_ticks": gif.kept_indices, "bytes": gif.bytes, "width": gif.size[0],
-                          "height": gif.size[1], "scale": gif.scale, "note": gif.note, "error": None}
+                          "height": gif.size[1], "scale": gif.scale, "note": gif.note, "error": None,
+                          "caption": caption + (f"; {gif.note}" if gif.note else "")}
     results["figure"] = _figure(out, comparison, list(titles), figure_width, figure_panels) if figure else None
-    return {"gif": results["gif"], "video": results["video"], "figure": results["figure"]}
+    made = [r for r in results.values() if r and not r["error"]]
+    return {"gif": results["gif"], "video": results["video"], "figure": results["figure"],
+            "files": [{"path": name, "what": WHAT[name]} for r in made for name in r.get("files", [r["path"]])],
+            "problems": [r["error"] for r in (results["video"], results["figure"]) if r and r["error"]]}
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.2f} MiB" if n >= 100 * 1024 else f"{n / 1024:.1f} KiB"
 
 
 class _Drawn:
