@@ -130,7 +130,7 @@ def write_outputs(out_dir, comparison, titles: list[str], *, delay_ms: int = def
                           "height": gif.size[1], "scale": gif.scale, "note": gif.note, "error": None,
                           "caption": caption + (f"; {gif.note}" if gif.note else "")}
     results["figure"] = _figure(out, comparison, list(titles), figure_width, figure_panels) if figure else None
-    made = [r for r in results.values() if r and not r["error"]]
+    made = [r for r in (results["gif"], results["video"], results["figure"]) if r and not r["error"]]
     return {"gif": results["gif"], "video": results["video"], "figure": results["figure"],
             "files": [{"path": name, "what": WHAT[name]} for r in made for name in r.get("files", [r["path"]])],
             "problems": [r["error"] for r in (results["video"], results["figure"]) if r and r["error"]]}
