@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from reporter.trial.steps import step_text
 
 log = logging.getLogger("reporter.compare")
 
+WORK_PREFIX = ".compare-outputs-"  # hidden: never part of what people take away
 FIGURE_WIDTH = "double"  # runs as rows and six steps as columns need a page's width
 FIGURE_COLUMNS = {"single": 3, "double": 6}
 #: What each file is, for the page's list of downloads.
@@ -112,11 +114,13 @@ def write_outputs(out_dir, comparison, titles: list[str], *, delay_ms: int = def
         choose_steps([], figure_panels)  # raises the one-line error
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(f"{WORK_PREFIX}*"):  # the work folder of a comparison killed while writing
+        shutil.rmtree(stale, ignore_errors=True)
     heading = heading or f"latentlapse \u00b7 {len(comparison.runs)} runs"
     canvas = ComparisonCanvas(comparison, list(titles), heading)
     ticks = range(len(comparison.ticks))
     results = {}
-    with tempfile.TemporaryDirectory(dir=out, prefix=".compare-") as work:
+    with tempfile.TemporaryDirectory(dir=out, prefix=WORK_PREFIX) as work:
         work = Path(work)
         gif = GifWriter(work / layout.COMPARE_GIF, delay_ms=delay_ms, budget_bytes=gif_budget_bytes,
                         expected_frames=len(ticks))
