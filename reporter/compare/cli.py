@@ -29,7 +29,7 @@ from reporter.config import COMPARE_OPTIONS
 
 log = logging.getLogger("reporter.compare")
 PROG = "latentlapse compare"
-FOLDER = "compare"                    # the comparisons' folder beside the runs
+FOLDER = layout.COMPARISONS           # the comparisons' folder beside the runs
 # Outputs (GIF, MP4, figure) are remade at most this often while following, and at the end.
 OUTPUTS_EVERY = 30.0
 
