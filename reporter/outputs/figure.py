@@ -45,6 +45,8 @@ PNG_DPI = 300
 FONT_POINTS = 7.0  # a figure caption's size in most journals is 8-9 pt; panel text a little less
 MARKER_AREA = 1.2  # points^2: 1,000 points per panel of ~1 in stay separable
 COLUMNS = {"single": 3, "double": 6}
+PAD_INCHES = 0.04  # between panels
+TITLE_INCHES = FONT_POINTS * 1.6 / 72  # a panel's title line
 
 
 @dataclass
@@ -178,12 +180,10 @@ def draw_figure(panels: list[Panel], class_names: list[str], *, width: str = "si
     inches = check_width(width)
     cols = min(len(panels), COLUMNS[width])
     rows = math.ceil(len(panels) / cols)
-    legend_cols = min(len(class_names), 5 if width == "single" else 10)
-    legend_rows = math.ceil(len(class_names) / legend_cols)
-    pad = 0.04  # inches between panels
+    legend_cols, _, legend_h = legend_shape(class_names, width)
+    pad = PAD_INCHES
     side = (inches - pad * (cols + 1)) / cols
-    title_h = FONT_POINTS * 1.6 / 72
-    legend_h = legend_rows * FONT_POINTS * 1.7 / 72 + 0.04
+    title_h = TITLE_INCHES
     height = rows * (side + title_h) + pad * rows + legend_h
 
     fig = Figure(figsize=(inches, height), facecolor="white")
@@ -192,12 +192,43 @@ def draw_figure(panels: list[Panel], class_names: list[str], *, width: str = "si
         r, c = divmod(i, cols)
         left = pad + c * (side + pad)
         top = r * (side + title_h + pad) + title_h
-        ax = fig.add_axes((left / inches, 1 - (top + side) / height, side / inches, side / height))
-        emb = fit_to_box(np.asarray(panel.embedding, dtype=np.float64))
-        scatter_by_class(ax, emb, panel.labels, BOX_LIMITS, marker_area=MARKER_AREA, spine_width=0.5)
         last = i == len(panels) - 1 and total and panel.train_step == total
-        ax.set_title(f"step {panel.train_step:,}" + (f" of {total:,}" if last else ""),
-                     fontsize=FONT_POINTS, pad=2)
+        draw_panel(fig, (left, top, side), (inches, height), panel.embedding, panel.labels,
+                   f"step {panel.train_step:,}" + (f" of {total:,}" if last else ""))
+    draw_legend(fig, class_names, legend_cols)
+    return fig
+
+
+def legend_shape(class_names: list[str], width: str) -> tuple[int, int, float]:
+    """The class legend under a figure: its columns, rows and height in inches."""
+    legend_cols = min(len(class_names), 5 if width == "single" else 10)
+    legend_rows = math.ceil(len(class_names) / legend_cols)
+    return legend_cols, legend_rows, legend_rows * FONT_POINTS * 1.7 / 72 + 0.04
+
+
+def draw_panel(fig, place: tuple[float, float, float], size: tuple[float, float], embedding, labels,
+               title: str | None, limits=None):
+    """One small multiple: a square map, titled above; returns its axes.
+
+    ``place`` is (left, top, side) in inches from the figure's top left; ``size`` the figure's
+    (width, height) in inches. ``limits`` None: the map is fitted to the box (one run's panels);
+    otherwise drawn as given within these limits (a comparison's maps, already aligned).
+    """
+    left, top, side = place
+    inches, height = size
+    ax = fig.add_axes((left / inches, 1 - (top + side) / height, side / inches, side / height))
+    emb = np.asarray(embedding, dtype=np.float64)
+    if limits is None:
+        emb, limits = fit_to_box(emb), BOX_LIMITS
+    scatter_by_class(ax, emb, labels, limits, marker_area=MARKER_AREA, spine_width=0.5)
+    if title is not None:
+        ax.set_title(title, fontsize=FONT_POINTS, pad=2)
+    return ax
+
+
+def draw_legend(fig, class_names: list[str], legend_cols: int) -> None:
+    """The class legend, once, centred at the bottom of the figure, read by rows."""
+    legend_rows = math.ceil(len(class_names) / legend_cols)
     handles = [Line2D([], [], linestyle="none", marker="o", markersize=3.5, markeredgewidth=0,
                       markerfacecolor=class_colour(k), label=name[:16])
                for k, name in enumerate(class_names)]
@@ -207,7 +238,6 @@ def draw_figure(panels: list[Panel], class_names: list[str], *, width: str = "si
     fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncols=legend_cols,
                frameon=False, fontsize=FONT_POINTS, handletextpad=0.1, columnspacing=0.6,
                borderaxespad=0.1, labelspacing=0.3)
-    return fig
 
 
 def render_files(fig) -> dict[str, bytes]:

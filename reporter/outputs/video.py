@@ -89,6 +89,18 @@ def encode(path: str | os.PathLike, frames, fps: float, threads: int = 1, crf: i
         writer.close()
 
 
+def plan_crf(bytes_per_frame: float, frames: int | None, max_bytes: int = MAX_BYTES) -> int:
+    """The x264 CRF that projects ``frames`` frames of ``bytes_per_frame`` (measured at :data:`CRF`)
+    under :data:`PLANNING_FRACTION` of ``max_bytes``: +6 CRF about halves the size; at most :data:`MAX_CRF`."""
+    if not frames:
+        return CRF
+    projected = bytes_per_frame * frames
+    target = PLANNING_FRACTION * max_bytes
+    if projected <= target:
+        return CRF
+    return min(MAX_CRF, CRF + math.ceil(6 * math.log2(projected / target)))
+
+
 def join(segments: list[Path], path: str | os.PathLike) -> None:
     """Concatenate MP4 segments of identical settings into one ``+faststart`` MP4 (stream copy)."""
     with tempfile.TemporaryDirectory(dir=Path(segments[0]).parent) as tmp:
@@ -223,13 +235,7 @@ class VideoWriter:
 
     def _plan_crf(self, bytes_per_frame: float) -> int:
         """The CRF that brings ``expected_frames`` frames of this size under the budget."""
-        if not self.expected_frames:
-            return CRF
-        projected = bytes_per_frame * self.expected_frames
-        target = PLANNING_FRACTION * self.max_bytes
-        if projected <= target:
-            return CRF
-        return min(MAX_CRF, CRF + math.ceil(6 * math.log2(projected / target)))
+        return plan_crf(bytes_per_frame, self.expected_frames, self.max_bytes)
 
     def _drop_stale(self, keep: list[Path]) -> None:
         """Remove segments not in the video any more (a shorter last one, once it is full)."""

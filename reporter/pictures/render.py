@@ -183,7 +183,41 @@ def _square_map(ax, limits, spine_width: float = 0.8) -> None:
         spine.set_linewidth(spine_width)
 
 
-class _Layout:
+def map_points(ax, limits, marker_area: float, colours=None):
+    """An empty scatter on a square map (``ax``) whose points a canvas sets per frame.
+
+    ``colours``: one per point in drawing order (None: the one colour of unlabelled points).
+    Returns the PathCollection: ``set_offsets`` places the points.
+    """
+    points = ax.scatter([], [], s=marker_area, linewidths=0, rasterized=True,
+                        c=UNLABELLED_COLOUR if colours is None else None)
+    if colours is not None:
+        points.set_facecolors(colours)
+    _square_map(ax, limits)
+    return points
+
+
+def draw_heading(fig, px: "PixelLayout", pt: float, title: str, with_bar: bool):
+    """A frame's heading: the title (left), the step's text (right, empty) and a bar of progress.
+
+    Sizes are pixels of the default 900-px-wide picture: ``pt`` is one of them in points.
+    Returns the step's Text and the bar's done Rectangle (None without a bar): a canvas sets
+    their text and width per frame.
+    """
+    fig.text(*px.point(24, 26), title, fontsize=15 * pt, fontweight="bold", va="center", ha="left")
+    step = fig.text(*px.point(876, 26), "", fontsize=15 * pt, va="center", ha="right")
+    done = None
+    if with_bar:
+        bar = fig.add_axes(px.box(24, 46, 852, 6))
+        bar.set_axis_off()
+        bar.set_xlim(0, 1)
+        bar.set_ylim(0, 1)
+        bar.add_patch(Rectangle((0, 0), 1, 1, facecolor=BAR_TRACK, edgecolor="none"))
+        done = bar.add_patch(Rectangle((0, 0), 0, 1, facecolor=BAR_DONE, edgecolor="none"))
+    return step, done
+
+
+class PixelLayout:
     """Places in pixels from the top left of a ``width`` x ``height`` picture, in figure fractions."""
 
     def __init__(self, width: float, height: float):
@@ -339,32 +373,17 @@ class _FrameCanvas:
         fig = Figure(figsize=figsize, dpi=dpi, facecolor="white")
         FigureCanvasAgg(fig)
         # Sizes below are pixels of the default 900 x 540 picture, scaled to the one asked for.
-        px = _Layout(900.0, 540.0)
+        px = PixelLayout(900.0, 540.0)
         unit = figsize[0] * dpi / 900.0  # points per default pixel, times the dpi ratio
         pt = 72.0 / 100.0 * unit  # a default pixel in points
         dynamic = []
 
-        # Heading: title, the training step, and a bar of it.
-        fig.text(*px.point(24, 26), layout.title, fontsize=15 * pt, fontweight="bold", va="center", ha="left")
-        self.step = fig.text(*px.point(876, 26), "", fontsize=15 * pt, va="center", ha="right")
-        dynamic.append(self.step)
-        self.bar = None
-        if layout.with_bar:
-            bar = fig.add_axes(px.box(24, 46, 852, 6))
-            bar.set_axis_off()
-            bar.set_xlim(0, 1)
-            bar.set_ylim(0, 1)
-            bar.add_patch(Rectangle((0, 0), 1, 1, facecolor=BAR_TRACK, edgecolor="none"))
-            self.bar = bar.add_patch(Rectangle((0, 0), 0, 1, facecolor=BAR_DONE, edgecolor="none"))
-            dynamic.append(self.bar)
+        self.step, self.bar = draw_heading(fig, px, pt, layout.title, layout.with_bar)
+        dynamic.extend(a for a in (self.step, self.bar) if a is not None)
 
         # The probe set's embedding, the largest element; the points' drawing order is the caller's.
         ax = fig.add_axes(px.box(24, 64, 460, 460))
-        self.points = ax.scatter([], [], s=MARKER_AREA * unit ** 2, linewidths=0, rasterized=True,
-                                 c=UNLABELLED_COLOUR if layout.colours is None else None)
-        if layout.colours is not None:
-            self.points.set_facecolors(layout.colours)
-        _square_map(ax, layout.limits)
+        self.points = map_points(ax, layout.limits, MARKER_AREA * unit ** 2, layout.colours)
         dynamic.append(self.points)
         if layout.marked:
             for spine in ax.spines.values():
