@@ -207,3 +207,14 @@ def test_the_runs_index_links_a_comparison_made_beside_its_runs_and_shows_the_co
     assert "seed-3, seed-4 · 100 shared probe images" in index
     command = index.split('id="compare-command"')[1].split(">", 1)[1].split("</textarea>")[0]
     assert sorted(command.split()[2:]) == ["runs/seed-3/site", "runs/seed-4/site"]
+
+
+def test_match_by_share_of_training_puts_frames_at_their_share_and_says_so(two_reports, tmp_path):
+    reports = [read_report(r) for r in two_reports]
+    comparison = compare(reports, "share")
+    total = reports[0].frames[-1].record.total_steps
+    assert comparison.ticks == [round(f.record.train_step / total, 6) for f in reports[0].frames]
+    assert comparison.tick_label(comparison.ticks[-1]) == "100% of training"
+    out = tmp_path / "share"
+    assert latentlapse("compare", *two_reports, "--match", "share", "--out", out).returncode == 0
+    assert "the share of each run&#39;s training done" in (out / layout.PAGE).read_text()
