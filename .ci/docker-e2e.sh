@@ -18,6 +18,7 @@
 #   7b. scenario "down": `docker compose down` mid-run -> the reporter gets SIGTERM (compose's init passes
 #                         it on; the entrypoint execs the reporter) and its site says "stopped" with the
 #                         reason, every frame it names on disk, and no longer reloads itself
+#   9. scenario "compare": the compose one-liner compares the two runs of 5 and 5b into ./out/compare/
 #   8. scenario "s3":     the s3 profile (docker/ci.env + docker/s3.env): tensors on a SeaweedFS container,
 #                         exit 0, site + GIF on the host with every frame, nothing of the run in the volume
 # Prints how long each phase took. Set KEEP_DOCKER_E2E=1 to keep the work folder.
@@ -280,6 +281,20 @@ grep -rqF "latentlapse-local-only-secret" "$out/$s3run" && fail "the site shows 
 [ "$(site_sum "$first")" = "$first_sum" ] || fail "the s3 run changed the first run's site"
 phase_done "scenario s3 profile" "$t"
 
+# --- 9. scenario: compare the two runs of 5 and 5b with the documented one-liner (docs/docker.md) ---
+t=$SECONDS
+LATENTLAPSE_OUT=$out compose run --rm --no-deps --entrypoint latentlapse-compose reporter compare "$first" "$again" \
+    >"$work/compare.log" 2>&1 || fail "the compare one-liner exited $? (see $work/compare.log)"
+made="$out/compare/$first-vs-$again"
+[ -f "$made/index.html" ] && [ -f "$made/comparison.gif" ] && [ -f "$made/figure.pdf" ] \
+    || fail "the compare one-liner wrote no complete comparison in $made (see $work/compare.log)"
+python3 -c 'import json, sys; c = json.load(open(sys.argv[1])); assert c["shared_points"] > 0 and len(c["runs"]) == 2, c' \
+    "$made/compare.json" || fail "$made/compare.json does not hold two aligned runs"
+[ "$(stat -c %u "$made/index.html")" = "$(stat -c %u "$repo")" ] || fail "the comparison is not owned by the project's owner"
+grep -q "compare/$first-vs-$again/index.html" "$out/index.html" || fail "./out/index.html does not link the comparison"
+[ "$(site_sum "$first")" = "$first_sum" ] || fail "the comparison changed the first run's site"
+phase_done "scenario compare" "$t"
+
 log "phases:"
 printf '[docker-e2e]   %s\n' "${timings[@]}"
-log "docker e2e: 6 scenarios passed in $((SECONDS - start)) s"
+log "docker e2e: 7 scenarios passed in $((SECONDS - start)) s"

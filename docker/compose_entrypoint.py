@@ -203,6 +203,35 @@ def reporter(args: list[str]) -> None:
     os.execvp("latentlapse-reporter", ["latentlapse-reporter", *args])
 
 
+# Runs one comparison takes at most (reporter/compare/comparison.py; this image-side script has no numpy).
+COMPARE_MOST = 8
+
+
+def compare(args: list[str]) -> None:
+    """Compare runs in ./out: the named ones (leading arguments), else the newest reports there.
+
+    ``docker compose run --rm --no-deps --entrypoint latentlapse-compose reporter compare [RUN ...] [options]``
+    writes ./out/compare/<A>-vs-<B>/ as the site owner; the options are ``latentlapse compare``'s.
+    """
+    names = []
+    while args and not args[0].startswith("-"):
+        names.append(args.pop(0))
+    if not names:
+        found = sorted((d.name for d in OUT.iterdir() if d.is_dir() and (d / layout.STATE).is_file()), reverse=True)
+        names = sorted(found[:COMPARE_MOST])
+        if len(names) < 2:
+            fail(f"./out holds {len(names)} report(s): run `docker compose up` twice (e.g. with TRAINER_SEED=1 "
+                 "and TRAINER_SEED=2) to have two runs to compare")
+    for name in names:
+        if not RUN_NAME.match(name) or not (OUT / name / layout.STATE).is_file():
+            fail(f"{name!r} is not a report in ./out: name the folders of ./out to compare, or none for the newest")
+    _become(*_target_owner(), site=OUT / layout.COMPARISONS)
+    os.environ["HOME"] = "/tmp"
+    host_out = os.environ.get("LATENTLAPSE_OUT_HOST", "./out")
+    print(f"latentlapse: comparing {', '.join(names)} into {host_out}/{layout.COMPARISONS}/", flush=True)
+    os.execvp("latentlapse-reporter", ["latentlapse-reporter", "compare", *[str(OUT / n) for n in names], *args])
+
+
 def result() -> None:
     """Print one line saying where the finished run's site and GIF are on the host."""
     name = CURRENT_RUN.read_text().strip() if CURRENT_RUN.exists() else ""
@@ -302,7 +331,7 @@ def main(argv: list[str]) -> None:
     if argv == ["--check-imports"]:
         return  # the image build's check that this script's imports resolve (they ran above)
     if not argv:
-        fail("usage: latentlapse-compose trainer|reporter|result|s3|health SERVICE [options...]")
+        fail("usage: latentlapse-compose trainer|reporter|compare|result|s3|health SERVICE [options...]")
     command, args = argv[0], argv[1:]
     if command in ("trainer", "reporter") and ("-h" in args or "--help" in args):
         # `docker compose run --rm trainer --help`: no run to name, no folder to make.
@@ -311,6 +340,8 @@ def main(argv: list[str]) -> None:
         trainer(args)
     elif command == "reporter":
         reporter(args)
+    elif command == "compare":
+        compare(args)
     elif command == "result":
         result()
     elif command == "s3":
@@ -318,7 +349,7 @@ def main(argv: list[str]) -> None:
     elif command == "health" and len(args) == 1:
         health(args[0])
     else:
-        fail(f"unknown command {' '.join(argv)!r}: use trainer, reporter, result, s3 or health SERVICE")
+        fail(f"unknown command {' '.join(argv)!r}: use trainer, reporter, compare, result, s3 or health SERVICE")
 
 
 if __name__ == "__main__":

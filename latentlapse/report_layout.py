@@ -40,6 +40,7 @@ SAVED_EACH_FRAME = (STATE, PAGE, METRICS, RUN)
 
 
 # -- a comparison's folder (latentlapse compare, reporter/compare/) --------------------------------
+COMPARISONS = "compare"               # beside the runs: compare/<name>/ is one comparison (the runs index lists them)
 COMPARE_INFO = "compare.json"         # what was compared and how: runs, shared points, timeline, residuals
 COMPARE_GIF = "comparison.gif"        # every run side by side, in step
 COMPARE_MP4 = "comparison.mp4"

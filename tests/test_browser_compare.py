@@ -159,3 +159,31 @@ def test_a_class_highlight_fades_the_other_classes_in_every_panel(visit, compari
     assert min(before) > 60, before          # drawn in its class colour
     assert max(after) < 0.3 * min(before), (before, after)  # faded (alpha 0.12) in both panels
     assert visit.errors == []
+
+
+def test_the_runs_index_builds_the_command_of_the_runs_ticked(browser, two_reports, tmp_path):  # noqa: F811
+    import shutil
+
+    from reporter.site.runs_index import write_runs_index
+
+    folder = tmp_path / "out"
+    for name in ("run-a", "run-b", "run-c"):
+        shutil.copytree(two_reports[0], folder / name)
+    write_runs_index(folder / layout.PAGE)
+    visit = Visit(browser, folder / layout.PAGE, viewport={"width": 1000, "height": 900})
+    try:
+        page = visit.open()
+        boxes = page.locator("#pick input[type=checkbox]")
+        assert boxes.count() == 3
+        for i in range(3):
+            boxes.nth(i).set_checked(True)
+        assert page.input_value("#compare-command").split()[2:] == [f"out/{n}" for n in
+                                                                   page.eval_on_selector_all("#pick input", "b => b.map(x => x.dataset.name)")]
+        assert page.input_value("#compare-compose").endswith("reporter compare " + " ".join(
+            page.eval_on_selector_all("#pick input", "b => b.map(x => x.dataset.name)")))
+        boxes.nth(0).set_checked(False)
+        boxes.nth(1).set_checked(False)
+        assert page.inner_text("#pick-note") == "Tick at least two runs."
+        assert visit.errors == []  # the inline script ran: the CSP's hash is its own
+    finally:
+        visit.close()

@@ -34,7 +34,7 @@ def test_version_is_the_installed_distribution_s():
 
 def test_help_lists_every_subcommand_and_no_command_is_a_usage_error():
     shown = latentlapse("--help").stdout
-    for name in ("report", "train", "tensors", "figure"):
+    for name in ("report", "train", "tensors", "figure", "cut", "compare"):
         assert f"\n  {name} " in shown
     bare = latentlapse(check=False)
     assert bare.returncode == 2 and "usage: latentlapse COMMAND" in bare.stderr
@@ -44,7 +44,7 @@ def test_an_unknown_command_is_one_line_and_exit_2():
     done = latentlapse("reprot", check=False)
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
-        "latentlapse: error: unknown command 'reprot': use one of report, tensors, figure, cut, train (latentlapse --help)"]
+        "latentlapse: error: unknown command 'reprot': use one of report, tensors, figure, cut, compare, train (latentlapse --help)"]
 
 
 def test_tensors_names_the_roles_of_a_real_pytorch_trial():

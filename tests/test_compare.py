@@ -188,3 +188,33 @@ def test_follow_updates_while_a_run_trains_and_ends_with_it(two_reports, tmp_pat
     assert any(live for live, _ in seen), seen                    # it said "live" while the run trained
     assert len({frames for _, frames in seen}) > 1, seen           # and grew with the run's frames
     assert "complete: no run is training" in (out / layout.PAGE).read_text()
+
+
+def test_the_runs_index_links_a_comparison_made_beside_its_runs_and_shows_the_command(two_reports, tmp_path):
+    from reporter.site.runs_index import write_runs_index
+
+    index_folder = tmp_path / "runs"
+    for report in two_reports:
+        shutil.copytree(report, index_folder / report.parent.name / "site")
+    write_runs_index(index_folder / layout.PAGE)
+    done = subprocess.run([PYTHON, "-m", "latentlapse", "compare", "runs/seed-3/site", "runs/seed-4/site"],
+                          cwd=tmp_path, env=trainer_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    made = index_folder / layout.COMPARISONS / "seed-3-vs-seed-4"
+    assert (made / layout.PAGE).is_file()
+    index = (index_folder / layout.PAGE).read_text()  # rebuilt by compare: it lists the comparison
+    assert f'href="{layout.COMPARISONS}/seed-3-vs-seed-4/index.html"' in index
+    assert "seed-3, seed-4 · 100 shared probe images" in index
+    command = index.split('id="compare-command"')[1].split(">", 1)[1].split("</textarea>")[0]
+    assert sorted(command.split()[2:]) == ["runs/seed-3/site", "runs/seed-4/site"]
+
+
+def test_match_by_share_of_training_puts_frames_at_their_share_and_says_so(two_reports, tmp_path):
+    reports = [read_report(r) for r in two_reports]
+    comparison = compare(reports, "share")
+    total = reports[0].frames[-1].record.total_steps
+    assert comparison.ticks == [round(f.record.train_step / total, 6) for f in reports[0].frames]
+    assert comparison.tick_label(comparison.ticks[-1]) == "100% of training"
+    out = tmp_path / "share"
+    assert latentlapse("compare", *two_reports, "--match", "share", "--out", out).returncode == 0
+    assert "the share of each run&#39;s training done" in (out / layout.PAGE).read_text()

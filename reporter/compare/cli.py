@@ -24,12 +24,13 @@ from latentlapse.options import OptionError
 from reporter import ReporterError
 from reporter.compare import site
 from reporter.compare.comparison import MAX_RUNS, compare
+from reporter.compare.outputs import write_outputs
 from reporter.compare.reports import Report, display_name, read_report
 from reporter.config import COMPARE_OPTIONS
 
 log = logging.getLogger("reporter.compare")
 PROG = "latentlapse compare"
-FOLDER = "compare"                    # the comparisons' folder beside the runs
+FOLDER = layout.COMPARISONS           # the comparisons' folder beside the runs
 # Outputs (GIF, MP4, figure) are remade at most this often while following, and at the end.
 OUTPUTS_EVERY = 30.0
 
@@ -97,7 +98,7 @@ def run(options: dict, folders: list[Path], command: str) -> Path:
         comparison = compare(reports, options["match"])
         following = options["follow"] and any(r.live and not site.is_silent(r) for r in reports)
         if not following or time.monotonic() - outputs_at >= OUTPUTS_EVERY:
-            outputs = _outputs(out, comparison, options)
+            outputs = _outputs(out, comparison, options, final=not following)
             outputs_at = time.monotonic()
         site.write_site(out, comparison, live=following, outputs=outputs, command=command)
         _update_runs_index(out)
@@ -108,14 +109,10 @@ def run(options: dict, folders: list[Path], command: str) -> Path:
             time.sleep(options["poll_interval"])
 
 
-def _outputs(out: Path, comparison, options) -> dict | None:
-    """The GIF, MP4 and figure (reporter/compare/outputs.py), when that module is there."""
-    try:
-        from reporter.compare import outputs
-    except ImportError:
-        return None
-    return outputs.write_outputs(out, comparison, site.titles(comparison), delay_ms=options["gif_delay_ms"],
-                                 threads=options["threads"])
+def _outputs(out: Path, comparison, options, final: bool) -> dict:
+    """The GIF and MP4 (reporter/compare/outputs.py), and the figure once nothing trains any more."""
+    return write_outputs(out, comparison, site.titles(comparison), delay_ms=options["gif_delay_ms"],
+                         threads=options["threads"], figure=final)
 
 
 def _update_runs_index(out: Path) -> None:

@@ -155,9 +155,12 @@ def facts(comparison: Comparison, names: list[str], live: bool, outputs: dict | 
 
 def write_site(out, comparison: Comparison, *, live: bool, outputs: dict | None = None,
                command: str = "", now: datetime | None = None) -> Path:
-    """Write (or update) the comparison in ``out``: data, ``compare.json``, assets and ``index.html``."""
+    """Write (or update) the comparison in ``out``: data, ``compare.json``, assets and ``index.html``.
+
+    The caller checks the folder first (:func:`check_folder`): the outputs may be there before
+    ``compare.json``.
+    """
     out = Path(out)
-    check_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     now = now or datetime.now(timezone.utc)
     files = write_data(out, comparison)
@@ -223,7 +226,7 @@ def _context(out, comparison, files, settings, panel_titles, live, outputs, comm
         "refresh_seconds": REFRESH_SECONDS,
         "timeline": timeline,
         "latest": timeline[-1] if timeline else None,
-        "outputs": outputs,
+        "outputs": _outputs_view(outputs),
         "command": command,
         "palette": class_palette(comparison.classes),
         "assets": {name: f"{layout.ASSETS}/{name}?v={digest}" for name, digest in versions.items()},
@@ -236,6 +239,39 @@ def _context(out, comparison, files, settings, panel_titles, live, outputs, comm
                        for paths, run in zip(files, runs)],
             "colours": list(CLASS_COLOURS)}),
     }
+
+
+def _outputs_view(outputs: dict) -> dict | None:
+    """What the page says of the GIF, MP4 and figure (reporter/compare/outputs.py's record)."""
+    if not outputs:
+        return None
+    gif, video, figure = outputs.get("gif"), outputs.get("video"), outputs.get("figure")
+    view = {"gif": None, "files": [], "problems": []}
+    if gif and not gif.get("error"):
+        kept = gif.get("kept") or gif.get("frames")
+        counted = f"{kept} of {gif['frames']} steps" if kept != gif.get("frames") else f"{gif['frames']} steps"
+        view["gif"] = {"path": gif["path"], "width": gif.get("width"), "height": gif.get("height"),
+                       "caption": f"{counted}, {gif.get('width')} × {gif.get('height')} px, {_size(gif.get('bytes'))}"
+                                  + (f" — {gif['note']}" if gif.get("note") else "")}
+        view["files"].append({"path": gif["path"], "what": "every run side by side, one frame per step (GIF)"})
+    if video and not video.get("error"):
+        view["files"].append({"path": video["path"], "what": f"the same as a video, {video.get('frames')} frames (MP4)"})
+    if figure and not figure.get("error"):
+        shown = ", ".join(figure.get("labels") or [])
+        for name in figure.get("files") or []:
+            view["files"].append({"path": name, "what": f"the figure: runs as rows, {shown} as columns"})
+    elif figure is None:
+        view["problems"].append("The figure is made when no run trains any more.")
+    for made in (gif, video, figure):
+        if made and made.get("error"):
+            view["problems"].append(made["error"])
+    return view
+
+
+def _size(n) -> str:
+    if not isinstance(n, int):
+        return "size unknown"
+    return f"{n / 2**20:.2f} MiB" if n >= 100 * 1024 else f"{n / 1024:.1f} KiB"
 
 
 def _chart(comparison, key, title, domain, y_range):

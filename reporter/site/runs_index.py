@@ -29,6 +29,7 @@ from urllib.parse import quote
 from latentlapse import atomic
 from latentlapse import report_layout as layout
 from reporter import ReporterError
+from reporter.compare.comparison import MAX_RUNS
 from reporter.trial.steps import total_steps
 from reporter.state import LIVE_STATUSES, SILENT_AFTER_SECONDS, STATE_FILE, ReportState
 
@@ -63,6 +64,51 @@ class RunRow:
     thumbnail: str | None
     started: float
     problem: str | None = None
+
+
+@dataclass
+class ComparisonRow:
+    """One comparison (``latentlapse compare``) in the folder's ``compare/``."""
+
+    name: str
+    href: str
+    runs: list[str]
+    shared: int
+    live: bool
+
+
+@dataclass
+class PickRow:
+    """A run as the compare command names it: its report's path from the folder above the index."""
+
+    name: str
+    path: str
+
+
+def find_comparisons(folder: Path) -> list[ComparisonRow]:
+    """Every comparison under ``folder/compare/``, by name; one it cannot read is left out."""
+    rows = []
+    for info in sorted((folder / layout.COMPARISONS).glob(f"*/{layout.COMPARE_INFO}")):
+        try:
+            obj = json.loads(info.read_text(encoding="utf-8"))
+            runs = [str(r.get("name")) for r in obj.get("runs") or []]
+            shared = int(obj.get("shared_points") or 0)
+        except (OSError, ValueError, TypeError, AttributeError):
+            continue
+        rel = info.parent.relative_to(folder).as_posix()
+        rows.append(ComparisonRow(info.parent.name, quote(f"{rel}/{layout.PAGE}"), runs, shared, bool(obj.get("live"))))
+    return rows
+
+
+def pick_rows(folder: Path, rows: list[RunRow]) -> list[PickRow]:
+    """The runs a person may pick for ``latentlapse compare``, newest first, with their report's path."""
+    places = dict(find_reports(folder))
+    picks = []
+    for r in rows:
+        report = places.get(r.name)
+        if report is not None:
+            picks.append(PickRow(r.name, f"{folder.name}/{report.relative_to(folder).as_posix()}".rstrip("/")))
+    return picks
 
 
 def find_reports(folder: Path) -> list[tuple[str, Path]]:
@@ -111,17 +157,20 @@ def build_rows(index_folder: Path, now: float | None = None) -> list[RunRow]:
     return sorted(rows, key=lambda r: (-r.started, r.name))
 
 
-def render_index(rows: list[RunRow], *, written: datetime | None = None) -> str:
-    """The page listing ``rows`` (pure: rows in, HTML out)."""
+def render_index(rows: list[RunRow], *, written: datetime | None = None, comparisons=(), picks=()) -> str:
+    """The page listing ``rows``, the ``comparisons`` and the compare command of ``picks`` (pure)."""
     from reporter.site.page import template_dir, templates_of
 
     templates = template_dir()
     css = (templates / "runs.css").read_text(encoding="utf-8")
-    # The page has no script and allows only its own inline style, by hash.
+    script = (templates / "runs.js").read_text(encoding="utf-8")
+    # The page allows only its own inline style and its one inline script, by hash.
     digest = base64.b64encode(hashlib.sha256(css.encode("utf-8")).digest()).decode("ascii")
+    script_digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
     written = written or datetime.now(timezone.utc)
     return templates_of(templates).get_template("runs.html.j2").render(
-        rows=rows, css=css, style_hash=f"sha256-{digest}",
+        rows=rows, css=css, style_hash=f"sha256-{digest}", script=script, script_hash=f"sha256-{script_digest}",
+        comparisons=list(comparisons), picks=list(picks), compare_runs=MAX_RUNS,
         live=any(r.status in LIVE_STATUSES for r in rows), refresh_seconds=PAGE_REFRESH_SECONDS,
         written=written.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
     )
@@ -155,7 +204,8 @@ def write_runs_index(path) -> Path:
     with open(folder / LOCK_FILE, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            html = render_index(build_rows(folder))
+            rows = build_rows(folder)
+            html = render_index(rows, comparisons=find_comparisons(folder), picks=pick_rows(folder, rows))
             atomic.write_text(path, html)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
