@@ -54,7 +54,9 @@ def check_folder(out: Path) -> None:
     """Refuse to write into a folder that holds something other than a comparison."""
     if out.exists() and not out.is_dir():
         raise ReporterError(f"{out} is a file: pass --out a folder for the comparison")
-    if out.is_dir() and any(out.iterdir()) and not marker(out).is_file():
+    # Hidden entries do not count: a comparison killed before its first compare.json leaves only
+    # its outputs' work folder (reporter/compare/outputs.py), which the next run clears.
+    if out.is_dir() and any(not p.name.startswith(".") for p in out.iterdir()) and not marker(out).is_file():
         raise ReporterError(f"{out} is not empty and holds no comparison ({layout.COMPARE_INFO}): "
                             "pass --out a new or empty folder, so nothing in it is overwritten")
 
