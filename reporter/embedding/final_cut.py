@@ -26,12 +26,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from openTSNE.tsne import kl_divergence_bh
 
 from reporter.embedding.affinity import PERPLEXITY, affinities
 from reporter.embedding.align import procrustes
-from reporter.embedding.embed import finite_rows, same_spread
-from reporter.embedding.gradients import BH_THETA, MAX_STEP, MIN_GAIN, MOMENTUM
+from reporter.embedding.embed import FFT_FROM, finite_rows, same_spread
+from reporter.embedding.gradients import BH_THETA, FFT_GRID, MAX_STEP, MIN_GAIN, MOMENTUM, kl_objective
 
 # Chosen by an earlier, lost implementation's spring sweep on mnist:2 seed 0 (a weaker spring
 # separated classes better and moved more); not yet measured again with this one: on mnist:0 it
@@ -40,6 +39,8 @@ SPRING = 0.03
 WINDOW = 8
 OVERLAP = 2
 ITERATIONS = 100
+EARLY_ITERATIONS = 0
+EXAGGERATION = 1.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,11 @@ class CutSettings:
     overlap: int = OVERLAP
     iterations: int = ITERATIONS
     perplexity: float = PERPLEXITY
+    early_iterations: int = EARLY_ITERATIONS
+    early_exaggeration: float = 12.0
+    exaggeration: float = EXAGGERATION
+    kept_neighbours: int = 0
+    kept_power: float = 1.0
 
     def __post_init__(self):
         if self.window < 1 or not 0 <= self.overlap < self.window:
@@ -109,20 +115,34 @@ def final_cut(latents, live, settings=CutSettings(), on_window=None):
         raise ValueError(f"{len(latents)} frames of latents but {len(live)} live layouts")
     live = [np.asarray(y, dtype=np.float64) for y in live]
     finite = [bool(finite_rows(x).all() and np.isfinite(y).all()) for x, y in zip(latents, live)]
-    P = [affinities(np.ascontiguousarray(x, dtype=np.float64), settings.perplexity)[0] if ok else None
-         for x, ok in zip(latents, finite)]
+    found = [affinities(np.ascontiguousarray(x, dtype=np.float64), settings.perplexity) if ok else (None, None)
+             for x, ok in zip(latents, finite)]
+    P = [p for p, _ in found]
+    # weights[t]: each point's spring between frames t and t+1
+    n = len(live[0]) if live else 0
+    weights = [_kept(a, b, settings) for (_, a), (_, b) in zip(found, found[1:])]
     cut = [y.copy() for y in live]
     spans = windows(len(live), settings.window, settings.overlap)
     for done, (start, stop) in enumerate(spans, 1):
         before = cut[start - 1] if start > 0 else None
-        cut[start:stop] = _descend(cut[start:stop], P[start:stop], before, settings)
+        w = np.array([weights[t] for t in range(max(start - 1, 0), stop - 1)]).reshape(-1, n)
+        cut[start:stop] = _descend(cut[start:stop], P[start:stop], before, settings, w)
         if on_window is not None:
             on_window(done, len(spans))
     return [same_spread(procrustes(y, ref), ref) if ok else ref.copy()
             for y, ref, ok in zip(cut, live, finite)]
 
 
-def _descend(start, P, before, settings):
+def _kept(a, b, settings):
+    """Per point, the share of its nearest latent neighbours kept from one frame to the next."""
+    k = settings.kept_neighbours
+    if k == 0 or a is None or b is None:
+        return np.ones(len(a) if a is not None else len(b) if b is not None else 0)
+    both = np.sort(np.concatenate([a[:, :k], b[:, :k]], axis=1), axis=1)
+    return ((both[:, 1:] == both[:, :-1]).sum(axis=1) / k) ** settings.kept_power
+
+
+def _descend(start, P, before, settings, weights):
     """``settings.iterations`` steps of openTSNE's descent on one window's frames together.
 
     ``before``: the frame before the window, fixed, on a spring to the first. A frame without P
@@ -132,28 +152,38 @@ def _descend(start, P, before, settings):
     moving = np.array([p is not None for p in P])
     n = Y.shape[1]
     per_point = settings.spring / n          # the gradient of spring / (2N) |y_t - y_t+1|^2
-    learning_rate = float(n)                 # openTSNE's "auto": N / exaggeration, exaggeration 1
+    kl = kl_objective(n, FFT_FROM)
+    # Either engine's signature takes these keywords (each ignores the ones it does not use).
+    params = {"dof": 1, "bh_params": {"theta": BH_THETA}, "fft_params": FFT_GRID, "n_jobs": 1}
     update = np.zeros_like(Y)
     gains = np.ones_like(Y)
-    bh = {"theta": BH_THETA}
-    for _ in range(settings.iterations):
-        gradient = np.zeros_like(Y)
-        for t in np.flatnonzero(moving):
-            gradient[t] = kl_divergence_bh(np.ascontiguousarray(Y[t]), P[t], 1, bh, n_jobs=1)[1]
-        if per_point > 0:
-            step = Y[1:] - Y[:-1]            # y_{t+1} - y_t
-            gradient[:-1] -= per_point * step
-            gradient[1:] += per_point * step
-            if before is not None:
-                gradient[0] += per_point * (Y[0] - before)
-        gradient[~moving] = 0.0
-        # openTSNE's rule: gains grow where the gradient changes sign against the update.
-        flipped = np.sign(gradient) != np.sign(update)
-        gains = np.where(flipped, gains + 0.2, gains * 0.8 + MIN_GAIN)
-        update = MOMENTUM * update - learning_rate * gains * gradient
-        norms = np.linalg.norm(update, axis=2, keepdims=True)
-        update = np.where(norms > MAX_STEP, update * (MAX_STEP / np.maximum(norms, 1e-300)), update)
-        Y += update
+    phases = [(settings.early_iterations, settings.early_exaggeration),
+              (settings.iterations, settings.exaggeration)]
+    for iterations, exaggeration in phases:
+        if iterations == 0:
+            continue
+        learning_rate = n / exaggeration     # openTSNE's "auto"
+        Pe = [p * exaggeration if p is not None and exaggeration != 1 else p for p in P]
+        for _ in range(iterations):
+            gradient = np.zeros_like(Y)
+            for t in np.flatnonzero(moving):
+                gradient[t] = kl(np.ascontiguousarray(Y[t]), Pe[t], **params)[1]
+            if per_point > 0:
+                inner = weights[1:] if before is not None else weights
+                step = (Y[1:] - Y[:-1]) * inner[:, :, None]           # y_{t+1} - y_t
+                gradient[:-1] -= per_point * step
+                gradient[1:] += per_point * step
+                if before is not None:
+                    gradient[0] += per_point * weights[0][:, None] * (Y[0] - before)
+            gradient[~moving] = 0.0
+            # openTSNE's rule: gains grow where the gradient changes sign against the update.
+            flipped = np.sign(gradient) != np.sign(update)
+            gains = np.where(flipped, gains + 0.2, gains * 0.8 + MIN_GAIN)
+            update = MOMENTUM * update - learning_rate * gains * gradient
+            norms = np.linalg.norm(update, axis=2, keepdims=True)
+            update = np.where(norms > MAX_STEP, update * (MAX_STEP / np.maximum(norms, 1e-300)), update)
+            Y += update
     # Centring every frame on its own would break the springs between frames: the window is
     # kept where the live layouts put it, and each frame is aligned onto its live one afterwards.
     return list(Y)
+
