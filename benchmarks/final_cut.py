@@ -28,6 +28,8 @@ sys.path.insert(0, str(HERE))
 
 import embedding as base  # noqa: E402  benchmarks/embedding.py: the runs, the seed, the summary
 
+from threadpoolctl import threadpool_limits  # noqa: E402
+
 from reporter.embedding.embed import Embedder  # noqa: E402
 from reporter.embedding.final_cut import CutSettings, final_cut  # noqa: E402
 from reporter.embedding.quality import jitter, knn_accuracy, trustworthiness  # noqa: E402
@@ -92,6 +94,8 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", default="0,1", help="embedder seeds, comma-separated")
     p.add_argument("--frames", type=int, default=0, help="only the first N frames (0: all)")
     p.add_argument("--long-frames", type=int, default=376, help="frames of the cost line (0: skip it)")
+    p.add_argument("--cost-points", type=int, default=0,
+                   help="also the cut's cost at this probe size (the first run trained again with it; 0: skip)")
     p.add_argument("--spring", default="", help="springs to sweep on the first run and seed, e.g. 0.003,0.01,0.1")
     p.add_argument("--json", help="also write the figures to this JSON file")
     args = p.parse_args(argv)
@@ -131,6 +135,20 @@ def main(argv=None) -> int:
         out["cost"] = {"frames": [n, args.long_frames], "seconds_per_frame": [short, long]}
         print(f"cost: {short:.2f} s a frame at {n} frames, {long:.2f} s a frame at {args.long_frames} "
               f"({long / short:.2f}x)\n", flush=True)
+    if args.cost_points:
+        spec = (args.run or ["mnist:0"])[0]
+        dataset, _, train_seed = spec.partition(":")
+        run_args = argparse.Namespace(**{**vars(args), "dataset": dataset, "train_seed": int(train_seed),
+                                         "probe_size": args.cost_points})
+        big = base.load_frames(run_args)
+        big["latents"] = big["latents"][:first[3]]
+        with threadpool_limits(1):
+            embedder = Embedder(first[2])
+            big_live = [embedder.embed(x).copy() for x in big["latents"]]
+        per_frame = cost(big, big_live, first[2], settings, len(big_live))
+        out["cost_points"] = {"points": big["latents"].shape[1], "frames": len(big_live), "seconds_per_frame": per_frame}
+        print(f"cost: {per_frame:.2f} s a frame at {big['latents'].shape[1]:,} points ({len(big_live)} frames)\n",
+              flush=True)
     if args.spring:
         frames, live, seed, n = first
         sweep = ["| spring | jitter final / seed | 10-NN final - seed |", "| --- | --- | --- |"]
