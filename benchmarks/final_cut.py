@@ -7,7 +7,8 @@ other) and the final cut of those live frames. Per method the medians over frame
 accuracy in 2-D, trustworthiness, jitter (frames 1..n) and seconds per frame (the cut: its
 whole time over its frames). Then a cost line: the cut of a longer run, made by repeating the
 run's frames (the cost does not depend on what the latents are; linear in frames by design),
-in seconds per frame. ``--spring`` adds a sweep of the spring on the first run and seed.
+in seconds per frame, and with ``--cost-points`` at a larger probe set. ``--variant`` (and
+``--spring``, its shorthand) measures other cut settings on every run's first seed.
 
     .venv/bin/python benchmarks/final_cut.py --run mnist:0 --run fashion-mnist:1 --run mnist:2 \
         --steps 937 --eval-every 25 --seeds 0,1 --long-frames 376
@@ -16,6 +17,7 @@ in seconds per frame. ``--spring`` adds a sweep of the spring on the first run a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -27,6 +29,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import embedding as base  # noqa: E402  benchmarks/embedding.py: the runs, the seed, the summary
+
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 from reporter.embedding.embed import Embedder  # noqa: E402
 from reporter.embedding.final_cut import CutSettings, final_cut  # noqa: E402
@@ -49,8 +53,9 @@ def timed(fn):
     return value, time.perf_counter() - started
 
 
-def one(frames, seed, settings, n):
-    """Seed, live and cut rows of one run and embedder seed."""
+def one(frames, seed, settings, n, variants=()):
+    """Seed, live and cut rows of one run and embedder seed; then the cut with each of ``variants``
+    (CutSettings) of the same live frames, as "final <i>"."""
     from threadpoolctl import threadpool_limits
 
     latents, labels = frames["latents"][:n], frames["labels"]
@@ -58,13 +63,26 @@ def one(frames, seed, settings, n):
         seed_layouts, seed_seconds = zip(*(timed(lambda x=x: base.seed_method(x, seed)) for x in latents))
         embedder = Embedder(seed)
         live, live_seconds = zip(*(timed(lambda x=x: embedder.embed(x).copy()) for x in latents))
-        cut, cut_total = timed(lambda: final_cut(list(latents), list(live), settings))
+        cuts = [timed(lambda v=v: final_cut(list(latents), list(live), v)) for v in (settings, *variants)]
     result = {"rows": {
         "seed": rows_of(latents, labels, seed_layouts, seed_seconds),
         "live": rows_of(latents, labels, live, live_seconds),
-        "final": rows_of(latents, labels, cut, [cut_total / len(latents)] * len(latents)),
+        **{("final" if i == 0 else f"final {i}"): rows_of(latents, labels, cut, [total / len(latents)] * len(latents))
+           for i, (cut, total) in enumerate(cuts)},
     }}
     return base.summary(result), list(live)
+
+
+def variant(text):
+    """CutSettings from "field=value,field=value" (the defaults for the rest)."""
+    fields = {f.name: f.type for f in dataclasses.fields(CutSettings)}
+    kwargs = {}
+    for item in filter(None, text.split(",")):
+        key, _, value = item.partition("=")
+        if key not in fields:
+            raise SystemExit(f"--variant: {key!r} is not a setting of the cut: use {', '.join(fields)}")
+        kwargs[key] = (int if fields[key] in (int, "int") else float)(value)
+    return CutSettings(**kwargs)
 
 
 def cost(frames, live, seed, settings, n_frames):
@@ -92,11 +110,19 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", default="0,1", help="embedder seeds, comma-separated")
     p.add_argument("--frames", type=int, default=0, help="only the first N frames (0: all)")
     p.add_argument("--long-frames", type=int, default=376, help="frames of the cost line (0: skip it)")
-    p.add_argument("--spring", default="", help="springs to sweep on the first run and seed, e.g. 0.003,0.01,0.1")
+    p.add_argument("--cost-points", type=int, default=0,
+                   help="also the cut's cost at this probe size (the first run trained again with it; 0: skip)")
+    p.add_argument("--spring", default="", help="springs to sweep on every run's first seed, e.g. 0.003,0.01,0.1")
+    p.add_argument("--variant", action="append", default=[], metavar="FIELD=VALUE,...",
+                   help="other cut settings to measure on every run's first seed, e.g. early_iterations=50,"
+                        "early_exaggeration=4 (repeatable)")
     p.add_argument("--json", help="also write the figures to this JSON file")
     args = p.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",") if s]
     settings = CutSettings()
+    variants = [CutSettings(spring=float(v)) for v in args.spring.split(",") if v] + [variant(v) for v in args.variant]
+    sweep = ["| run | seed | cut settings | 10-NN final - seed | trustworthiness final - seed | jitter final / seed |",
+             "| --- | --- | --- | --- | --- | --- |"]
     table = ["| run | seed | method | 10-NN 2-D | trustworthiness | jitter | s / frame |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     versus = ["| run | seed | 10-NN final - seed | trustworthiness final - seed | jitter final / seed "
@@ -108,7 +134,14 @@ def main(argv=None) -> int:
         frames = base.load_frames(run_args)
         n = min(len(frames["latents"]), args.frames) if args.frames else len(frames["latents"])
         for seed in seeds:
-            s, live = one(frames, seed, settings, n)
+            s, live = one(frames, seed, settings, n, variants if seed == seeds[0] else ())
+            for i, v in enumerate(variants, 1):
+                sd, fc = s["seed"], s[f"final {i}"]
+                changed = ", ".join(f"{k}={w:g}" for k, w in dataclasses.asdict(v).items()
+                                    if w != getattr(settings, k)) or "the defaults"
+                sweep.append(f"| {spec} | {seed} | {changed} | {fc['knn_2d'] - sd['knn_2d']:+.4f} | "
+                             f"{fc['trustworthiness'] - sd['trustworthiness']:+.4f} | {fc['jitter'] / sd['jitter']:.2f} |")
+                print(sweep[-1], flush=True)
             out[f"{spec} seed {seed}"] = s
             first = first or (frames, live, seed, n)
             for name in ("seed", "live", "final"):
@@ -131,15 +164,22 @@ def main(argv=None) -> int:
         out["cost"] = {"frames": [n, args.long_frames], "seconds_per_frame": [short, long]}
         print(f"cost: {short:.2f} s a frame at {n} frames, {long:.2f} s a frame at {args.long_frames} "
               f"({long / short:.2f}x)\n", flush=True)
-    if args.spring:
-        frames, live, seed, n = first
-        sweep = ["| spring | jitter final / seed | 10-NN final - seed |", "| --- | --- | --- |"]
-        for spring in [float(v) for v in args.spring.split(",")]:
-            s, _ = one(frames, seed, CutSettings(spring=spring), n)
-            sweep.append(f"| {spring:g} | {s['final']['jitter'] / s['seed']['jitter']:.2f} | "
-                         f"{s['final']['knn_2d'] - s['seed']['knn_2d']:+.4f} |")
-            print(sweep[-1], flush=True)
-        print("\n".join(sweep))
+    if args.cost_points:
+        spec = (args.run or ["mnist:0"])[0]
+        dataset, _, train_seed = spec.partition(":")
+        run_args = argparse.Namespace(**{**vars(args), "dataset": dataset, "train_seed": int(train_seed),
+                                         "probe_size": args.cost_points})
+        big = base.load_frames(run_args)
+        big["latents"] = big["latents"][:first[3]]
+        with threadpool_limits(1):
+            embedder = Embedder(first[2])
+            big_live = [embedder.embed(x).copy() for x in big["latents"]]
+        per_frame = cost(big, big_live, first[2], settings, len(big_live))
+        out["cost_points"] = {"points": big["latents"].shape[1], "frames": len(big_live), "seconds_per_frame": per_frame}
+        print(f"cost: {per_frame:.2f} s a frame at {big['latents'].shape[1]:,} points ({len(big_live)} frames)\n",
+              flush=True)
+    if variants:
+        print("\n".join(sweep), "\n")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
     return 0
