@@ -35,6 +35,8 @@ MATCHES = (STEP, SHARE)
 SEPARATED = 0.8
 SEPARATION_K = 10
 MAX_RUNS = 8
+# How far beyond the reference's box [-1, 1] the views of a comparison reach at most (reach()).
+MOST_REACH = 1.5
 
 
 @dataclass
@@ -146,6 +148,22 @@ def compare(reports: list[Report], match: str = STEP) -> Comparison:
                             reflected=reflected, frame_at=[_at(keys, t) for t in ticks],
                             separation=separation(layouts, labels, keys)))
     return Comparison(runs=runs, match=match, ticks=ticks, labels=labels, classes=ref.classes)
+
+
+def reach(comparison: Comparison, most: float = MOST_REACH) -> float:
+    """How far the aligned maps reach from the centre (at least 1: the reference's box; at most ``most``).
+
+    The reference run fills the box [-1, 1]; another run, given its spread, may reach past it. The
+    GIF's panels and the page's maps show this much, the same for every panel and step, so places
+    stay comparable; beyond ``most`` a stray point would shrink every map, and is clamped instead.
+    """
+    furthest = 1.0
+    for run in comparison.runs:
+        for layout in run.layouts:
+            finite = np.isfinite(layout).all(axis=1)
+            if finite.any():
+                furthest = max(furthest, float(np.abs(layout[finite]).max()))
+    return min(furthest, most)
 
 
 def _at(keys: np.ndarray, key: float) -> int:

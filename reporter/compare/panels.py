@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
 
+from reporter.compare.comparison import reach
 from reporter.pictures.colours import class_colour
 from reporter.pictures.render import (
     BANNER_COLOUR, DPI, FIGSIZE_INCHES, MARKER_AREA, TEXT_GREY, PixelLayout,
@@ -50,19 +51,9 @@ def columns_for(n_runs: int) -> int:
     return min(4, math.ceil(n_runs / 2))
 
 
-def shared_limits(comparison, *, most: float = 1.5) -> tuple[float, float, float, float]:
-    """One square for every panel and tick: the box [-1, 1] and the aligned points around it.
-
-    The reference run fills the box; the other runs are aligned onto it and may reach a little
-    past it. Beyond ``most`` the view does not grow (a stray point would shrink every map).
-    """
-    reach = 1.0
-    for run in comparison.runs:
-        for layout in run.layouts:
-            finite = np.isfinite(layout).all(axis=1)
-            if finite.any():
-                reach = max(reach, float(np.abs(layout[finite]).max()))
-    half = min(reach, most) * 1.06  # render.BOX_LIMITS' margin: markers on the edge stay whole
+def shared_limits(comparison) -> tuple[float, float, float, float]:
+    """One square for every panel and tick: the box [-1, 1] and the aligned points around it (comparison.reach)."""
+    half = reach(comparison) * 1.06  # render.BOX_LIMITS' margin: markers on the edge stay whole
     return (-half, half, -half, half)
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from latentlapse import atomic
 from latentlapse import report_layout as layout
 from reporter import ReporterError, __version__
-from reporter.compare.comparison import SEPARATED, SEPARATION_K, SHARE, Comparison
+from reporter.compare.comparison import SEPARATED, SEPARATION_K, SHARE, Comparison, reach
 from reporter.pictures.colours import CLASS_COLOURS
 from reporter.site import explore
 from reporter.site.charts import line_chart
@@ -104,6 +104,7 @@ def write_data(out: Path, comparison: Comparison) -> list[list[str]]:
                "note": None, "digests": None}
     write_if_changed(out / PROBES_JS, explore.data_script(payload))
     files = []
+    shrink = 1.0 / reach(comparison)  # every panel as far as the furthest run reaches: the GIF's view
     for k, run in enumerate(comparison.runs):
         inverse = np.full(run.report.n, -1, dtype=np.int64)
         inverse[run.take] = np.arange(len(run.take))
@@ -115,7 +116,7 @@ def write_data(out: Path, comparison: Comparison) -> list[list[str]]:
             body = {"kind": "frame", "format": explore.FORMAT, "index": f, "step": int(record.step),
                     "global_step": int(record.global_step), "train_step": int(record.train_step or 0),
                     "label": label or f"frame {f + 1}", "n": comparison.shared, "scale": explore.COORD_SCALE,
-                    "xy": explore.pack(explore.quantise_coordinates(xy, fitted=True), "<i2"),
+                    "xy": explore.pack(explore.quantise_coordinates(xy * shrink, fitted=True), "<i2"),
                     "loss": None, "nn": None, "k": 0, "recon": None}
             if frame.losses is not None:
                 body["loss"] = explore.pack(frame.losses[run.take], "<f4")
