@@ -77,9 +77,14 @@ def timed_comparison(folders, out: Path) -> dict:
     t3 = time.perf_counter()
     site.write_site(out, comparison, live=False, outputs=outputs)
     t4 = time.perf_counter()
+    # The GIF and MP4 alone (what --follow redraws while a run trains; the figure is made once, at the end).
+    write_outputs(out.with_name(out.name + "-no-figure"), comparison, site.titles(comparison), figure=False)
+    t5 = time.perf_counter()
     ticks = len(comparison.ticks)
+    without_figure = (t4 - t0) - (t3 - t2) + (t5 - t4)
     return {"runs": len(folders), "ticks": ticks, "total": t4 - t0, "per_step": (t4 - t0) / ticks,
-            "read": t1 - t0, "align": t2 - t1, "outputs": t3 - t2, "site": t4 - t3,
+            "read": t1 - t0, "align": t2 - t1, "outputs": t3 - t2, "site": t4 - t3, "gif_mp4": t5 - t4,
+            "per_step_without_figure": without_figure / ticks,
             "residuals": [r.residuals for r in comparison.runs[1:]]}
 
 
@@ -141,11 +146,12 @@ def main(argv=None) -> int:
     print(f"one frame of a single report (made in this run): embedding {single['embed']:.2f} s (median), "
           f"{single['between_frames']:.2f} s between two frames' publication (median), "
           f"{single['whole']:.2f} s (the whole report's time over its frames)")
-    print("| runs | steps | total s | s / step | read | align | GIF+MP4+figure | site |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| runs | steps | total s | s / step | read | align | GIF+MP4+figure | site | GIF+MP4 alone | s / step without the figure |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in (two, eight):
         print(f"| {r['runs']} | {r['ticks']} | {r['total']:.1f} | {r['per_step']:.2f} | {r['read']:.1f} | "
-              f"{r['align']:.2f} | {r['outputs']:.1f} | {r['site']:.1f} |")
+              f"{r['align']:.2f} | {r['outputs']:.1f} | {r['site']:.1f} | {r['gif_mp4']:.1f} | "
+              f"{r['per_step_without_figure']:.2f} |")
     print(f"eight runs in Chromium: load {page['load']:.2f} s, {page['fps']:.0f} frames/s while playing "
           f"at 8 steps/s; errors {page['errors']}")
     print(f"residual, the same latents with two embedding seeds: median {statistics.median(same):.4f}, "
