@@ -27,6 +27,9 @@ unzip -l "$wheel" >"$work/wheel.list"; tar -tzf "$sdist" >"$work/sdist.list"  # 
 grep -q 'reporter/embedding/_kernels.*\.so' "$work/wheel.list" || { echo "wheel-no-compiler: the wheel has no accelerator"; exit 1; }
 grep -q 'reporter/embedding/_kernels\.c$' "$work/sdist.list" || { echo "wheel-no-compiler: the sdist has no _kernels.c"; exit 1; }
 grep -q '/setup\.py$' "$work/sdist.list" || { echo "wheel-no-compiler: the sdist has no setup.py"; exit 1; }
+for f in reporter/compare/cli.py reporter/site_template/compare.html.j2 reporter/site_template/runs.js; do
+    grep -q " $f\$" "$work/wheel.list" || { echo "wheel-no-compiler: the wheel has no $f"; exit 1; }
+done
 "$work/build-env/bin/pip" wheel --quiet --disable-pip-version-check --no-deps pyinstrument-cext==0.2.4 -w "$work/wheelhouse"
 
 no_compiler() {  # a command with no C compiler in reach
@@ -55,6 +58,11 @@ state = json.loads((site / "state.json").read_text())
 assert state["status"] == "finished" and len(state["frames"]) == 3, (state["status"], len(state["frames"]))
 assert (site / "index.html").is_file() and (site / "latentlapse.gif").stat().st_size > 0
 PY
+    # latentlapse compare from the installed package: the site compared with itself.
+    (cd "$work" && "$venv/bin/latentlapse" compare "site-$1" "site-$1" --out "compare-$1" >"$work/compare-$1.log" 2>&1) \
+        || { tail -n 20 "$work/compare-$1.log"; exit 1; }
+    [ -s "$work/compare-$1/index.html" ] && [ -s "$work/compare-$1/comparison.gif" ] \
+        || { echo "wheel-no-compiler: $1: compare wrote no site"; exit 1; }
 }
 
 for kind in wheel sdist; do
