@@ -42,6 +42,25 @@ def now_iso(t: float | None = None) -> str:
     return datetime.fromtimestamp(time.time() if t is None else t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def epoch(value) -> float | None:
+    """Seconds since 1970 of an ISO-8601 time as ``now_iso`` writes it (UTC if it names no zone); None if unreadable."""
+    try:
+        t = datetime.fromisoformat(str(value))
+    except (TypeError, ValueError):
+        return None
+    return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def silent_for(status: str, updated, now: float | None = None) -> float | None:
+    """How long a live report has said nothing, if longer than SILENT_AFTER_SECONDS (its reporter missed
+    its heartbeats: killed, or its machine stopped); None for a report that is final or heard from."""
+    t = epoch(updated)
+    if status not in LIVE_STATUSES or t is None:
+        return None
+    quiet = (time.time() if now is None else now) - t
+    return quiet if quiet > SILENT_AFTER_SECONDS else None
+
+
 def frame_paths(index: int) -> dict[str, str]:
     """The files of frame ``index``, relative to the output folder."""
     stem = layout.frame_stem(index)

@@ -25,8 +25,10 @@ from reporter import ReporterError
 from reporter.compare import site
 from reporter.compare.comparison import MAX_RUNS, compare
 from reporter.compare.outputs import write_outputs
-from reporter.compare.reports import Report, display_name, read_report
+from reporter.compare.reports import Report, display_name, read_report, run_folder
 from reporter.config import COMPARE_OPTIONS
+from reporter.site.runs_index import is_runs_index, write_runs_index
+from reporter.state import HEARTBEAT_SECONDS
 
 log = logging.getLogger("reporter.compare")
 PROG = "latentlapse compare"
@@ -37,15 +39,10 @@ OUTPUTS_EVERY = 30.0
 
 def default_out(folders: list[Path], names: list[str]) -> Path:
     """``compare/<a>-vs-<b>`` in the folder that holds the runs, or in the working folder if they differ."""
-    homes = {_run_folder(f).parent for f in folders}
+    homes = {run_folder(f).parent for f in folders}
     home = homes.pop() if len(homes) == 1 else Path(".")
     name = "-vs-".join(re.sub(r"[^A-Za-z0-9._-]+", "_", n).strip("._") or "run" for n in names)
     return home / FOLDER / name[:120]
-
-
-def _run_folder(folder: Path) -> Path:
-    folder = folder.resolve()
-    return folder.parent if folder.name == "site" else folder
 
 
 def unique_names(folders: list[Path]) -> list[str]:
@@ -73,18 +70,19 @@ def parse(argv: list[str]) -> tuple[dict, list[Path]]:
 
 
 def _read_all(folders, names, options) -> list[Report]:
-    """Every report; while following, wait (up to --wait-timeout) for one that has no frame yet."""
+    """Every report; while following, wait (up to --wait-timeout) for one that is not there or has no frame yet."""
     deadline = time.monotonic() + options["wait_timeout"]
     while True:
+        waiting = options["follow"] and time.monotonic() < deadline
         try:
             reports = [read_report(f, n) for f, n in zip(folders, names)]
-            if options["follow"] and any(not r.frames for r in reports) and time.monotonic() < deadline:
-                raise ReporterError("waiting for a first frame")
-            return reports
         except ReporterError:
-            if not options["follow"] or time.monotonic() >= deadline:
+            if not waiting:
                 raise
-            time.sleep(options["poll_interval"])
+        else:
+            if not (waiting and any(not r.frames for r in reports)):
+                return reports
+        time.sleep(options["poll_interval"])
 
 
 def run(options: dict, folders: list[Path], command: str) -> Path:
@@ -105,7 +103,7 @@ def run(options: dict, folders: list[Path], command: str) -> Path:
         if not following:
             return out
         saved = time.monotonic()
-        while not any([r.refresh() for r in reports]) and time.monotonic() - saved < site.HEARTBEAT:
+        while not any([r.refresh() for r in reports]) and time.monotonic() - saved < HEARTBEAT_SECONDS:
             time.sleep(options["poll_interval"])
 
 
@@ -117,8 +115,6 @@ def _outputs(out: Path, comparison, options, final: bool) -> dict:
 
 def _update_runs_index(out: Path) -> None:
     """Rebuild the runs index beside the comparisons' folder, if there is one, so it links this comparison."""
-    from reporter.site.runs_index import is_runs_index, write_runs_index
-
     index = out.resolve().parent.parent / layout.PAGE
     if out.resolve().parent.name == FOLDER and is_runs_index(index):
         try:

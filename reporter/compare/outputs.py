@@ -37,6 +37,7 @@ from reporter.outputs.figure import (
 from reporter.outputs.gif import GifWriter
 from reporter.outputs.publish import cannot_make_reason
 from reporter.outputs.video import CRF, MAX_BYTES, encode, plan_crf
+from reporter.site.downloads import size_text
 from reporter.trial.steps import step_text
 
 log = logging.getLogger("reporter.compare")
@@ -128,7 +129,7 @@ def write_outputs(out_dir, comparison, titles: list[str], *, delay_ms: int = def
         results["video"] = _video(out, work, drawn, canvas, len(ticks), 1000.0 / delay_ms, threads)
         drawn.finish()  # the ticks the encoder did not take, if it stopped early, into the GIF
         atomic.write_bytes(out / layout.COMPARE_GIF, (work / layout.COMPARE_GIF).read_bytes())
-        caption = f"{gif.frames_text}, {gif.size[0]} \u00d7 {gif.size[1]} px, {_size(gif.bytes)}"
+        caption = f"{gif.frames_text}, {gif.size[0]} \u00d7 {gif.size[1]} px, {size_text(gif.bytes)}"
         results["gif"] = {"path": layout.COMPARE_GIF, "frames": gif.frames, "kept": gif.kept,
                           "kept_ticks": gif.kept_indices, "bytes": gif.bytes, "width": gif.size[0],
                           "height": gif.size[1], "scale": gif.scale, "note": gif.note, "error": None,
@@ -138,10 +139,6 @@ def write_outputs(out_dir, comparison, titles: list[str], *, delay_ms: int = def
     return {"gif": results["gif"], "video": results["video"], "figure": results["figure"],
             "files": [{"path": name, "what": WHAT[name]} for r in made for name in r.get("files", [r["path"]])],
             "problems": [r["error"] for r in (results["video"], results["figure"]) if r and r["error"]]}
-
-
-def _size(n: int) -> str:
-    return f"{n / 2**20:.2f} MiB" if n >= 100 * 1024 else f"{n / 1024:.1f} KiB"
 
 
 class _Drawn:

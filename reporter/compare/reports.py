@@ -67,10 +67,15 @@ class Report:
         return before != (state.status, len(self.frames))
 
 
-def display_name(folder: Path) -> str:
-    """What a report is called: its folder's name, or the run's (``runs/<run>/site``) for the demo's."""
+def run_folder(folder: Path) -> Path:
+    """The run a report belongs to: the demo's ``runs/<run>/site`` is ``runs/<run>``; compose's ``out/<run>`` itself."""
     folder = Path(folder).resolve()
-    return folder.parent.name if folder.name in ("site", "out") and folder.parent.name else folder.name
+    return folder.parent if folder.name == "site" and folder.parent.name else folder
+
+
+def display_name(folder: Path) -> str:
+    """What a report is called: its run's folder name."""
+    return run_folder(folder).name
 
 
 def read_report(folder, name: str | None = None) -> Report:

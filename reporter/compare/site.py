@@ -26,7 +26,7 @@ from reporter.pictures.colours import CLASS_COLOURS
 from reporter.site import explore
 from reporter.site.charts import line_chart
 from reporter.site.page import class_palette, copy_assets, script_json, template_dir, templates_of, write_if_changed
-from reporter.state import HEARTBEAT_SECONDS, SILENT_AFTER_SECONDS
+from reporter.state import SILENT_AFTER_SECONDS, silent_for
 from reporter.trial.steps import step_text
 
 DATA = layout.COMPARE_DATA
@@ -42,8 +42,6 @@ SETTINGS = (("dataset", "dataset"), ("seed", "trainer seed"), ("lr", "learning r
 NOT_RECORDED = "not recorded"
 # Settings a panel's title names (the differing ones), at most.
 TITLE_SETTINGS = 3
-# A comparison saved itself at least this often while following (the page tells a dead one by it).
-HEARTBEAT = HEARTBEAT_SECONDS
 
 
 def marker(out: Path) -> Path:
@@ -245,36 +243,13 @@ def _context(out, comparison, files, settings, panel_titles, live, outputs, comm
 
 
 def _outputs_view(outputs: dict) -> dict | None:
-    """What the page says of the GIF, MP4 and figure (reporter/compare/outputs.py's record)."""
+    """What the page says of the GIF, MP4 and figure: reporter/compare/outputs.py's record, and why a figure is missing."""
     if not outputs:
         return None
-    gif, video, figure = outputs.get("gif"), outputs.get("video"), outputs.get("figure")
-    view = {"gif": None, "files": [], "problems": []}
-    if gif and not gif.get("error"):
-        kept = gif.get("kept") or gif.get("frames")
-        counted = f"{kept} of {gif['frames']} steps" if kept != gif.get("frames") else f"{gif['frames']} steps"
-        view["gif"] = {"path": gif["path"], "width": gif.get("width"), "height": gif.get("height"),
-                       "caption": f"{counted}, {gif.get('width')} × {gif.get('height')} px, {_size(gif.get('bytes'))}"
-                                  + (f" — {gif['note']}" if gif.get("note") else "")}
-        view["files"].append({"path": gif["path"], "what": "every run side by side, one frame per step (GIF)"})
-    if video and not video.get("error"):
-        view["files"].append({"path": video["path"], "what": f"the same as a video, {video.get('frames')} frames (MP4)"})
-    if figure and not figure.get("error"):
-        shown = ", ".join(figure.get("labels") or [])
-        for name in figure.get("files") or []:
-            view["files"].append({"path": name, "what": f"the figure: runs as rows, {shown} as columns"})
-    elif figure is None:
-        view["problems"].append("The figure is made when no run trains any more.")
-    for made in (gif, video, figure):
-        if made and made.get("error"):
-            view["problems"].append(made["error"])
-    return view
-
-
-def _size(n) -> str:
-    if not isinstance(n, int):
-        return "size unknown"
-    return f"{n / 2**20:.2f} MiB" if n >= 100 * 1024 else f"{n / 1024:.1f} KiB"
+    gif = outputs.get("gif")
+    waiting = ["The figure is made when no run trains any more."] if outputs.get("figure") is None else []
+    return {"gif": gif if gif and not gif.get("error") else None, "files": outputs.get("files") or [],
+            "problems": (outputs.get("problems") or []) + waiting}
 
 
 def _chart(comparison, key, title, domain, y_range):
@@ -289,26 +264,15 @@ def _chart(comparison, key, title, domain, y_range):
 def _status(report) -> dict:
     """A run's status as the comparison says it: a live report that has been silent too long is not running."""
     status = report.state.status
-    live = report.live
-    text = status
-    updated = _epoch(report.state.updated)
-    if live and updated is not None:
-        silent = datetime.now(timezone.utc).timestamp() - updated
-        if silent > SILENT_AFTER_SECONDS:
-            live, text = False, f"{status}, but no update for {silent / 60:.0f} min (its reporter may have stopped)"
-    return {"live": live, "text": text, "word": status}
+    quiet = silent_for(status, report.state.updated)
+    if quiet is not None:
+        return {"live": False, "word": status,
+                "text": f"{status}, but no update for {quiet / 60:.0f} min (its reporter may have stopped)"}
+    return {"live": report.live, "word": status, "text": status}
 
 
 def is_silent(report) -> bool:
-    return report.live and not _status(report)["live"]
-
-
-def _epoch(value):
-    try:
-        t = datetime.fromisoformat(str(value))
-    except (TypeError, ValueError):
-        return None
-    return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp()
+    return silent_for(report.state.status, report.state.updated) is not None
 
 
 def _key_text(comparison, key):

@@ -38,7 +38,8 @@ def _probe(run: dict) -> str:
     return f"{size:,}" if isinstance(size, int) else "the"
 
 
-def _mib(n: int) -> str:
+def size_text(n: int) -> str:
+    """A file's size as the site says it: KiB below 100 KiB, MiB above."""
     return f"{n / 1024 / 1024:.2f} MiB" if n >= 100 * 1024 else f"{n / 1024:.1f} KiB"
 
 
@@ -73,7 +74,7 @@ def gif_view(out: Path, state: ReportState, run: dict, dataset: str, frames: lis
         "frames": total,
         "kept": kept,
         "counted": counted,
-        "size": _mib(size),
+        "size": size_text(size),
         "too_big": size > GITHUB_HOTLINK_LIMIT,
         "note": gif.note if gif else None,
         "markdown": f"![{md_alt}]({rel})",
@@ -97,7 +98,7 @@ def video_view(out: Path, state: ReportState, run: dict, dataset: str, frames: l
         "href": video.path,
         "frames": video.frames,
         "of": len(frames),
-        "size": _mib(size),
+        "size": size_text(size),
         "too_big": size > GITHUB_VIDEO_LIMIT,
         "title": title,
         "width": width,
@@ -128,7 +129,7 @@ def figure_view(out: Path, state: ReportState, run: dict, dataset: str) -> dict 
     pdf, svg, png = FIGURE_FILES
     return {
         "png": f"{png}?v={(out / png).stat().st_size}",
-        "files": [{"href": name, "size": _mib((out / name).stat().st_size)} for name in FIGURE_FILES],
+        "files": [{"href": name, "size": size_text((out / name).stat().st_size)} for name in FIGURE_FILES],
         "pdf": pdf, "svg": svg,
         "steps": listed,
         "width": "double column (7 in)" if double else "single column (3.5 in)",

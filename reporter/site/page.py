@@ -435,7 +435,7 @@ def _downloads(out, state, run):
         (RUN_JSON, "run metadata, secrets removed (JSON)"),
     ]
     return [
-        {"href": rel, "label": label, "size": _mib((out / rel).stat().st_size)}
+        {"href": rel, "label": label, "size": site_outputs.size_text((out / rel).stat().st_size)}
         for rel, label in files
         if (out / rel).is_file()
     ]
@@ -533,10 +533,6 @@ def _fmt(v) -> str:
     if isinstance(v, (int, float)):
         return f"{v:.4g}" if math.isfinite(v) else str(v)
     return str(v)
-
-
-def _mib(n: int) -> str:
-    return f"{n / 1024 / 1024:.2f} MiB" if n >= 100 * 1024 else f"{n / 1024:.1f} KiB"
 
 
 def _attr(text: str) -> str:

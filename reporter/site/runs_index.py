@@ -31,7 +31,7 @@ from latentlapse import report_layout as layout
 from reporter import ReporterError
 from reporter.compare.comparison import MAX_RUNS
 from reporter.trial.steps import total_steps
-from reporter.state import LIVE_STATUSES, SILENT_AFTER_SECONDS, STATE_FILE, ReportState
+from reporter.state import LIVE_STATUSES, STATE_FILE, ReportState, epoch, silent_for
 
 # Where a report lives inside a run's folder: compose writes the report itself, the demo a site/.
 REPORT_PLACES = ("", "site")
@@ -266,10 +266,10 @@ def _run_metadata(report: Path) -> dict:
 
 
 def _status_note(state: ReportState, now: float) -> str:
-    updated = _parse(state.updated)
-    if state.status in LIVE_STATUSES and updated is not None and now - updated > SILENT_AFTER_SECONDS:
-        return f"no update for {_duration(now - updated)}"
-    since = _parse(state.status_since)
+    quiet = silent_for(state.status, state.updated, now)
+    if quiet is not None:
+        return f"no update for {_duration(quiet)}"
+    since = epoch(state.status_since)
     return f"since {_clock(since)}" if since is not None else ""
 
 
@@ -283,16 +283,8 @@ def _steps(run: dict, last) -> str:
 
 
 def _started(run: dict, report: Path) -> float:
-    started = _parse(run.get("started"))
+    started = epoch(run.get("started"))
     return started if started is not None else _mtime(report / STATE_FILE)
-
-
-def _parse(value) -> float | None:
-    try:
-        t = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except (TypeError, ValueError):
-        return None
-    return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def _duration(seconds: float) -> str:
