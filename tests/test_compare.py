@@ -218,3 +218,17 @@ def test_match_by_share_of_training_puts_frames_at_their_share_and_says_so(two_r
     out = tmp_path / "share"
     assert latentlapse("compare", *two_reports, "--match", "share", "--out", out).returncode == 0
     assert "the share of each run&#39;s training done" in (out / layout.PAGE).read_text()
+
+
+def test_the_settings_table_takes_what_the_run_file_says_where_the_config_left_a_default(two_reports, tmp_path):
+    a, b = two_reports
+    other = tmp_path / "epochs" / "site"
+    shutil.copytree(b, other)
+    run = json.loads((other / layout.RUN).read_text())
+    run["config"]["steps"], run["steps"] = None, 24  # `--epochs 1`: the trainer worked the steps out
+    (other / layout.RUN).write_text(json.dumps(run))
+    from reporter.compare.site import run_settings
+
+    rows, _ = run_settings(compare([read_report(a), read_report(other)]))
+    steps = next(r for r in rows if r["name"] == "training steps")
+    assert steps["values"] == ["24", "24"] and not steps["differs"]

@@ -69,8 +69,12 @@ def run_settings(comparison: Comparison) -> tuple[list[dict], list[str]]:
             if key == "reporter_seed":
                 value = report.state.trial.get("seed")
             else:
+                # The trainer's config, or what the run file says of the run where the option was
+                # left to its default (steps: None in the config, 937 in the run file).
                 config = (report.run_file or {}).get("config") or {}
-                value = config.get(key, (report.run_file or {}).get(key))
+                value = config.get(key)
+                if value is None:
+                    value = (report.run_file or {}).get(key)
             values.append(NOT_RECORDED if value is None else _text(value))
         differs = len(set(values)) > 1
         rows.append({"name": name, "values": values, "differs": differs})
