@@ -48,3 +48,15 @@ assert worst <= tol, f"embeddings differ by {worst:.3g} of the extent (tolerance
 print(f"reporter-other-python: {len(a['frames'])} frames of our trainer's store, embeddings within "
       f"{worst:.2g} of the extent of the 3.11 run's")
 PY
+
+# The two reports of the same store compared, by the other Python's latentlapse: the panels align
+# to nothing left over (the same latents, the same seed: the same maps within REL_TOL).
+(cd "$work" && "$work/venv/bin/latentlapse" compare site-3.11 site-other --out "$work/compare" >"$work/compare.log" 2>&1) \
+    || { tail -n 20 "$work/compare.log"; exit 1; }
+"$py" - "$work/compare/compare.json" <<'PY'
+import json, sys
+info = json.load(open(sys.argv[1]))
+worst = max(info["runs"][1]["residuals"])
+assert info["shared_points"] == 200 and worst < 1e-4, (info["shared_points"], worst)
+print(f"reporter-other-python: latentlapse compare of the two reports: 200 shared points, residual at most {worst:.2g}")
+PY
