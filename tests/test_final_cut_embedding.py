@@ -68,3 +68,27 @@ def test_frames_with_nonfinite_latents_keep_their_live_layout(run):
     cut = final_cut(broken, live, SETTINGS)
     assert np.array_equal(cut[2], live[2])
     assert not np.array_equal(cut[1], live[1])
+
+
+def test_the_springs_pull_grows_with_the_displacement_up_to_its_reach_then_stays():
+    from reporter.embedding.final_cut import _pull
+
+    reach = 0.05
+    d = np.array([[1e-4, 0.0], [0.0, reach], [3.0, 4.0], [-300.0, 0.0]])
+    pull = _pull(d, reach)
+    length = np.linalg.norm(pull, axis=1)
+    assert length[0] == pytest.approx(1e-4, rel=1e-5)          # quadratic penalty: the pull is d itself
+    assert length[1] == pytest.approx(reach / np.sqrt(2))        # at the reach, 1/sqrt(2) of it
+    assert reach * 0.999 < length[2] < reach and reach * 0.99999 < length[3] < reach  # far: capped at the reach
+    assert np.allclose(pull / length[:, None], d / np.linalg.norm(d, axis=1)[:, None])  # along d
+
+
+def test_a_small_probe_set_without_springs_grows_to_a_full_tsne(run):
+    # 100 points at perplexity 30: P is nearly uniform, and an exaggerated phase with too little
+    # momentum collapsed the layout to a point that 300 plain steps did not grow back from.
+    latents, live, labels = run
+    one = [latents[-1][:100]]
+    cut = final_cut(one, [Embedder(0).embed(one[0])], CutSettings(spring=0.0))[0]
+    fresh = Embedder(1).embed(one[0])
+    assert knn_accuracy(cut, labels[:100]) >= knn_accuracy(fresh, labels[:100]) - 0.05  # 5 of 100 points
+    assert trustworthiness(one[0], cut) >= trustworthiness(one[0], fresh) - 0.01
