@@ -60,9 +60,9 @@ OPTIONS = Options("REPORTER_", [
     Option("figure_width", str, "single", "width of the paper figure: "
            + " or ".join(f"{name} ({inches:g} in)" for name, inches in defaults.FIGURE_WIDTHS_INCHES.items()),
            metavar="WIDTH", choices=tuple(defaults.FIGURE_WIDTHS_INCHES)),
-    Option("final_cut", str, "off", "on: when the run ends, re-embed all frames together (the final cut, in "
-           "final/) and rebuild the GIF, MP4, figure and map from it (off by default: not yet better than the live "
-           "frames, docs/benchmarks.md)",
+    Option("final_cut", str, "on", "when the run ends, re-embed all frames together (the final cut, in final/: "
+           "as good as a fresh t-SNE per frame and steadier than the live frames, docs/benchmarks.md) and rebuild "
+           "the GIF, MP4, figure and map from it; off: the report is done when the live frames are",
            metavar="on|off", choices=("on", "off")),
 ] + [Option(f"{role.name}_regex", str, role.pattern, f"regex of {role.help}", metavar="REGEX")
      for role in ROLES] + [
