@@ -27,7 +27,7 @@ import numpy as np
 
 from latentlapse import atomic
 from latentlapse import report_layout as layout
-from reporter import ReporterError
+from reporter import ReporterError, Stopped
 from reporter.config import from_args
 from reporter.embedding.affinity import PERPLEXITY, neighbour_count
 from reporter.embedding.embed import finite_rows
@@ -43,7 +43,7 @@ log = logging.getLogger("reporter")
 
 ON, OFF = "on", "off"
 # state.final.status
-MAKING, MADE, SKIPPED, FAILED = "making", "made", "skipped", "failed"
+MAKING, MADE, SKIPPED, FAILED, CUT_STOPPED = "making", "made", "skipped", "failed", "stopped"
 EXIT_CUT_FAILED = 3
 
 
@@ -137,7 +137,8 @@ def make_final_cut(out, state: ReportState, store, run_info, config, *, heartbea
     beat()
 
     info = {
-        "method": "dynamic t-SNE (Rauber et al. 2016) over all frames, from the live layouts",
+        "method": "dynamic t-SNE (Rauber et al. 2016) over all frames: each a t-SNE from scratch grown from its "
+                  "live layout, under a pseudo-Huber spring between neighbouring frames",
         "settings": asdict(settings),
         "frames": len(records),
         "steps": [r.step for r in records],
@@ -193,11 +194,13 @@ def plan_final_cut(report, again: bool = False) -> bool:
     return True
 
 
-def run_final_cut(report) -> None:
+def run_final_cut(report) -> int | None:
     """Make the final cut of a report whose live outputs are complete, its status "finishing" meanwhile
     and "finished" afterwards (then saved by the caller).
 
     Any failure keeps the finished live report: ``state.final`` records the line, and stderr has it.
+    So does a stop signal (``docker compose down``): the cut is abandoned, its partial folder
+    removed, and the number of the signal returned (None otherwise); the next run makes the cut.
     """
     state, config = report.state, report.config
     if report.state.status != FINISHING:
@@ -208,20 +211,32 @@ def run_final_cut(report) -> None:
         if time.monotonic() - report.saved_at >= HEARTBEAT_SECONDS:
             report.save()  # "finishing", with a fresh "updated": alive (SILENT_AFTER_SECONDS)
 
-    started = time.perf_counter()
+    started, stopped = time.perf_counter(), None
+    report.cutting = True  # a stop signal now raises Stopped here (reporter/pipeline.py)
     try:
         make_final_cut(report.out, state, report.store, report.run_info, config, heartbeat=heartbeat)
+    except Stopped as stop:
+        report.cutting = False
+        stopped = stop.signum
+        line = (f"the final cut was stopped by {stop} before it was complete, the live outputs are kept: "
+                "run the same command again to make it")
+        print(f"reporter: {line}", file=sys.stderr, flush=True)
+        shutil.rmtree(report.out / layout.FINAL_PARTIAL, ignore_errors=True)
+        state.final = FinalCutInfo(status=CUT_STOPPED, options=options_of(config), error=line, frames=len(state.frames))
     except Exception as exc:  # noqa: BLE001 - the live report is finished and whole: keep it
+        report.cutting = False
         line = f"the final cut failed, the live outputs are kept: {_error_line(exc)}"
         log.debug("final cut", exc_info=exc)
         print(f"reporter: {line}", file=sys.stderr, flush=True)
         shutil.rmtree(report.out / layout.FINAL_PARTIAL, ignore_errors=True)
         state.final = FinalCutInfo(status=FAILED, options=options_of(config), error=line, frames=len(state.frames))
     else:
+        report.cutting = False
         log.info("final cut: %d frames in %.1f s, in %s", len(state.frames), time.perf_counter() - started,
                  report.out / layout.FINAL)
         state.final = FinalCutInfo(status=MADE, options=options_of(config), frames=len(state.frames))
     report.set_status(FINISHED)
+    return stopped
 
 
 def _error_line(exc: Exception) -> str:

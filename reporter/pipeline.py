@@ -19,7 +19,7 @@ from pathlib import Path
 from latentlapse import atomic
 from latentlapse import report_layout as layout
 from latentlapse.contract import RunInfo
-from reporter import ReporterError
+from reporter import ReporterError, Stopped
 from reporter.config import ReporterConfig
 from reporter.final_cut import plan_final_cut, run_final_cut
 from reporter.frame import make_frame, resume_embedder, write_frame_files
@@ -68,14 +68,6 @@ def load_state(out: Path, tensors: str) -> ReportState:
     return ReportState.new(tensors)
 
 
-class Stopped(BaseException):
-    """SIGTERM or SIGINT arrived: end now, as "stopped" (a BaseException: no ``except Exception`` keeps it)."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
 class RunFailed(ReporterError):
     """The report cannot go on (its own files cannot be written): exit 3, the reason on stderr and the site."""
 
@@ -117,6 +109,7 @@ class Report:
         self._inventory_at = 0.0                # when the tensor table was last listed (monotonic)
         self.image_shape = config.image_shape  # --image-shape, as parse_image_shape read it
         self._ending = False
+        self.cutting = False                    # the final cut is being made: a stop signal ends it
 
     # -- status and saving ---------------------------------------------------------------------
 
@@ -163,8 +156,11 @@ class Report:
         if status == FINISHED:
             self.video.discard_segments()  # work files out of the shared folder (reporter/outputs/video.py)
             if cutting:
-                run_final_cut(self)  # never raises: a failed cut keeps this finished report
+                # Never raises: a failed or stopped cut keeps this finished report.
+                stopped = run_final_cut(self)
                 self.save()
+                if stopped is not None:
+                    return 128 + stopped
         if status != FINISHED:
             # The status is on the page first; then the MP4 and figure of the frames kept, if they can be.
             try:
@@ -267,7 +263,7 @@ class Report:
             raise Stopped(self._stop)
 
     def _on_signal(self, signum, _frame) -> None:
-        if self._ending:
+        if self._ending and not self.cutting:
             return
         if self._publishing and self._stop is None:
             log.warning("%s: stopping after this frame", signal.Signals(signum).name)

@@ -190,9 +190,9 @@ class OutputInfo(_Record):
 class FinalCutInfo(_Record):
     """The final cut of a finished report (reporter/final_cut.py): what was asked and how it went."""
 
-    status: str = "off"                 # "off", "making", "made", "skipped" or "failed"
+    status: str = "off"                 # "off", "making", "made", "skipped", "failed" or "stopped"
     options: dict = field(default_factory=dict)  # the cut's settings (reporter.embedding.final_cut.CutSettings)
-    error: str | None = None            # "failed": the one line; "skipped": why
+    error: str | None = None            # "failed" and "stopped": the one line; "skipped": why
     frames: int = 0                     # frames in the cut
 
     WHAT: ClassVar[str] = "final"

@@ -144,6 +144,39 @@ def test_killed_during_the_cut_keeps_the_live_outputs_and_a_rerun_makes_the_same
     assert digests(out / layout.FINAL) == digests(finished / layout.FINAL)
 
 
+def test_sigterm_during_the_cut_ends_it_keeps_the_finished_report_and_a_rerun_makes_the_same_cut(
+        finished, small_run, tmp_path):
+    # docker compose down while the reporter is "finishing": the cut ends at once, not after it.
+    out = tmp_path / "site"
+    proc = subprocess.Popen([PYTHON, "-m", "reporter", "--tensors", str(small_run), "--out", str(out)],
+                            cwd=ROOT, env=trainer_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / layout.FINAL_PARTIAL).exists():
+            assert proc.poll() is None, "the reporter ended before its final cut started"
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    state = state_of(out)
+    assert state["status"] == layout.FINISHED and state["reason"] is None  # training ended: the report is whole
+    assert state["final"]["status"] == "stopped"
+    line = state["final"]["error"]
+    assert line.startswith("the final cut was stopped by SIGTERM") and "run the same command again" in line
+    assert f"reporter: {line}" in err.splitlines()
+    assert not (out / layout.FINAL_PARTIAL).exists() and not (out / layout.FINAL).exists()
+    assert live_digests(out) == live_digests(finished)
+    assert "the final cut was stopped by SIGTERM" in (out / layout.PAGE).read_text()
+    # The same command again: the cut is made, the same bytes as an uninterrupted one.
+    assert report(small_run, out) == 0
+    assert state_of(out)["final"]["status"] == "made"
+    assert digests(out / layout.FINAL) == digests(finished / layout.FINAL)
+
+
 def test_final_cut_off_makes_no_final_folder(small_run, tmp_path):
     out = tmp_path / "site"
     assert report(small_run, out, "--final-cut", "off") == 0

@@ -31,7 +31,10 @@ steps of at most MAX_STEP) over all frames of a window at once.
 
 Long runs: frames are cut in windows of ``window`` frames that overlap by ``overlap``; the frame
 before a window (already cut) is held fixed and pulls on the window's first frame, so the chain
-of springs runs through the whole run while the cost stays linear in the number of frames.
+of springs runs through the whole run while the cost stays linear in the number of frames. The
+affinities are computed window by window and dropped when no later window needs them, so memory
+holds one window's (376 frames of 10,000 points would otherwise hold 4 GB of P or more), and the
+caller's heartbeat comes after every window, not after every frame's P was found.
 
 Afterwards each cut frame is turned onto its live layout (orthogonal Procrustes) and given its
 spread, so a cut frame and its live one can be compared side by side. Frames whose latents hold
@@ -147,16 +150,21 @@ def final_cut(latents, live, settings=CutSettings(), on_window=None):
         raise ValueError(f"{len(latents)} frames of latents but {len(live)} live layouts")
     live = [np.asarray(y, dtype=np.float64) for y in live]
     finite = [bool(finite_rows(x).all() and np.isfinite(y).all()) for x, y in zip(latents, live)]
-    P = [affinities(np.ascontiguousarray(x, dtype=np.float64), settings.perplexity)[0] if ok else None
-         for x, ok in zip(latents, finite)]
     # Every frame of a window, the ones it shares with the last window too, grows from its own
     # live layout shrunk: a frame the last window cut is cut again with the frames after it.
     shrunk = [y * (INIT_STD / np.std(y)) if ok and np.std(y) > 0 else y for y, ok in zip(live, finite)]
     cut = [y.copy() for y in live]
     spans = windows(len(live), settings.window, settings.overlap)
+    P = {}  # the affinities of the frames of this window only: memory and each call's time stay those of a window
     for done, (start, stop) in enumerate(spans, 1):
+        for t in [t for t in P if t < start]:
+            del P[t]
+        for t in range(start, stop):
+            if t not in P:
+                P[t] = affinities(np.ascontiguousarray(latents[t], dtype=np.float64),
+                                  settings.perplexity)[0] if finite[t] else None
         before = cut[start - 1] if start > 0 and finite[start - 1] else None
-        cut[start:stop] = _descend(shrunk[start:stop], P[start:stop], before, settings)
+        cut[start:stop] = _descend(shrunk[start:stop], [P[t] for t in range(start, stop)], before, settings)
         if on_window is not None:
             on_window(done, len(spans))
     return [same_spread(procrustes(y, ref), ref) if ok else ref.copy()

@@ -407,7 +407,7 @@ def _final_view(out, state):
     if made.status != "made" or not info_path.is_file():
         line = {"making": "The final cut is being made: all frames re-embedded together; the live outputs "
                           "are complete meanwhile.",
-                "skipped": made.error, "failed": made.error}.get(made.status) or f"The final cut: {made.status}."
+                "skipped": made.error, "failed": made.error, "stopped": made.error}.get(made.status) or f"The final cut: {made.status}."
         return {"made": False, "line": redact_text(line) if line else line}
     info = json.loads(info_path.read_text())
     final = f"{layout.FINAL}/"
