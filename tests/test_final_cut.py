@@ -205,3 +205,39 @@ def test_a_failed_cut_keeps_the_finished_live_report_and_says_why(small_run, fin
     assert cut_main(["--tensors", str(small_run), "--out", str(out)]) == 3
     assert state_of(out)["status"] == layout.FINISHED
     shutil.rmtree(out / layout.FINAL, ignore_errors=True)
+
+
+def test_the_page_shows_the_final_cut_beside_the_live_outputs_in_a_browser(finished):
+    from test_browser import ARGS, ARTIFACTS, CHROMIUM, Visit, _require_browser
+
+    _require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            ARTIFACTS.mkdir(exist_ok=True)
+            for width in (1280, 375):
+                visit = Visit(browser, finished / layout.PAGE, viewport={"width": width, "height": 900})
+                page = visit.open()
+                page.wait_for_function("() => document.querySelector('#final-gif-img').complete")
+                assert page.eval_on_selector("#final-gif-img", "img => img.naturalWidth") > 0
+                assert page.eval_on_selector("#final-gif-img", "img => img.getAttribute('src')") == \
+                    f"{layout.FINAL}/{layout.GIF}"
+                # Each version's links open its own files: the cut's in final/, the live ones beside the page.
+                rows = page.eval_on_selector_all(
+                    "#final-versions tbody tr",
+                    "rows => rows.map(r => [...r.querySelectorAll('td a')].map(a => a.getAttribute('href')))")
+                assert rows and all(len(links) == 2 for links in rows), rows
+                for cut, live in rows:
+                    assert cut == f"{layout.FINAL}/{live}" and (finished / cut).is_file() and (finished / live).is_file()
+                    assert (finished / cut).read_bytes() != (finished / live).read_bytes()
+                caption = page.inner_text("#final-gif-caption")
+                assert "10-NN accuracy" in caption and "(live " in caption
+                assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+                assert visit.errors == []
+                assert [u for u in visit.requests if not u.startswith(visit.folder)] == []
+                page.locator("#final").screenshot(path=str(ARTIFACTS / f"final-{width}.png"))
+                visit.close()
+        finally:
+            browser.close()
