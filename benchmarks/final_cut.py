@@ -8,10 +8,11 @@ accuracy in 2-D, trustworthiness, jitter (frames 1..n) and seconds per frame (th
 whole time over its frames). Then a cost line: the cut of a longer run, made by repeating the
 run's frames (the cost does not depend on what the latents are; linear in frames by design),
 in seconds per frame, and with ``--cost-points`` at a larger probe set. ``--variant`` (and
-``--spring``, its shorthand) measures other cut settings on every run's first seed.
+``--spring``, its shorthand) measures other cut settings on every run's first seed, e.g.
+``--variant spring=0.3,reach=0.25`` (a large ``reach`` makes the spring quadratic).
 
     .venv/bin/python benchmarks/final_cut.py --run mnist:0 --run fashion-mnist:1 --run mnist:2 \
-        --steps 937 --eval-every 25 --seeds 0,1 --long-frames 376
+        --steps 937 --eval-every 25 --seeds 0,1 --long-frames 376 --cost-points 5000
 """
 
 from __future__ import annotations
