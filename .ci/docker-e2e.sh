@@ -9,7 +9,8 @@
 #                         laptop without a proxy) builds the images' first stage, the one that copies
 #                         docker/certs/ (the later stages run pip, which needs this machine's proxy CA)
 #   4. build both images (the machine's CA certificates are copied into docker/certs/ as a build input)
-#   5. scenario "run":    a small run (docker/ci.env) -> exit 0, site + GIF on the host with every frame;
+#   5. scenario "run":    a small run (docker/ci.env) -> exit 0, site + GIF on the host with every frame,
+#                         and the final cut's GIF (on by default) of the same frames;
 #                         then the same command again -> a second run in its own folder, the first intact
 #   6. scenario "bad":    a bad setting -> one clear line in the logs, non-zero exit
 #   7. scenario "killed": the trainer is killed mid-run -> reporter marks the run stalled/failed, keeps
@@ -152,6 +153,12 @@ for frame in frames:
         assert (site / frame[key]).is_file(), f"missing {frame[key]}"
 gif = iio.imread(site / "latentlapse.gif", index=None)
 assert gif.shape[0] == len(frames), f"GIF has {gif.shape[0]} frames, state.json {len(frames)}"
+if want_status == ["finished"]:
+    # The final cut is on by default: a finished run has its second GIF, of the same frames.
+    assert state["final"]["status"] == "made", f"final cut {state['final']}"
+    cut = iio.imread(site / "final" / "latentlapse.gif", index=None)
+    assert cut.shape == gif.shape, f"the final cut's GIF is {cut.shape}, the live one {gif.shape}"
+    assert (site / "final" / "cut.json").is_file() and (site / "final" / "figure.pdf").is_file()
 assert (site / "index.html").stat().st_size > 1000, "index.html is (nearly) empty"
 print(f"{run}: status {state['status']}, {len(frames)} frames, GIF {gif.shape}, "
       f"{(site / 'latentlapse.gif').stat().st_size} bytes")

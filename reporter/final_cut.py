@@ -219,7 +219,7 @@ def run_final_cut(report) -> int | None:
         report.cutting = False
         stopped = stop.signum
         line = (f"the final cut was stopped by {stop} before it was complete, the live outputs are kept: "
-                "run the same command again to make it")
+                "run the reporter on this store again, or `latentlapse cut --tensors STORE --out SITE`, to make it")
         print(f"reporter: {line}", file=sys.stderr, flush=True)
         shutil.rmtree(report.out / layout.FINAL_PARTIAL, ignore_errors=True)
         state.final = FinalCutInfo(status=CUT_STOPPED, options=options_of(config), error=line, frames=len(state.frames))

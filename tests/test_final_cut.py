@@ -166,7 +166,7 @@ def test_sigterm_during_the_cut_ends_it_keeps_the_finished_report_and_a_rerun_ma
     assert state["status"] == layout.FINISHED and state["reason"] is None  # training ended: the report is whole
     assert state["final"]["status"] == "stopped"
     line = state["final"]["error"]
-    assert line.startswith("the final cut was stopped by SIGTERM") and "run the same command again" in line
+    assert line.startswith("the final cut was stopped by SIGTERM") and "latentlapse cut --tensors" in line
     assert f"reporter: {line}" in err.splitlines()
     assert not (out / layout.FINAL_PARTIAL).exists() and not (out / layout.FINAL).exists()
     assert live_digests(out) == live_digests(finished)
