@@ -122,19 +122,27 @@ def test_the_same_store_gives_the_same_bytes_by_the_pipeline_and_by_the_subcomma
     assert not (finished / layout.RESERVE).exists()
 
 
-def test_killed_during_the_cut_keeps_the_live_outputs_and_a_rerun_makes_the_same_cut(finished, small_run, tmp_path):
-    out = tmp_path / "site"
-    proc = subprocess.Popen([PYTHON, "-m", "reporter", "--tensors", str(small_run), "--out", str(out), "--final-cut", "on"],
-                            cwd=ROOT, env=trainer_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def signal_during_the_cut(tensors, out, signum):
+    """Run the reporter as a user would, send ``signum`` once its final cut has begun; return it ended, and its stderr."""
+    proc = subprocess.Popen([PYTHON, "-m", "reporter", "--tensors", str(tensors), "--out", str(out)],
+                            cwd=ROOT, env=trainer_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
         while not (out / layout.FINAL_PARTIAL).exists():
             assert proc.poll() is None, "the reporter ended before its final cut started"
             assert time.monotonic() < deadline
             time.sleep(0.01)
-        os.kill(proc.pid, signal.SIGKILL)
+        os.kill(proc.pid, signum)
+        _, err = proc.communicate(timeout=60)
     finally:
+        proc.kill()
         proc.wait(timeout=60)
+    return proc, err
+
+
+def test_killed_during_the_cut_keeps_the_live_outputs_and_a_rerun_makes_the_same_cut(finished, small_run, tmp_path):
+    out = tmp_path / "site"
+    signal_during_the_cut(small_run, out, signal.SIGKILL)
     assert state_of(out)["status"] == layout.FINISHING
     assert not (out / layout.FINAL).exists()
     assert live_digests(out) == live_digests(finished)  # the live outputs are whole
@@ -148,19 +156,7 @@ def test_sigterm_during_the_cut_ends_it_keeps_the_finished_report_and_a_rerun_ma
         finished, small_run, tmp_path):
     # docker compose down while the reporter is "finishing": the cut ends at once, not after it.
     out = tmp_path / "site"
-    proc = subprocess.Popen([PYTHON, "-m", "reporter", "--tensors", str(small_run), "--out", str(out)],
-                            cwd=ROOT, env=trainer_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not (out / layout.FINAL_PARTIAL).exists():
-            assert proc.poll() is None, "the reporter ended before its final cut started"
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        os.kill(proc.pid, signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-        proc.wait(timeout=60)
+    proc, err = signal_during_the_cut(small_run, out, signal.SIGTERM)
     assert proc.returncode == 128 + signal.SIGTERM
     state = state_of(out)
     assert state["status"] == layout.FINISHED and state["reason"] is None  # training ended: the report is whole
