@@ -214,9 +214,11 @@ def run_final_cut(report) -> int | None:
     started, stopped = time.perf_counter(), None
     report.cutting = True  # a stop signal now raises Stopped here (reporter/pipeline.py)
     try:
-        make_final_cut(report.out, state, report.store, report.run_info, config, heartbeat=heartbeat)
+        try:
+            make_final_cut(report.out, state, report.store, report.run_info, config, heartbeat=heartbeat)
+        finally:
+            report.cutting = False  # before the clean-up below: a second signal must not cut it short
     except Stopped as stop:
-        report.cutting = False
         stopped = stop.signum
         line = (f"the final cut was stopped by {stop} before it was complete, the live outputs are kept: "
                 "run the reporter on this store again, or `latentlapse cut --tensors STORE --out SITE`, to make it")
@@ -224,14 +226,12 @@ def run_final_cut(report) -> int | None:
         shutil.rmtree(report.out / layout.FINAL_PARTIAL, ignore_errors=True)
         state.final = FinalCutInfo(status=CUT_STOPPED, options=options_of(config), error=line, frames=len(state.frames))
     except Exception as exc:  # noqa: BLE001 - the live report is finished and whole: keep it
-        report.cutting = False
         line = f"the final cut failed, the live outputs are kept: {_error_line(exc)}"
         log.debug("final cut", exc_info=exc)
         print(f"reporter: {line}", file=sys.stderr, flush=True)
         shutil.rmtree(report.out / layout.FINAL_PARTIAL, ignore_errors=True)
         state.final = FinalCutInfo(status=FAILED, options=options_of(config), error=line, frames=len(state.frames))
     else:
-        report.cutting = False
         log.info("final cut: %d frames in %.1f s, in %s", len(state.frames), time.perf_counter() - started,
                  report.out / layout.FINAL)
         state.final = FinalCutInfo(status=MADE, options=options_of(config), frames=len(state.frames))
