@@ -237,3 +237,44 @@ def test_the_page_shows_the_final_cut_beside_the_live_outputs_in_a_browser(finis
                 visit.close()
         finally:
             browser.close()
+
+
+def test_the_map_shows_the_live_frames_and_the_final_cut_in_step(finished):
+    # The report's map has two panels with a final cut: pointing at a probe in the live panel
+    # marks the same probe where the cut put it (the data files' coordinates, as explore.js draws them).
+    from test_browser import ARGS, CHROMIUM, Visit, _require_browser
+    from test_browser_compare import canvas_box, lonely, marker_at, on_screen, open_page
+
+    from reporter.site import explore
+
+    _require_browser()
+    from playwright.sync_api import sync_playwright
+
+    last = len(state_of(finished)["frames"]) - 1
+
+    def world(folder):
+        payload = explore.read_data_script(folder / explore.frame_files(last)["js"])
+        return explore.unpack(payload["xy"], "<i2").reshape(-1, 2) / explore.COORD_SCALE
+
+    live, cut = world(finished), world(finished / layout.FINAL)
+    assert not np.allclose(live, cut)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            visit = Visit(browser, finished / layout.PAGE, viewport={"width": 1280, "height": 1000})
+            page = open_page(visit)
+            assert page.locator(".map-wrap").count() == 2
+            assert page.locator(".panel-title").all_inner_texts() == ["live", "final cut"]
+            box0, box1 = canvas_box(page, 0), canvas_box(page, 1)
+            i = lonely([live, cut], box0)
+            page.mouse.move(*on_screen(box0, live[i]))
+            tip = page.locator('.map-wrap[data-panel="0"] .tooltip')
+            tip.wait_for(state="visible")
+            assert tip.locator(".point-index").inner_text() == str(i)
+            x, y = on_screen(box1, cut[i])
+            at = marker_at(page, 1, "hover-marker")
+            assert at is not None and abs(at[0] - (x - box1["x"])) < 1.5 and abs(at[1] - (y - box1["y"])) < 1.5
+            assert visit.errors == []
+            visit.close()
+        finally:
+            browser.close()

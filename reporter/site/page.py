@@ -150,6 +150,7 @@ def _context(out: Path, state: ReportState, run: dict, frames: list, now: dateti
     recon_step = steps[-1] if steps else None  # the grid is redrawn with every frame
     dataset = DATASET_NAMES.get(str(run.get("dataset", "")), run.get("dataset") or "unknown dataset")
     palette = class_palette(class_names)
+    map_panels = _map_panels(out, state, frame_views)
     return {
         "title": f"latentlapse · {dataset}",
         "header": _header(state, run, frames, status, dataset, now),
@@ -167,6 +168,8 @@ def _context(out: Path, state: ReportState, run: dict, frames: list, now: dateti
                                                       ("figure", "The paper figure", state.figure))
                             if made is not None and made.error],
         "final": _final_view(out, state),
+        # With a final cut the map has two panels in step: the live frames and the cut's.
+        "map_panels": [{"title": name} for name, _ in map_panels] if map_panels else None,
         "frames": frame_views,
         "latest": frame_views[-1] if frame_views else None,
         "loss_chart": loss,
@@ -193,6 +196,7 @@ def _context(out: Path, state: ReportState, run: dict, frames: list, now: dateti
                 {k: v[k] for k in ("number", "step", "label", "png", "alt", "cursor_x", "explore", "gap")}
                 for v in frame_views
             ], "probes": explore.PROBES_JS if (out / explore.PROBES_JS).is_file() else None,
+             "panels": [{"frames": paths, "name": name} for name, paths in map_panels] if map_panels else None,
              "colours": list(CLASS_COLOURS)}
         ),
     }
@@ -298,6 +302,20 @@ def _frame_view(out, frame, i, n, step, loss_chart, label):
         "cursor_x": loss_chart["x_of"](step),
         "explore": _if_exists(out, explore.frame_files(frame.get("index", i))["js"]),
     }
+
+
+def _map_panels(out, state, frame_views):
+    """[(title, map data per frame)] of the live frames and the final cut's, where the cut was made
+    of these frames and its map data is whole; else None (the live map alone)."""
+    made = state.final
+    if made is None or made.status != "made" or made.frames != len(frame_views) or not frame_views:
+        return None
+    if not all(v["explore"] for v in frame_views):
+        return None
+    cut = [f"{layout.FINAL}/{v['explore']}" for v in frame_views]  # the cut's files keep the live names
+    if not all((out / path).is_file() for path in cut):
+        return None
+    return [("live", [v["explore"] for v in frame_views]), ("final cut", cut)]
 
 
 def _explore_view(out, palette, frame_views):
