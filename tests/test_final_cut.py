@@ -88,7 +88,7 @@ def test_a_finished_report_gets_its_final_cut_with_the_live_frames_and_steps(fin
     page = (finished / layout.PAGE).read_text()
     assert 'id="final-versions"' in page and 'href="final/latentlapse.gif"' in page
     assert 'href="final/latentlapse.mp4"' in page and 'href="latentlapse.mp4"' in page
-    assert "The interactive map below shows the live frames" in page
+    assert "shows both, side by side and in step: the live frames and the final cut" in page
 
 
 def test_the_cut_is_as_good_as_the_live_frames(finished):
