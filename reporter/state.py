@@ -42,13 +42,21 @@ def now_iso(t: float | None = None) -> str:
     return datetime.fromtimestamp(time.time() if t is None else t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def epoch(value) -> float | None:
-    """Seconds since 1970 of an ISO-8601 time as ``now_iso`` writes it (UTC if it names no zone); None if unreadable."""
+def parse_time(value) -> datetime | None:
+    """An ISO-8601 time as ``now_iso`` writes it (UTC if it names no zone), or a datetime; None if unreadable."""
+    if isinstance(value, datetime):
+        return value
     try:
         t = datetime.fromisoformat(str(value))
     except (TypeError, ValueError):
         return None
-    return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp()
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def epoch(value) -> float | None:
+    """Seconds since 1970 of :func:`parse_time`'s time; None if unreadable."""
+    t = parse_time(value)
+    return t.timestamp() if t is not None else None
 
 
 def silent_for(status: str, updated, now: float | None = None) -> float | None:

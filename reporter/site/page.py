@@ -32,7 +32,7 @@ from reporter.trial.modes import role_rows, site_notes
 from reporter.pictures.colours import CLASS_COLOURS
 from reporter.site.redact import HIDDEN, redact, redact_text
 from reporter.trial.steps import batch_steps, frame_train_step, total_steps
-from reporter.state import FINAL_STATUSES, LIVE_STATUSES, SILENT_AFTER_SECONDS, ReportState
+from reporter.state import FINAL_STATUSES, LIVE_STATUSES, SILENT_AFTER_SECONDS, ReportState, epoch, parse_time
 
 __all__ = [
     "write_site",
@@ -205,7 +205,7 @@ def _context(out: Path, state: ReportState, run: dict, frames: list, now: dateti
 def _header(state, run, frames, status, dataset, now):
     progress = run.get("progress") or {}
     config = run.get("config") or {}
-    since = _parse_time(state.status_since)
+    since = parse_time(state.status_since)
     text = {"running": "Running", "finished": "Finished", "stalled": "Stalled", "failed": "Failed",
             "stopped": "Stopped", "waiting": "Waiting for the trainer",
             "finishing": "Finishing: the live outputs are complete, the final cut is being made"}
@@ -227,7 +227,7 @@ def _header(state, run, frames, status, dataset, now):
         "expected_frames": run.get("expected_frames"),
         "status": status,
         "status_text": status_text,
-        "updated": _when(_parse_time(state.updated)),
+        "updated": _when(parse_time(state.updated)),
         "skipped": len(state.skipped),
         "checked": _checked_text(frames),
     }
@@ -474,8 +474,8 @@ def _run_facts(state, run):
         ("tensor store", redact_text(state.tensors) if state.tensors else None),
         ("data source", run.get("data_source")),
         ("probe set", f"{run['probe_size']:,} images" if isinstance(run.get("probe_size"), int) else None),
-        ("started", _when(_parse_time(run.get("started"))) if run.get("started") else None),
-        ("finished", _when(_parse_time(run.get("finished"))) if run.get("finished") else None),
+        ("started", _when(parse_time(run.get("started"))) if run.get("started") else None),
+        ("finished", _when(parse_time(run.get("finished"))) if run.get("finished") else None),
         ("versions", ", ".join(f"{k} {v}" for k, v in sorted(versions.items())) or None),
         *role_rows(state.trial),
     ]
@@ -523,20 +523,10 @@ def _if_exists(out, rel):
     return str(rel) if rel and (out / str(rel)).is_file() else None
 
 
-def _parse_time(value):
-    if isinstance(value, datetime):
-        return value
-    try:
-        t = datetime.fromisoformat(str(value))
-    except (TypeError, ValueError):
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
-
-
 def _epoch(value) -> float | None:
     """Seconds since 1970 of an ISO time (for the page's clock), None if unknown."""
-    t = _parse_time(value)
-    return round(t.timestamp(), 3) if t else None
+    t = epoch(value)
+    return round(t, 3) if t is not None else None
 
 
 def _when(t) -> str:
