@@ -211,7 +211,7 @@ def run_final_cut(report) -> int | None:
         if time.monotonic() - report.saved_at >= HEARTBEAT_SECONDS:
             report.save()  # "finishing", with a fresh "updated": alive (SILENT_AFTER_SECONDS)
 
-    started, stopped = time.perf_counter(), None
+    started, stopped, line = time.perf_counter(), None, None
     report.cutting = True  # a stop signal now raises Stopped here (reporter/pipeline.py)
     try:
         try:
@@ -219,22 +219,20 @@ def run_final_cut(report) -> int | None:
         finally:
             report.cutting = False  # before the clean-up below: a second signal must not cut it short
     except Stopped as stop:
-        stopped = stop.signum
+        stopped, status = stop.signum, CUT_STOPPED
         line = (f"the final cut was stopped by {stop} before it was complete, the live outputs are kept: "
                 "run the reporter on this store again, or `latentlapse cut --tensors STORE --out SITE`, to make it")
-        print(f"reporter: {line}", file=sys.stderr, flush=True)
-        shutil.rmtree(report.out / layout.FINAL_PARTIAL, ignore_errors=True)
-        state.final = FinalCutInfo(status=CUT_STOPPED, options=options_of(config), error=line, frames=len(state.frames))
     except Exception as exc:  # noqa: BLE001 - the live report is finished and whole: keep it
-        line = f"the final cut failed, the live outputs are kept: {_error_line(exc)}"
+        status, line = FAILED, f"the final cut failed, the live outputs are kept: {_error_line(exc)}"
         log.debug("final cut", exc_info=exc)
-        print(f"reporter: {line}", file=sys.stderr, flush=True)
-        shutil.rmtree(report.out / layout.FINAL_PARTIAL, ignore_errors=True)
-        state.final = FinalCutInfo(status=FAILED, options=options_of(config), error=line, frames=len(state.frames))
     else:
         log.info("final cut: %d frames in %.1f s, in %s", len(state.frames), time.perf_counter() - started,
                  report.out / layout.FINAL)
         state.final = FinalCutInfo(status=MADE, options=options_of(config), frames=len(state.frames))
+    if line is not None:
+        print(f"reporter: {line}", file=sys.stderr, flush=True)
+        shutil.rmtree(report.out / layout.FINAL_PARTIAL, ignore_errors=True)
+        state.final = FinalCutInfo(status=status, options=options_of(config), error=line, frames=len(state.frames))
     report.set_status(FINISHED)
     return stopped
 

@@ -22,6 +22,9 @@ from reporter.config import from_args
 from reporter.embedding.quality import knn_accuracy, trustworthiness
 from reporter.final_cut import main as cut_main
 from reporter.pipeline import run
+from reporter.site import explore
+from test_browser import ARTIFACTS, Visit, browser  # noqa: F401  (the module's browser fixture)
+from test_browser_compare import canvas_box, lonely, marker_at, on_screen, open_page
 
 pytestmark = pytest.mark.e2e
 
@@ -203,53 +206,35 @@ def test_a_failed_cut_keeps_the_finished_live_report_and_says_why(small_run, fin
     shutil.rmtree(out / layout.FINAL, ignore_errors=True)
 
 
-def test_the_page_shows_the_final_cut_beside_the_live_outputs_in_a_browser(finished):
-    from test_browser import ARGS, ARTIFACTS, CHROMIUM, Visit, _require_browser
-
-    _require_browser()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            ARTIFACTS.mkdir(exist_ok=True)
-            for width in (1280, 375):
-                visit = Visit(browser, finished / layout.PAGE, viewport={"width": width, "height": 900})
-                page = visit.open()
-                page.wait_for_function("() => document.querySelector('#final-gif-img').complete")
-                assert page.eval_on_selector("#final-gif-img", "img => img.naturalWidth") > 0
-                assert page.eval_on_selector("#final-gif-img", "img => img.getAttribute('src')") == \
-                    f"{layout.FINAL}/{layout.GIF}"
-                # Each version's links open its own files: the cut's in final/, the live ones beside the page.
-                rows = page.eval_on_selector_all(
-                    "#final-versions tbody tr",
-                    "rows => rows.map(r => [...r.querySelectorAll('td a')].map(a => a.getAttribute('href')))")
-                assert rows and all(len(links) == 2 for links in rows), rows
-                for cut, live in rows:
-                    assert cut == f"{layout.FINAL}/{live}" and (finished / cut).is_file() and (finished / live).is_file()
-                    assert (finished / cut).read_bytes() != (finished / live).read_bytes()
-                caption = page.inner_text("#final-gif-caption")
-                assert "10-NN accuracy" in caption and "(live " in caption
-                assert page.evaluate("() => document.documentElement.scrollWidth") <= width
-                assert visit.errors == []
-                assert [u for u in visit.requests if not u.startswith(visit.folder)] == []
-                page.locator("#final").screenshot(path=str(ARTIFACTS / f"final-{width}.png"))
-                visit.close()
-        finally:
-            browser.close()
+def test_the_page_shows_the_final_cut_beside_the_live_outputs_in_a_browser(browser, finished):  # noqa: F811
+    ARTIFACTS.mkdir(exist_ok=True)
+    for width in (1280, 375):
+        visit = Visit(browser, finished / layout.PAGE, viewport={"width": width, "height": 900})
+        page = visit.open()
+        page.wait_for_function("() => document.querySelector('#final-gif-img').complete")
+        assert page.eval_on_selector("#final-gif-img", "img => img.naturalWidth") > 0
+        assert page.eval_on_selector("#final-gif-img", "img => img.getAttribute('src')") == \
+            f"{layout.FINAL}/{layout.GIF}"
+        # Each version's links open its own files: the cut's in final/, the live ones beside the page.
+        rows = page.eval_on_selector_all(
+            "#final-versions tbody tr",
+            "rows => rows.map(r => [...r.querySelectorAll('td a')].map(a => a.getAttribute('href')))")
+        assert rows and all(len(links) == 2 for links in rows), rows
+        for cut, live in rows:
+            assert cut == f"{layout.FINAL}/{live}" and (finished / cut).is_file() and (finished / live).is_file()
+            assert (finished / cut).read_bytes() != (finished / live).read_bytes()
+        caption = page.inner_text("#final-gif-caption")
+        assert "10-NN accuracy" in caption and "(live " in caption
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+        assert visit.errors == []
+        assert [u for u in visit.requests if not u.startswith(visit.folder)] == []
+        page.locator("#final").screenshot(path=str(ARTIFACTS / f"final-{width}.png"))
+        visit.close()
 
 
-def test_the_map_shows_the_live_frames_and_the_final_cut_in_step(finished):
+def test_the_map_shows_the_live_frames_and_the_final_cut_in_step(browser, finished):  # noqa: F811
     # The report's map has two panels with a final cut: pointing at a probe in the live panel
     # marks the same probe where the cut put it (the data files' coordinates, as explore.js draws them).
-    from test_browser import ARGS, CHROMIUM, Visit, _require_browser
-    from test_browser_compare import canvas_box, lonely, marker_at, on_screen, open_page
-
-    from reporter.site import explore
-
-    _require_browser()
-    from playwright.sync_api import sync_playwright
-
     last = len(state_of(finished)["frames"]) - 1
 
     def world(folder):
@@ -258,23 +243,18 @@ def test_the_map_shows_the_live_frames_and_the_final_cut_in_step(finished):
 
     live, cut = world(finished), world(finished / layout.FINAL)
     assert not np.allclose(live, cut)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            visit = Visit(browser, finished / layout.PAGE, viewport={"width": 1280, "height": 1000})
-            page = open_page(visit)
-            assert page.locator(".map-wrap").count() == 2
-            assert page.locator(".panel-title").all_inner_texts() == ["live", "final cut"]
-            box0, box1 = canvas_box(page, 0), canvas_box(page, 1)
-            i = lonely([live, cut], box0)
-            page.mouse.move(*on_screen(box0, live[i]))
-            tip = page.locator('.map-wrap[data-panel="0"] .tooltip')
-            tip.wait_for(state="visible")
-            assert tip.locator(".point-index").inner_text() == str(i)
-            x, y = on_screen(box1, cut[i])
-            at = marker_at(page, 1, "hover-marker")
-            assert at is not None and abs(at[0] - (x - box1["x"])) < 1.5 and abs(at[1] - (y - box1["y"])) < 1.5
-            assert visit.errors == []
-            visit.close()
-        finally:
-            browser.close()
+    visit = Visit(browser, finished / layout.PAGE, viewport={"width": 1280, "height": 1000})
+    page = open_page(visit)
+    assert page.locator(".map-wrap").count() == 2
+    assert page.locator(".panel-title").all_inner_texts() == ["live", "final cut"]
+    box0, box1 = canvas_box(page, 0), canvas_box(page, 1)
+    i = lonely([live, cut], box0)
+    page.mouse.move(*on_screen(box0, live[i]))
+    tip = page.locator('.map-wrap[data-panel="0"] .tooltip')
+    tip.wait_for(state="visible")
+    assert tip.locator(".point-index").inner_text() == str(i)
+    x, y = on_screen(box1, cut[i])
+    at = marker_at(page, 1, "hover-marker")
+    assert at is not None and abs(at[0] - (x - box1["x"])) < 1.5 and abs(at[1] - (y - box1["y"])) < 1.5
+    assert visit.errors == []
+    visit.close()
